@@ -1,0 +1,1 @@
+"""The ``adaqp`` command line: parses arguments and dispatches lazily to the components."""

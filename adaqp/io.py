@@ -1,0 +1,90 @@
+"""Atomic, pickle-free artifact I/O: JSON and ``.npz``.
+
+Every artifact the project writes goes through here so that a crash mid-write never leaves a
+half-written file behind (write to a temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from adaqp.errors import AdaqpInputError
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read JSON, turning a missing or corrupt file into :class:`AdaqpInputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdaqpInputError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise AdaqpInputError(f"corrupt JSON file {path}: {e}") from None
+
+
+def write_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], compress: bool = False) -> Path:
+    """Write named arrays to ``.npz`` atomically (object arrays are refused: no pickle)."""
+    path = Path(path)
+    for name, a in arrays.items():
+        if np.asarray(a).dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; artifacts never use pickle")
+    tmp = _atomic_target(path)
+    try:
+        with open(tmp, "wb") as f:
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` (``allow_pickle=False``); check required keys are present."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdaqpInputError(f"file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise AdaqpInputError(f"corrupt .npz file {path}: {e}") from None
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise AdaqpInputError(f"{path} lacks array(s) {', '.join(missing)}")
+    return out

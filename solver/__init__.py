@@ -1,0 +1,1 @@
+"""adaqp.solver: the bit-width MILP (PuLP) that writes a BitPlan. Filled in by the solver issue."""
