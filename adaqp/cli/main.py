@@ -1,5 +1,55 @@
-"""Entry point (placeholder until the CLI lands in this commit series)."""
+"""The ``adaqp`` entry point: argument parsing and lazy dispatch.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and ``run(args)``;
+the module is imported only when its command runs, so ``adaqp --help`` stays fast and a
+component's heavy imports never slow another command down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from adaqp import __version__
+from adaqp.errors import AdaqpInputError
+
+# subcommand -> module under adaqp.cli (imported for its parser, run lazily)
+COMMANDS = {
+    "data": "adaqp.cli.data_cmd",
+    "partition": "adaqp.cli.partition_cmd",
+    "demo": "adaqp.cli.demo_cmd",
+}
 
 
-def main(argv=None) -> int:
-    return 0
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="adaqp",
+        description="Plan, simulate and run distributed full-graph GNN training with adaptive "
+                    "message quantization and overlap (AdaQP).",
+    )
+    p.add_argument("--version", action="version", version=f"adaqp {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(module).add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except AdaqpInputError as e:
+        print(f"adaqp {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"adaqp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Arguments shared by several commands (kept import-light: argparse only)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DATASET_HELP = (
+    "dataset spec: cora | citeseer | sbm:nodes=N,classes=C,feat=F,deg=D,seed=S | "
+    "rmat:scale=S,edgefactor=E,feat=F,classes=C,seed=S | a .npz file | a GraphSAINT or OGB folder"
+)
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+
+
+def add_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", metavar="DIR", type=Path, default=None,
+                   help="write CSV/PNG files and summary.json here (created if missing)")
+
+
+def add_partition_args(p: argparse.ArgumentParser, parts_required: bool = True) -> None:
+    p.add_argument("--parts", type=positive_int, required=parts_required, default=None if parts_required else 4,
+                   help="number of parts (one per rank)")
+    p.add_argument("--method", choices=("metis", "random", "contiguous"), default="metis",
+                   help="partitioner (default: metis)")
+    p.add_argument("--balance", choices=("nodes", "edges"), default="nodes",
+                   help="what METIS balances across parts (default: nodes)")
+    p.add_argument("--seed", type=int, default=0, help="partitioner seed (default: 0)")
+
+
+def prepare_out(out: Path | None) -> Path | None:
+    from adaqp.errors import require
+
+    if out is None:
+        return None
+    require(not out.exists() or out.is_dir(), f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -1,0 +1,62 @@
+"""Output conventions shared by every command: a readable table on stdout, and under ``--out``
+CSV files plus a ``summary.json`` of the headline figures; stage timers on stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from adaqp.io import write_json, write_text
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """Right-aligned plain-text table; ints get thousands separators, floats 3 significant places."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0].keys())
+    cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
+    return str(v)
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
+    import csv
+    import io
+
+    columns = list(columns or (rows[0].keys() if rows else []))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def write_summary(out: Path, summary: Mapping[str, Any]) -> Path:
+    return write_json(out / "summary.json", dict(summary))
+
+
+@contextmanager
+def stage(label: str, quiet: bool = False) -> Iterator[None]:
+    """Announce a step on stderr and report its duration, so long work is never silent."""
+    t0 = time.perf_counter()
+    if not quiet:
+        print(f"· {label} ...", end="", file=sys.stderr, flush=True)
+    try:
+        yield
+    finally:
+        if not quiet:
+            print(f" {time.perf_counter() - t0:.2f} s", file=sys.stderr, flush=True)

@@ -1,0 +1,306 @@
+"""The :class:`ClusterSpec`: which machines a plan is simulated, costed or run on.
+
+A cluster is ``nodes`` x ``devices_per_node`` devices, each shared by ``ranks_per_device`` ranks
+(rank ``i`` lives on device ``i // ranks_per_device``, node ``i // ranks_per_node``). Ranks on one
+node talk over ``intra_link`` (PCIe, NVLink or loopback); nodes talk over ``network``.
+
+Specs come from YAML with units (``bw: 25gbit``, ``latency: 5us``); in Python and in files written
+back, bandwidths are bytes/s and latencies seconds. Network convention: ``bit``/``bps``/``b/s`` are
+bits, ``B``/``Bps``/``B/s``/``byte`` are bytes; k/M/G/T are powers of 1000, Ki/Mi/Gi/Ti of 1024.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from adaqp.errors import AdaqpInputError, require
+from adaqp.io import write_text
+
+__all__ = ["ClusterSpec", "Link", "Network", "parse_bandwidth_Bps", "parse_latency_s",
+           "LINK_KINDS", "TRANSPORTS"]
+
+LINK_KINDS = ("pcie", "nvlink", "loopback")
+TRANSPORTS = ("nccl", "gloo-staged", "gloo-cpu")
+# Order-of-magnitude defaults used only when a spec gives no latency; fit real values from
+# measurements (hardware profiles) rather than trusting these.
+DEFAULT_LATENCY_S = {"pcie": 5e-6, "nvlink": 3e-6, "loopback": 20e-6, "network": 20e-6}
+# Gloo over loopback moved ~0.9-1.2 GB/s per rank on the machines we measured (DESIGN.md).
+LOOPBACK_BW_Bps = 1e9
+# Theoretical PCIe bandwidth per lane and direction after line encoding, by generation.
+PCIE_LANE_Bps = {1: 0.25e9, 2: 0.5e9, 3: 0.985e9, 4: 1.969e9, 5: 3.938e9, 6: 7.563e9}
+
+_NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S*?)\s*$")
+_PREFIX = re.compile(r"^([kKmMgGtT]i?)?(.*)$")
+_SCALE = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12,
+          "ki": 2.0**10, "mi": 2.0**20, "gi": 2.0**30, "ti": 2.0**40}
+_BIT_UNITS = ("bit", "bits", "bit/s", "bits/s", "bps", "b/s")  # lower-case b only for bps, b/s
+_BYTE_UNITS = ("B", "B/s", "Bps", "byte", "bytes", "byte/s", "bytes/s")
+_TIME_UNITS = {"": 1.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ns": 1e-9}
+
+
+def _split(value: Any) -> tuple[float, str] | None:
+    """(number, unit) of a YAML scalar; None when it is neither a number nor 'number unit'."""
+    if isinstance(value, bool):  # YAML 'yes' is True, and True is an int: refuse it
+        return None
+    if isinstance(value, (int, float)):
+        return float(value), ""
+    m = _NUMBER.match(value) if isinstance(value, str) else None
+    return (float(m.group(1)), m.group(2)) if m else None
+
+
+def _bytes_per_unit(unit: str) -> float | None:
+    """Bytes/s per unit of bandwidth, or None for an unknown unit."""
+    prefix, base = _PREFIX.match(unit).groups()
+    if base == "" and prefix:  # "16G" alone says neither bits nor bytes
+        return None
+    scale = _SCALE[(prefix or "").lower()]
+    if base.lower() in _BIT_UNITS[:4] or base in _BIT_UNITS[4:]:
+        return scale / 8
+    if base in _BYTE_UNITS or base.lower() in _BYTE_UNITS[3:] or (base == "" and not prefix):
+        return scale
+    return None
+
+
+def parse_bandwidth_Bps(value: Any, field: str = "bandwidth") -> float:
+    """Bytes/s from ``25gbit``, ``25Gbps``, ``100mbit``, ``16GB/s``, ``55 GB/s`` or a plain number."""
+    parts = _split(value)
+    per = _bytes_per_unit(parts[1]) if parts else None
+    require(per is not None and math.isfinite(parts[0]),
+            f"{field}: cannot parse {value!r} as a bandwidth (e.g. 25gbit, 16GB/s)")
+    bw = parts[0] * per
+    require(bw > 0, f"{field}: bandwidth must be positive, got {value!r}")
+    return bw
+
+
+def parse_latency_s(value: Any, field: str = "latency") -> float:
+    """Seconds from ``5us``, ``0.5ms``, ``100ns``, ``2e-6`` or a plain number."""
+    parts = _split(value)
+    ok = parts is not None and parts[1] in _TIME_UNITS and math.isfinite(parts[0])
+    require(ok, f"{field}: cannot parse {value!r} as a latency (e.g. 5us, 0.5ms, 2e-6)")
+    lat = parts[0] * _TIME_UNITS[parts[1]]
+    require(lat >= 0, f"{field}: latency must not be negative, got {value!r}")
+    return lat
+
+
+def _pos_int(value: Any, field: str) -> int:
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    require(ok, f"{field} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _name(value: Any, field: str) -> str:
+    ok = isinstance(value, str) and value != "" and value == value.strip()
+    require(ok, f"{field} must be a non-empty string without spaces around it, got {value!r}")
+    return value
+
+
+def _fix(obj: Any, **values: Any) -> None:
+    for k, v in values.items():  # normalise fields of a frozen dataclass in __post_init__
+        object.__setattr__(obj, k, v)
+
+
+@dataclass(frozen=True)
+class Link:
+    """How ranks on one node reach each other. PCIe bandwidth defaults to ``pcie_gen`` x ``lanes``."""
+
+    kind: str
+    bw_Bps: float | None = None
+    latency_s: float | None = None
+    pcie_gen: int | None = None
+    lanes: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.kind in LINK_KINDS, f"intra_link.kind must be one of {', '.join(LINK_KINDS)}, "
+                                         f"got {self.kind!r}")
+        for f, ok in (("pcie_gen", tuple(PCIE_LANE_Bps)), ("lanes", (1, 2, 4, 8, 16))):
+            v = getattr(self, f)
+            require(v is None or self.kind == "pcie", f"intra_link.{f} is only for kind pcie")
+            require(v is None or (v in ok and not isinstance(v, bool)),
+                    f"intra_link.{f} must be one of {', '.join(map(str, ok))}, got {v!r}")
+            _fix(self, **{f: None if v is None else int(v)})
+        bw = self.bw_Bps
+        if bw is None:
+            require(self.kind == "pcie" and self.pcie_gen and self.lanes,
+                    "intra_link.bw is required (or, for pcie, pcie_gen and lanes)")
+            bw = PCIE_LANE_Bps[self.pcie_gen] * self.lanes
+        lat = DEFAULT_LATENCY_S[self.kind] if self.latency_s is None else self.latency_s
+        _fix(self, bw_Bps=parse_bandwidth_Bps(bw, "intra_link.bw"),
+             latency_s=parse_latency_s(lat, "intra_link.latency"))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"kind": self.kind, "bw": self.bw_Bps, "latency": self.latency_s}
+        d.update({k: getattr(self, k) for k in ("pcie_gen", "lanes") if getattr(self, k) is not None})
+        return d
+
+
+@dataclass(frozen=True)
+class Network:
+    """How nodes reach each other: per-node NIC bandwidth, latency, GPUDirect RDMA, oversubscription."""
+
+    bw_Bps: float
+    latency_s: float | None = None
+    gdr: bool = False
+    oversubscription: float = 1.0
+
+    def __post_init__(self) -> None:
+        lat = DEFAULT_LATENCY_S["network"] if self.latency_s is None else self.latency_s
+        _fix(self, bw_Bps=parse_bandwidth_Bps(self.bw_Bps, "network.bw"),
+             latency_s=parse_latency_s(lat, "network.latency"))
+        require(isinstance(self.gdr, bool), f"network.gdr must be true or false, got {self.gdr!r}")
+        o = self.oversubscription
+        ok = isinstance(o, (int, float)) and not isinstance(o, bool) and math.isfinite(o) and o >= 1
+        require(ok, f"network.oversubscription must be a number >= 1, got {o!r}")
+        _fix(self, oversubscription=float(o))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bw": self.bw_Bps, "latency": self.latency_s, "gdr": self.gdr,
+                "oversubscription": self.oversubscription}
+
+
+_LINK_KEYS = {"kind": "kind", "bw": "bw_Bps", "latency": "latency_s", "pcie_gen": "pcie_gen",
+              "lanes": "lanes"}
+_NET_KEYS = {"bw": "bw_Bps", "latency": "latency_s", "gdr": "gdr",
+             "oversubscription": "oversubscription"}
+_TOP_KEYS = ("name", "nodes", "devices_per_node", "ranks_per_device", "device", "profile",
+             "transport", "intra_link", "network")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A cluster, validated on construction. ``profile`` defaults to the device name; ``transport``
+    to ``gloo-cpu`` for CPUs, else ``nccl`` (one rank per GPU) or ``gloo-staged`` (shared GPUs)."""
+
+    name: str
+    nodes: int
+    devices_per_node: int
+    device: str
+    intra_link: Link
+    network: Network | None = None
+    ranks_per_device: int = 1
+    profile: str = ""
+    transport: str = ""
+
+    def __post_init__(self) -> None:
+        _name(self.name, "name")
+        _fix(self, **{f: _pos_int(getattr(self, f), f)
+                      for f in ("nodes", "devices_per_node", "ranks_per_device")})
+        _fix(self, device=_name(self.device, "device").lower())
+        _fix(self, profile=self.profile or self.device)
+        _name(self.profile, "profile")
+        require(isinstance(self.intra_link, Link), "intra_link must be a Link")
+        require(isinstance(self.network, Network) or (self.network is None and self.nodes == 1),
+                "network is required when nodes > 1")
+        cpu = self.device == "cpu"
+        _fix(self, transport=self.transport or ("gloo-cpu" if cpu else
+                                                "nccl" if self.ranks_per_device == 1 else "gloo-staged"))
+        self._check_combination(cpu)
+
+    def _check_combination(self, cpu: bool) -> None:
+        t = self.transport
+        require(t in TRANSPORTS, f"transport must be one of {', '.join(TRANSPORTS)}, got {t!r}")
+        require(cpu == (t == "gloo-cpu"), f"transport {t} does not fit device {self.device!r}: "
+                                          "CPU ranks use gloo-cpu, GPU ranks nccl or gloo-staged")
+        require(t != "nccl" or self.ranks_per_device == 1,
+                "ranks_per_device: NCCL refuses two ranks on one GPU; use transport gloo-staged")
+        require(not cpu or self.intra_link.kind == "loopback",
+                f"intra_link.kind: CPU ranks on one node talk over loopback, not {self.intra_link.kind}")
+        require(self.network is None or not self.network.gdr or t == "nccl",
+                f"network.gdr: GPUDirect RDMA needs transport nccl, not {t}")
+
+    # ---- derived -------------------------------------------------------------------------
+    @property
+    def num_devices(self) -> int:
+        return self.nodes * self.devices_per_node
+
+    @property
+    def ranks_per_node(self) -> int:
+        return self.devices_per_node * self.ranks_per_device
+
+    @property
+    def num_ranks(self) -> int:
+        return self.nodes * self.ranks_per_node
+
+    @property
+    def world_size(self) -> int:
+        return self.num_ranks
+
+    def _rank(self, rank: int) -> int:
+        require(0 <= int(rank) < self.num_ranks, f"rank {rank} out of range [0, {self.num_ranks})")
+        return int(rank)
+
+    def rank_to_node(self, rank: int) -> int:
+        return self._rank(rank) // self.ranks_per_node
+
+    def rank_to_device(self, rank: int) -> int:
+        """Global device index (``node * devices_per_node + local device``) of ``rank``."""
+        return self._rank(rank) // self.ranks_per_device
+
+    # ---- dicts and files -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in _TOP_KEYS[:7]}
+        d["intra_link"] = self.intra_link.to_dict()
+        if self.network is not None:
+            d["network"] = self.network.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "cluster") -> "ClusterSpec":
+        """Build from a plain dict (units allowed); every error names ``source`` and the field."""
+        try:
+            _keys(d, _TOP_KEYS, ("nodes", "devices_per_node", "device", "intra_link"), "")
+            kw = {k: v for k, v in d.items() if k not in ("intra_link", "network")}
+            kw.setdefault("name", Path(source).stem or "cluster")
+            _keys(d["intra_link"], _LINK_KEYS, ("kind",), "intra_link.")
+            kw["intra_link"] = Link(**{_LINK_KEYS[k]: v for k, v in d["intra_link"].items()})
+            if d.get("network") is not None:
+                _keys(d["network"], _NET_KEYS, ("bw",), "network.")
+                kw["network"] = Network(**{_NET_KEYS[k]: v for k, v in d["network"].items()})
+            return cls(**kw)
+        except AdaqpInputError as e:
+            raise AdaqpInputError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "ClusterSpec":
+        p = Path(path)
+        require(p.is_file(), f"file not found: {p}")
+        try:
+            d = yaml.safe_load(p.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            raise AdaqpInputError(f"{p}: not valid YAML: {' '.join(str(e).split())}") from None
+        return cls.from_dict(d, source=str(p))
+
+    def to_yaml(self, path: str | os.PathLike) -> Path:
+        """Write the spec atomically (temporary file in the same folder, then rename)."""
+        text = "# adaqp cluster spec: bandwidths in bytes/s, latencies in seconds\n"
+        text += yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return write_text(path, text)
+
+    @classmethod
+    def local_cpu(cls, num_ranks: int, link_bw_Bps: float | str | None = None) -> "ClusterSpec":
+        """This machine: ``num_ranks`` CPU ranks over loopback, or, with ``link_bw_Bps``, one
+        emulated node per rank joined by shaped links (network namespaces + ``tc``). The emulated
+        nodes still share this host's cores; its measured profile carries that slowdown."""
+        n = _pos_int(num_ranks, "num_ranks")
+        loop = Link("loopback", LOOPBACK_BW_Bps)
+        if link_bw_Bps is None:
+            return cls("local-cpu", 1, 1, "cpu", loop, ranks_per_device=n)
+        return cls("local-cpu-shaped", n, 1, "cpu", loop, Network(link_bw_Bps))
+
+
+def _keys(d: Any, allowed, required, prefix: str) -> None:
+    """Refuse a non-mapping, unknown fields and missing fields, naming them with their path."""
+    require(isinstance(d, Mapping), f"{prefix.rstrip('.') or 'the spec'} must be a mapping, "
+                                    f"got {type(d).__name__}")
+    unknown = [str(k) for k in d if k not in allowed]
+    require(not unknown, f"unknown field {', '.join(prefix + k for k in unknown)} "
+                         f"(known: {', '.join(prefix + k for k in allowed)})")
+    missing = [k for k in required if k not in d]
+    require(not missing, f"missing field {', '.join(prefix + k for k in missing)}")
