@@ -84,6 +84,9 @@ def read_npz(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise AdaqpInputError(f"file not found: {path}")
+    # np.load treats any non-zip file as a pickle; say what is wrong instead
+    if not zipfile.is_zipfile(path):
+        raise AdaqpInputError(f"corrupt .npz file {path}: not a zip archive")
     try:
         with np.load(path, allow_pickle=False) as z:
             out = {k: z[k] for k in z.files}

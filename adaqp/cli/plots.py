@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _plt():
+def plt_module():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +18,7 @@ def _plt():
 
 def degree_plot(path: Path, graph) -> Path:
     """In-degree distribution on log-log axes: power-law graphs show a straight tail."""
-    plt = _plt()
+    plt = plt_module()
     counts = np.bincount(graph.in_degree)
     d = np.nonzero(counts)[0]
     d = d[d > 0]
@@ -35,7 +35,7 @@ def degree_plot(path: Path, graph) -> Path:
 
 def halo_heatmap(path: Path, pair_rows: np.ndarray, title: str) -> Path:
     """Rows sent from each part (y) to each part (x): the communication the halo implies."""
-    plt = _plt()
+    plt = plt_module()
     p = pair_rows.shape[0]
     fig, ax = plt.subplots(figsize=(1.2 + 0.45 * p, 0.9 + 0.4 * p))
     im = ax.imshow(pair_rows, cmap="viridis")

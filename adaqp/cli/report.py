@@ -19,7 +19,12 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | Non
     columns = list(columns or rows[0].keys())
     cells = [[_fmt(r.get(c, "")) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))  # noqa: E731
+    # text columns read best left-aligned, numbers right-aligned
+    left = [all(isinstance(r.get(c), str) for r in rows) for c in columns]
+
+    def line(vals):
+        return "  ".join(v.ljust(w) if lf else v.rjust(w) for v, w, lf in zip(vals, widths, left)).rstrip()
+
     return "\n".join([line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
@@ -57,6 +62,9 @@ def stage(label: str, quiet: bool = False) -> Iterator[None]:
         print(f"· {label} ...", end="", file=sys.stderr, flush=True)
     try:
         yield
-    finally:
+    except BaseException:
         if not quiet:
-            print(f" {time.perf_counter() - t0:.2f} s", file=sys.stderr, flush=True)
+            print(" failed", file=sys.stderr, flush=True)
+        raise
+    if not quiet:
+        print(f" {time.perf_counter() - t0:.2f} s", file=sys.stderr, flush=True)

@@ -32,11 +32,6 @@ _ROWS = 1 << 16
 _MASKS = ("train_mask", "val_mask", "test_mask")
 
 
-def _first_line(e: BaseException) -> str:
-    text = (str(e).strip().splitlines() or [""])[0][:200]
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
-
-
 @contextmanager
 def _reading(path: Path):
     """Turn any parser failure while reading ``path`` into one AdaqpInputError line."""
@@ -46,8 +41,9 @@ def _reading(path: Path):
         yield
     except AdaqpInputError:
         raise
-    except _PARSE_ERRORS as e:
-        raise AdaqpInputError(f"cannot read {path}: {_first_line(e)}") from None
+    except _PARSE_ERRORS as e:  # keep the first line of the parser's message: it says where
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise AdaqpInputError(f"cannot read {path}: {type(e).__name__}: {first}") from None
 
 
 @contextmanager
@@ -80,14 +76,11 @@ def _ids(values, n: int, where) -> np.ndarray:
 
 
 def _mask(ids: np.ndarray, n: int) -> np.ndarray:
-    m = np.zeros(n, dtype=bool)
-    m[ids] = True
-    return m
+    return np.bincount(ids, minlength=n) > 0
 
 
 def _multilabel(y: np.ndarray, where) -> np.ndarray:
-    require(y.dtype.kind in "biuf" and bool(np.isin(y, (0, 1)).all()),
-            f"{where}: multi-label targets must be 0/1")
+    require(y.dtype.kind in "biuf" and bool(np.isin(y, (0, 1)).all()), f"{where}: multi-label targets must be 0/1")
     return y.astype(np.float32)
 
 
@@ -122,9 +115,8 @@ def _saint_adjacency(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_json(path: Path):
-    with _reading(path):
-        with open(path, "rb") as f:
-            return json.load(f)
+    with _reading(path), open(path, "rb") as f:
+        return json.load(f)
 
 
 def _saint_labels(path: Path, n: int) -> np.ndarray:
@@ -137,14 +129,13 @@ def _saint_labels(path: Path, n: int) -> np.ndarray:
         vals = np.asarray(list(cm.values()))
     except ValueError:  # ragged lists
         raise AdaqpInputError(f"{path}: multi-label values must be lists of equal length") from None
-    if vals.ndim == 1:
-        require(vals.dtype.kind in "iu", f"{path}: class values must be integers or lists of 0/1")
-        require(int(vals.min()) >= 0, f"{path}: class values must be >= 0")
-        labels = np.full(n, -1, dtype=np.int64)
-    else:
-        require(vals.ndim == 2, f"{path}: class values must be integers or equal-length lists of 0/1")
-        vals = _multilabel(vals, path)
+    if vals.ndim == 2:
         labels = np.zeros((n, vals.shape[1]), dtype=np.float32)
+        labels[keys] = _multilabel(vals, path)
+        return labels
+    require(vals.ndim == 1 and vals.dtype.kind in "iu" and int(vals.min()) >= 0,
+            f"{path}: class values must be integers >= 0 or lists of 0/1")
+    labels = np.full(n, -1, dtype=np.int64)
     labels[keys] = vals
     return labels
 
@@ -162,23 +153,20 @@ def _saint_roles(path: Path, n: int):
 def load_ogb(dirpath: str | os.PathLike) -> Graph:
     """OGB node-property raw layout (``raw/*.csv.gz``, ``split/[<name>/]{train,valid,test}.csv.gz``).
 
-    Edges are stored in both directions; a label of ``nan`` (unlabelled) becomes ``-1``; a label
-    file with several columns is read as multi-label 0/1 targets.
+    Edges are stored both ways; a ``nan`` label becomes ``-1``; several label columns = multi-label.
     """
     d = Path(dirpath)
     require(d.is_dir(), f"not a directory: {d}")
-    x = _check_features(_csv(d / "raw" / "node-feat.csv.gz", np.float32), d / "raw" / "node-feat.csv.gz")
+    feat_path = d / "raw" / "node-feat.csv.gz"
+    x = _check_features(_csv(feat_path, np.float32), feat_path)
     n = x.shape[0]
     edge_path = d / "raw" / "edge.csv.gz"
     edges = _csv(edge_path, np.int64, empty_ok=True, columns=2)
     src, dst = _ids(edges[:, 0], n, edge_path), _ids(edges[:, 1], n, edge_path)
     labels = _ogb_labels(d / "raw" / "node-label.csv.gz", n)
-    split_dir = _ogb_split_dir(d / "split")
-    masks = []
-    for part in ("train", "valid", "test"):
-        p = split_dir / f"{part}.csv.gz"
-        ids = _csv(p, np.int64, empty_ok=True, columns=1)
-        masks.append(_mask(_ids(ids.reshape(-1), n, p), n))
+    split = _ogb_split_dir(d / "split")
+    parts = (split / f"{part}.csv.gz" for part in ("train", "valid", "test"))
+    masks = [_mask(_ids(_csv(p, np.int64, empty_ok=True, columns=1)[:, 0], n, p), n) for p in parts]
     del edges
     indptr, indices = csr_from_edges(src, dst, n, make_undirected=True)
     with _building(d):
@@ -229,20 +217,14 @@ def _ogb_split_dir(split: Path) -> Path:
 
 # ---- PyG Data -----------------------------------------------------------------------------------
 def _numpy(t) -> np.ndarray | None:
-    """A torch tensor (on any device) or array-like as numpy; torch is not imported here."""
-    if t is None:
-        return None
-    for step in ("detach", "cpu", "numpy"):
-        if hasattr(t, step) and not isinstance(t, np.ndarray):
-            t = getattr(t, step)()
-    return np.asarray(t)
+    if hasattr(t, "detach"):  # a torch tensor on any device; torch itself is never imported here
+        t = t.detach().cpu().numpy()
+    return None if t is None else np.asarray(t)
 
 
 def from_pyg(data, name: str = "pyg", *, make_undirected: bool = False, seed: int = 0) -> Graph:
-    """Convert a ``torch_geometric.data.Data``-like object (duck typed: ``edge_index``, ``x``, ``y``,
-    optional ``train_mask``/``val_mask``/``test_mask``).
-
-    ``y`` of shape ``[N, 1]`` is squeezed; ``[N, C]`` with ``C > 1`` is multi-label. A mask may be
+    """Convert a ``torch_geometric.data.Data``-like object: duck typed (``edge_index``, ``x``, ``y``,
+    optional ``train_mask``/``val_mask``/``test_mask``), so PyG need not be installed. ``y`` of shape ``[N, 1]`` is squeezed; ``[N, C]`` with ``C > 1`` is multi-label. A mask may be
     boolean ``[N]`` (a 2-D mask, as some PyG datasets carry several splits, uses column 0) or an
     integer index list. With no mask at all, labelled nodes get the random 50/25/25 split of
     :func:`adaqp.data.generators.random_split` (``seed``); if only some masks exist the others are empty.
