@@ -148,9 +148,11 @@ def pack_bits(q: torch.Tensor, bits: int) -> torch.Tensor:
     uint8, little-endian within a byte (value j of a byte at bits ``j*bits``), last byte zero-padded."""
     require(bits in wire.QUANT_BITS, f"pack_bits: bits must be one of {wire.QUANT_BITS}, got {bits}")
     require(q.dim() == 2 and q.dtype == torch.uint8, "pack_bits: q must be a 2-D uint8 tensor")
+    rows, width = q.shape
     if bits == 8:
         return q.contiguous()
-    rows, width = q.shape
+    if rows == 0:
+        return torch.empty(0, packed_row_nbytes(width, bits), dtype=torch.uint8, device=q.device)
     per = 8 // bits
     nb = packed_row_nbytes(width, bits)
     if nb * per != width:
@@ -169,9 +171,11 @@ def unpack_bits(packed: torch.Tensor, bits: int, width: int) -> torch.Tensor:
     nb = packed_row_nbytes(width, bits)
     require(packed.dim() == 2 and packed.dtype == torch.uint8 and packed.shape[1] == nb,
             f"unpack_bits: packed must be uint8 [R, {nb}] for width {width} at {bits} bits")
+    rows = packed.shape[0]
     if bits == 8:
         return packed
-    rows = packed.shape[0]
+    if rows == 0:
+        return torch.empty(0, width, dtype=torch.uint8, device=packed.device)
     w = packed.to(_WORD[bits])
     for shift, mask in _SPREAD[bits]:
         w = (w | (w << shift)) & mask
@@ -214,7 +218,7 @@ def quantize(x: torch.Tensor, bits: int, generator: torch.Generator | None = Non
     q = t.to(torch.uint8)  # t >= 0: truncation is floor
     frac = t.frac_()  # t - trunc(t) = t - floor(t), exact
     u = torch.rand(x.shape, generator=generator, dtype=torch.float32, device=x.device)
-    q.add_(torch.lt(u, frac))
+    q.add_(torch.lt(u, frac)); q = torch.floor(torch.sub(x, lo).div_(torch.where(step > 0, step, torch.ones_like(step))) + u).clamp_(0, n).to(torch.uint8)
     return pack_bits(q, bits), header
 
 
@@ -337,8 +341,10 @@ def _levels(bits, like):
             ok |= b == v
         require(bool(ok.all()), f"bit-widths must be in {wire.ALL_BITS}")
         n = (2.0 ** b.clamp(max=8).to(torch.float64)) - 1
-        dev = like.device if isinstance(like, torch.Tensor) else b.device
-        return torch.where(b > 8, torch.full_like(n, float("inf")), n).to(dev)
+        n = torch.where(b > 8, torch.full_like(n, float("inf")), n)
+        if isinstance(like, torch.Tensor):
+            n = n.to(like.device, like.dtype if like.is_floating_point() else n.dtype)
+        return n
     if np.ndim(bits) == 0:
         b = wire.check_bits(int(bits))
         return float("inf") if b in wire.PASS_BITS else float((1 << b) - 1)

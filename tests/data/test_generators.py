@@ -111,6 +111,8 @@ def test_sbm_edge_cases():
 
 @pytest.mark.parametrize("kwargs, word", [
     (dict(nodes=0, classes=1, feat=1), "nodes"),
+    (dict(nodes=10.5, classes=1, feat=1), "nodes must be an integer"),
+    (dict(nodes=10, classes=2, feat=2.0), "feat must be an integer"),
     (dict(nodes=10, classes=0, feat=1), "classes"),
     (dict(nodes=10, classes=2, feat=0), "feat"),
     (dict(nodes=10, classes=2, feat=2, deg=-1), "deg"),
@@ -162,7 +164,7 @@ def test_rmat_chunked_paths(monkeypatch):
 
 @pytest.mark.parametrize("kwargs, word", [
     (dict(scale=0), "scale"), (dict(scale=31), "scale"), (dict(scale=2.5), "scale"),
-    (dict(scale=4, edgefactor=0), "edgefactor"),
+    (dict(scale=4, edgefactor=0), "edgefactor"), (dict(scale=4, edgefactor=1.5), "edgefactor"),
     (dict(scale=4, feat=0), "feat"), (dict(scale=4, classes=0), "classes"),
     (dict(scale=2, classes=5), "classes"),
     (dict(scale=4, a=0.6, b=0.3, c=0.2), "a, b, c"), (dict(scale=4, a=-0.1), "a, b, c"),
