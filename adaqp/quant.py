@@ -48,13 +48,23 @@ from adaqp import wire
 from adaqp.errors import require
 
 __all__ = [
-    "bf16_round_down", "bf16_round_up", "bf16_next_up", "bf16_next_down",
-    "row_headers", "quantize", "dequantize", "pack_bits", "unpack_bits",
-    "packed_row_nbytes", "message_layout", "message_size", "pack_message", "unpack_message",
-    "variance_reference", "variance_bound",
+    "bf16_next_down",
+    "bf16_next_up",
+    "bf16_round_down",
+    "bf16_round_up",
+    "dequantize",
+    "message_layout",
+    "message_size",
+    "pack_bits",
+    "pack_message",
+    "packed_row_nbytes",
+    "quantize",
+    "row_headers",
+    "unpack_bits",
+    "unpack_message",
+    "variance_bound",
+    "variance_reference",
 ]
-
-_F32_MAX = float(torch.finfo(torch.float32).max)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,7 +228,7 @@ def quantize(x: torch.Tensor, bits: int, generator: torch.Generator | None = Non
     q = t.to(torch.uint8)  # t >= 0: truncation is floor
     frac = t.frac_()  # t - trunc(t) = t - floor(t), exact
     u = torch.rand(x.shape, generator=generator, dtype=torch.float32, device=x.device)
-    q.add_(torch.lt(u, frac)); q = torch.floor(torch.sub(x, lo).div_(torch.where(step > 0, step, torch.ones_like(step))) + u).clamp_(0, n).to(torch.uint8)
+    q.add_(torch.lt(u, frac))
     return pack_bits(q, bits), header
 
 

@@ -1,8 +1,9 @@
 """Bytes on the wire: the one function every component uses to size a message.
 
-A quantized row of width F at b bits is packed into ``ceil(F * b / 8)`` bytes, followed by a
-per-row header holding (min, scale) as two bfloat16 values (as in the reference). Widths 16 and
-32 are pass-through: fp16 / fp32 rows with no header.
+A quantized row of width F at b bits is packed into ``ceil(F * b / 8)`` bytes, plus a per-row
+header holding (lo, step) as two bfloat16 values (the reference sends (min, scale) the same way;
+step = 1 / scale). Widths 16 and 32 are pass-through: bfloat16 / float32 rows with no header.
+``adaqp.quant`` lays the bytes out; this module only counts them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 QUANT_BITS = (1, 2, 4, 8)
 PASS_BITS = (16, 32)
 ALL_BITS = QUANT_BITS + PASS_BITS
-HEADER_NBYTES = 4  # (min, scale) as 2 x bfloat16 per quantized row
+HEADER_NBYTES = 4  # (lo, step) as 2 x bfloat16 per quantized row
 
 
 def check_bits(bits: int) -> int:

@@ -1,0 +1,99 @@
+"""Moving bytes between ranks: one ``all_to_all`` over uneven splits, three transports.
+
+- ``gloo``: CPU tensors straight through Gloo (these machines, CI).
+- ``nccl``: CUDA tensors through NCCL, for ranks that own distinct GPUs.
+- ``gloo-staged``: CUDA ranks sharing a GPU (NCCL refuses two ranks on one device, Gloo crashed
+  on CUDA tensors): copy to a pinned host buffer, Gloo, copy back.
+
+Every message is a flat uint8 buffer with per-peer byte splits, so quantized and fp32 payloads
+take the same path (an fp32 tensor is reinterpreted as bytes, no copy).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+import torch.distributed as dist
+
+from adaqp.errors import require
+
+TRANSPORTS = ("gloo", "nccl", "gloo-staged")
+
+
+class _Done:
+    """A finished exchange (what a blocking call hands back, so callers always ``wait()``)."""
+
+    def wait(self) -> None:
+        return None
+
+
+class GlooTransport:
+    name = "gloo"
+
+    def all_to_all(self, recv: torch.Tensor, send: torch.Tensor, recv_splits: list[int],
+                   send_splits: list[int], async_op: bool):
+        work = dist.all_to_all_single(recv, send, recv_splits, send_splits, async_op=async_op)
+        return work if async_op else _Done()
+
+
+class NcclTransport(GlooTransport):
+    name = "nccl"  # same call; NCCL runs it on its own stream
+
+
+class StagedTransport:
+    """CUDA tensors through pinned host buffers and Gloo; async via one communication thread."""
+
+    name = "gloo-staged"
+
+    def __init__(self) -> None:
+        self._pinned: dict[tuple[str, int], torch.Tensor] = {}
+
+    def _host(self, key: str, nbytes: int) -> torch.Tensor:
+        buf = self._pinned.get((key, nbytes))
+        if buf is None:  # allocated once per size, then reused every epoch
+            buf = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+            self._pinned[(key, nbytes)] = buf
+        return buf
+
+    def _run(self, recv, send, recv_splits, send_splits) -> None:
+        h_send, h_recv = self._host("send", send.numel()), self._host("recv", recv.numel())
+        h_send.copy_(send)
+        dist.all_to_all_single(h_recv, h_send, recv_splits, send_splits)
+        recv.copy_(h_recv)
+
+    def all_to_all(self, recv, send, recv_splits, send_splits, async_op: bool):
+        if not async_op:
+            self._run(recv, send, recv_splits, send_splits)
+            return _Done()
+        stream = torch.cuda.current_stream()
+        stream.synchronize()  # the send buffer must be complete before the thread reads it
+        t = threading.Thread(target=self._run, args=(recv, send, recv_splits, send_splits))
+        t.start()
+        return _ThreadWork(t)
+
+
+class _ThreadWork:
+    def __init__(self, thread: threading.Thread) -> None:
+        self._thread = thread
+
+    def wait(self) -> None:
+        self._thread.join()
+
+
+def choose_transport(device: torch.device, override: str | None = None, gpus_distinct: bool = True):
+    """Pick the transport for this device (``override`` wins when given)."""
+    if override:
+        require(override in TRANSPORTS, f"unknown transport {override!r}; choose from {', '.join(TRANSPORTS)}")
+        name = override
+    elif device.type == "cuda":
+        name = "nccl" if gpus_distinct else "gloo-staged"
+    else:
+        name = "gloo"
+    require(name == "gloo" or device.type == "cuda", f"transport {name!r} needs CUDA tensors")
+    return {"gloo": GlooTransport, "nccl": NcclTransport, "gloo-staged": StagedTransport}[name]()
+
+
+def backend_for(transport_name: str) -> str:
+    """The process-group backend a transport needs."""
+    return "nccl" if transport_name == "nccl" else "gloo"
