@@ -64,7 +64,7 @@ class HaloExchanger:
         self.channels.update({(l, "bwd"): self._channel(l, "bwd") for l in range(1, L)})
 
     def _bits(self, layer: int, direction: str, s: int, r: int, rows: int) -> torch.Tensor | None:
-        if self.bitplan is None:
+        if self.bitplan is None or rows == 0:
             return None
         b = self.bitplan.channel(layer, direction, s, r)
         assert b.shape[0] == rows, "BitPlan does not match the HaloPlan (validated before training)"

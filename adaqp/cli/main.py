@@ -18,6 +18,7 @@ from adaqp.errors import AdaqpInputError
 COMMANDS = {
     "data": "adaqp.cli.data_cmd",
     "partition": "adaqp.cli.partition_cmd",
+    "train": "adaqp.cli.train_cmd",
     "demo": "adaqp.cli.demo_cmd",
 }
 

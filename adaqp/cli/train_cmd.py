@@ -1,0 +1,83 @@
+"""``adaqp train DATASET --nprocs N``: distributed full-graph training that executes a plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaqp.cli.common import add_dataset, add_out, positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train", help="train a GCN/GraphSAGE on N ranks with a schedule and a bit plan",
+        description="Spawns N local ranks (Gloo on CPU) that train one full-graph GNN together, "
+                    "exchanging halo rows every layer as the schedule and bit plan say. Under "
+                    "torchrun, use `python -m adaqp.runtime.torchrun_main` (see README).")
+    add_dataset(p)
+    p.add_argument("--nprocs", type=positive_int, default=2, help="ranks to spawn (default: 2)")
+    p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp (default: vanilla)")
+    p.add_argument("--bits", default="32", help="message bit-width 1|2|4|8|16|32, or a BitPlan file (default: 32)")
+    p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
+    p.add_argument("--layers", type=positive_int, default=3)
+    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--no-layer-norm", dest="layer_norm", action="store_false", help="disable LayerNorm")
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=("metis", "random", "contiguous"), default="metis", help="partitioner")
+    p.add_argument("--plan-dir", default=None, help="reuse a partition saved by `adaqp partition --out`")
+    p.add_argument("--eval-every", type=positive_int, default=10)
+    p.add_argument("--warmup", type=int, default=3, help="epochs left out of the median epoch time")
+    p.add_argument("--feature-norm", choices=("auto", "row", "none"), default="auto")
+    p.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints (0 = never)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/checkpoints")
+    p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--master-addr", default="127.0.0.1", help="rendezvous address (default: loopback)")
+    p.add_argument("--master-port", type=int, default=None)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung collective fails")
+    add_out(p)
+    p.set_defaults(run=run)
+
+
+def config_from_args(args):
+    from adaqp.runtime.config import TrainConfig
+    from adaqp.runtime.model import ModelConfig
+
+    ckpt = str(Path(args.out) / "checkpoints") if args.out and (args.checkpoint_every or args.resume) else None
+    return TrainConfig(
+        dataset=args.dataset, nprocs=args.nprocs,
+        model=ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm),
+        epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
+        schedule=args.schedule, bits=args.bits, partition_method=args.method, plan_dir=args.plan_dir,
+        eval_every=args.eval_every, warmup_epochs=args.warmup, feature_norm=args.feature_norm,
+        checkpoint_every=args.checkpoint_every, checkpoint_dir=ckpt, resume=args.resume,
+        transport=args.transport, device=args.device, timeout_s=args.timeout)
+
+
+def run(args) -> int:
+    from adaqp.cli.common import prepare_out
+    from adaqp.cli.report import format_table
+    from adaqp.errors import require
+    from adaqp.runtime.launch import RankFailure
+    from adaqp.runtime.run import run_local
+
+    require(not (args.checkpoint_every or args.resume) or args.out, "checkpoints need --out DIR")
+    out = prepare_out(args.out)
+    cfg = config_from_args(args)
+    try:
+        s = run_local(cfg, out, args.master_addr, args.master_port)
+    except RankFailure as e:
+        import sys
+
+        print(f"adaqp train: error: {e}", file=sys.stderr)
+        return 1
+    rows = [{"": k, "value": v} for k, v in s.items() if not isinstance(v, dict) and v is not None]
+    print(format_table(rows, ["", "value"]))
+    ph = {k: v * 1e3 for k, v in s["phase_time_s_median"].items() if v > 0}
+    print("median per-epoch phase times (ms, slowest rank): " + ", ".join(f"{k} {v:.1f}" for k, v in ph.items()))
+    if out is not None:
+        print(f"wrote {out}/: epochs.csv, evals.csv, trace.json (open in Perfetto), summary.json")
+    return 0

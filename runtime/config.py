@@ -1,0 +1,66 @@
+"""``TrainConfig``: everything one distributed training run needs, frozen and validated."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from adaqp.errors import require
+from adaqp.runtime.model import ModelConfig
+
+FEATURE_NORMS = ("auto", "row", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str
+    nprocs: int = 2
+    model: ModelConfig = field(default_factory=ModelConfig)
+    epochs: int = 100
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    seed: int = 0
+    schedule: str = "vanilla"
+    bits: str = "32"  # 1|2|4|8|16|32, or a BitPlan file written by the solver
+    partition_method: str = "metis"
+    plan_dir: str | None = None  # saved partition (+ halo plan) to reuse
+    eval_every: int = 10
+    warmup_epochs: int = 3
+    feature_norm: str = "auto"
+    checkpoint_every: int = 0
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    transport: str | None = None
+    device: str = "cpu"
+    timeout_s: float = 60.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        from adaqp.schedule import Schedule
+
+        Schedule.parse(self.schedule)  # refuses unknown names with the list of options
+        require(self.nprocs >= 1, f"nprocs must be >= 1, got {self.nprocs}")
+        require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.eval_every >= 1, f"eval_every must be >= 1, got {self.eval_every}")
+        require(self.warmup_epochs >= 0, "warmup_epochs must be >= 0")
+        require(self.feature_norm in FEATURE_NORMS, f"feature_norm must be one of {FEATURE_NORMS}")
+        require(self.checkpoint_every >= 0, "checkpoint_every must be >= 0")
+        require(not self.checkpoint_every or self.checkpoint_dir, "checkpointing needs a checkpoint folder")
+        require(not self.resume or self.checkpoint_dir, "--resume needs a checkpoint folder")
+        require(self.timeout_s > 0, "timeout must be > 0")
+        if not self.bits.isdigit():
+            require(Path(self.bits).exists(), f"--bits: no BitPlan file at {self.bits}")
+
+    @property
+    def uniform_bits(self) -> int | None:
+        return int(self.bits) if self.bits.isdigit() else None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["model"] = ModelConfig(**d["model"])
+        return cls(**d)

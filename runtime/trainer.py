@@ -1,0 +1,135 @@
+"""The per-rank training loop: runs in every process of the group.
+
+An epoch is forward (with the halo exchanges the schedule asks for), backward (gradients of
+halo rows flow back), one all-reduce of all gradients (summed: the loss is already normalised by
+the global number of training nodes, so the sum *is* the single-process gradient) and an Adam
+step. Evaluation is full precision and outside the measured epoch time.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from adaqp.runtime.aggregate import RankContext
+from adaqp.runtime.config import TrainConfig
+from adaqp.runtime.exchange import HaloExchanger
+from adaqp.runtime.model import GNN, correct_counts, loss_sum
+from adaqp.runtime.setup import load_bitplan, load_rank
+from adaqp.runtime.trace import PhaseTimer
+from adaqp.runtime.transport import choose_transport
+from adaqp.schedule import Schedule
+
+
+class RankTrainer:
+    def __init__(self, cfg: TrainConfig, rank: int, world: int, plan_dir: Path) -> None:
+        self.cfg, self.rank, self.world = cfg, rank, world
+        self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{rank % max(torch.cuda.device_count(), 1)}")
+        self.data = d = load_rank(cfg, rank, world, plan_dir, self.device)
+        self.schedule = Schedule.parse(cfg.schedule)
+        self.bitplan = load_bitplan(cfg, d.pair_rows)
+        torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+        self.model = GNN(cfg.model, d.in_dim, d.num_classes).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks differ per rank
+        self.timer = PhaseTimer(rank)
+        transport = choose_transport(self.device, cfg.transport)
+        widths = cfg.model.widths(d.in_dim, d.num_classes)[:-1]
+        ex = HaloExchanger(d.halo, widths, transport, self.device, self.bitplan, self.schedule.quantize,
+                           seed=cfg.seed, timer=self.timer)
+        self.ctx = RankContext(d.halo, ex, self.timer, self.schedule.overlap, self.device)
+        # evaluation: same graph, fp32 exchange, no overlap, not timed
+        eval_ex = HaloExchanger(d.halo, widths, transport, self.device, None, False)
+        self.eval_ctx = RankContext(d.halo, eval_ex, PhaseTimer(rank, enabled=False), False, self.device)
+        self.params = [p for p in self.model.parameters()]
+        self.start_epoch = 0
+
+    # ---- one epoch ----------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> dict:
+        d, t = self.data, self.timer
+        t.mark_epoch(epoch)
+        t0 = time.perf_counter()
+        self.model.train()
+        self.opt.zero_grad(set_to_none=False)
+        with t.phase("forward"):
+            logits = self.model(d.x, self.ctx.aggregate)
+            loss = loss_sum(logits, d.labels, d.masks["train"]) / max(d.global_counts["train"], 1)
+        with t.phase("backward"):
+            loss.backward()
+        with t.phase("allreduce"):
+            flat = torch.cat([p.grad.reshape(-1) for p in self.params] + [loss.detach().reshape(1)])
+            dist.all_reduce(flat)  # the training loss rides along: no extra collective
+        self._unflatten(flat)
+        with t.phase("optimizer"):
+            self.opt.step()
+        wall = time.perf_counter() - t0
+        return {"epoch": epoch, "rank": self.rank, "loss": float(flat[-1]), "epoch_time_s": wall,
+                **{f"{k}_s": v for k, v in t.epoch_breakdown(epoch).items()}}
+
+    def _unflatten(self, flat: torch.Tensor) -> None:
+        off = 0
+        for p in self.params:
+            n = p.numel()
+            p.grad.copy_(flat[off:off + n].view_as(p))
+            off += n
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        d = self.data
+        self.model.eval()
+        logits = self.model(d.x, self.eval_ctx.aggregate)
+        counts = torch.tensor([c for k in ("train", "val", "test")
+                               for c in correct_counts(logits, d.labels, d.masks[k])], dtype=torch.float64)
+        dist.all_reduce(counts)
+        c = counts.tolist()
+        return {f"{k}_acc": c[2 * i] / max(c[2 * i + 1], 1.0) for i, k in enumerate(("train", "val", "test"))}
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def state(self, epoch: int) -> dict:
+        from adaqp.runtime.checkpoint import rng_state
+
+        return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "rng": rng_state(), "generator": self.ctx.exchanger.generator.get_state()}
+
+    def restore(self, state: dict) -> None:
+        from adaqp.runtime.checkpoint import set_rng_state
+
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        self.ctx.exchanger.generator.set_state(state["generator"])
+        self.start_epoch = int(state["epoch"]) + 1
+
+
+def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
+    """Entry point of every rank (local spawn or torchrun): train, return records to the launcher."""
+    from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+
+    cfg = TrainConfig.from_dict(cfg_dict)
+    tr = RankTrainer(cfg, rank, world, Path(plan_dir))
+    if cfg.resume:
+        path = checkpoint_path(cfg.checkpoint_dir, rank)
+        if path.exists():
+            tr.restore(load_checkpoint(path))
+    records, evals = [], []
+    bar = tqdm(range(tr.start_epoch, cfg.epochs), desc=f"{cfg.schedule} x{world}", unit="epoch",
+               disable=rank != 0 or not cfg.progress, dynamic_ncols=True)
+    for epoch in bar:
+        records.append(tr.train_epoch(epoch))
+        if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
+            evals.append({"epoch": epoch, **tr.evaluate()})
+        if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+            save_checkpoint(checkpoint_path(cfg.checkpoint_dir, rank), tr.state(epoch))
+        acc = {"val": f"{evals[-1]['val_acc']:.3f}"} if evals else {}
+        bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", ms=f"{records[-1]['epoch_time_s'] * 1e3:.1f}", **acc)
+    return {"rank": rank, "records": records, "evals": evals, "events": tr.timer.events(),
+            "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)]}
+
+
+def train_many(rank: int, world: int, cfg_dicts: list[dict], plan_dir: str) -> list[dict]:
+    """Several runs in one process group (seeds, schedules): saves a spawn per configuration."""
+    return [train_rank(rank, world, c, plan_dir) for c in cfg_dicts]
