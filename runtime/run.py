@@ -27,11 +27,24 @@ def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1"
         plan_dir = Path(cfg.plan_dir) if cfg.plan_dir else (out / "plan" if out else Path(tmp))
         plan_dir.mkdir(parents=True, exist_ok=True)
         prepare_plan(cfg, plan_dir)
+        check_before_launch(cfg, plan_dir)
         backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
         results = spawn("adaqp.runtime.trainer:train_rank", cfg.nprocs, (cfg.to_dict(), str(plan_dir)),
                         backend=backend, master_addr=master_addr, master_port=master_port,
                         timeout_s=cfg.timeout_s)
     return summarize_and_write(cfg, results, out)
+
+
+def check_before_launch(cfg: TrainConfig, plan_dir: Path) -> None:
+    """Refuse a mismatched plan here, with one clear line, rather than in N ranks mid-start."""
+    from adaqp.errors import require
+    from adaqp.halo import HaloPlan
+    from adaqp.runtime.setup import load_bitplan
+
+    plan = HaloPlan.load(plan_dir)
+    require(plan.num_parts == cfg.nprocs, f"the plan in {plan_dir} has {plan.num_parts} parts but "
+                                          f"--nprocs is {cfg.nprocs}")
+    load_bitplan(cfg, plan.pair_rows())
 
 
 def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None) -> dict:
@@ -60,6 +73,7 @@ def summarize(cfg: TrainConfig, records: list[dict], evals: list[dict]) -> dict:
     kept = epochs[cfg.warmup_epochs:] or epochs
     med = lambda key: statistics.median(max(r.get(key, 0.0) for r in by_epoch[e]) for e in kept)  # noqa: E731
     last = evals[-1] if evals else {}
+    best = max(evals, key=lambda e: e["val_acc"]) if evals else {}
     return {
         "dataset": cfg.dataset, "schedule": cfg.schedule, "bits": cfg.bits, "nprocs": cfg.nprocs,
         "model": cfg.model.model, "layers": cfg.model.layers, "hidden": cfg.model.hidden,
@@ -69,4 +83,5 @@ def summarize(cfg: TrainConfig, records: list[dict], evals: list[dict]) -> dict:
         "phase_time_s_median": {p: med(f"{p}_s") for p in PHASES},
         "final_loss": by_epoch[epochs[-1]][0]["loss"] if epochs else None,
         "train_acc": last.get("train_acc"), "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
+        "best_val_acc": best.get("val_acc"), "test_acc_at_best_val": best.get("test_acc"),
     }

@@ -66,3 +66,8 @@ def compare(cfg: TrainConfig, results: list[dict]) -> dict:
     return {"max_abs_out_diff": float(np.abs(out - ref_out).max()),
             "max_abs_grad_diff": float(np.abs(grad - ref_grad).max()),
             "out_scale": float(np.abs(ref_out).max()), "grad_scale": float(np.abs(ref_grad).max())}
+
+
+def distributed_pass_many(rank: int, world: int, jobs: list[tuple[dict, str]]) -> list[dict]:
+    """Several (config, plan folder) checks in one process group: one spawn per world size."""
+    return [distributed_pass(rank, world, cfg, plan_dir) for cfg, plan_dir in jobs]
