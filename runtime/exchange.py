@@ -52,6 +52,10 @@ class HaloExchanger:
         ptr = lambda a: [int(a[p]) for p in range(self.num_parts + 1)]  # noqa: E731
         self.send_ptr, self.recv_ptr = ptr(halo.send_ptr), ptr(halo.recv_ptr)
         self.send_index = torch.as_tensor(halo.send_local, dtype=torch.int64, device=device)
+        # Row ranges (max - min) of the last message sent per channel, recorded only when asked:
+        # the adaptive mode re-solves the BitPlan from them every K epochs (then set_bitplan).
+        self.trace_ranges = False
+        self.row_ranges: dict[tuple[int, str, int, int], torch.Tensor] = {}
         self.set_bitplan(bitplan if quantize else None)
 
     # ---- plan ---------------------------------------------------------------------------
@@ -103,6 +107,8 @@ class HaloExchanger:
                 if hi == lo:
                     continue
                 x = rows.index_select(0, self.send_index[lo:hi]) if direction == "fwd" else rows[lo:hi]
+                if self.trace_ranges:
+                    self.row_ranges[(layer, direction, self.rank, p)] = (x.amax(1) - x.amin(1)).cpu()
                 n = c.send_splits[p]
                 if c.send_bits[p] is None:
                     c.send_buf[off:off + n].view(torch.float32).view(hi - lo, c.width).copy_(x)

@@ -85,3 +85,44 @@ def summarize(cfg: TrainConfig, records: list[dict], evals: list[dict]) -> dict:
         "train_acc": last.get("train_acc"), "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
         "best_val_acc": best.get("val_acc"), "test_acc_at_best_val": best.get("test_acc"),
     }
+
+
+def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
+    """Body of ``adaqp train --launcher torchrun``: this process is one rank of a torchrun job.
+
+    Every rank partitions the graph itself (deterministic for a seed; no shared file system
+    assumed) and the ranks check that they agree before training; rank 0 writes the outputs.
+    """
+    import dataclasses
+    import hashlib
+    import os
+
+    import torch.distributed as dist
+
+    from adaqp.errors import require
+    from adaqp.runtime.launch import init_process_group_from_env
+    from adaqp.runtime.setup import prepare_plan
+    from adaqp.runtime.trainer import train_rank
+    from adaqp.runtime.transport import backend_for
+
+    backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
+    rank, world = init_process_group_from_env(backend, cfg.timeout_s)
+    cfg = dataclasses.replace(cfg, nprocs=world, progress=cfg.progress and rank == 0)
+    if "LOCAL_WORLD_SIZE" in os.environ and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["LOCAL_WORLD_SIZE"])))
+    with tempfile.TemporaryDirectory(prefix=f"adaqp-plan-r{rank}-") as tmp:
+        plan_dir = Path(cfg.plan_dir) if cfg.plan_dir else Path(tmp)
+        prepare_plan(cfg, plan_dir)
+        check_before_launch(cfg, plan_dir)
+        digest = hashlib.sha256((plan_dir / "partition.npz").read_bytes()).hexdigest()
+        digests = [None] * world
+        dist.all_gather_object(digests, digest)
+        require(len(set(digests)) == 1, "ranks computed different partitions; partition once with "
+                                        "`adaqp partition --out DIR` and pass --plan-dir DIR on every node")
+        result = train_rank(rank, world, cfg.to_dict(), str(plan_dir))
+    results = [None] * world
+    dist.all_gather_object(results, result)
+    dist.destroy_process_group()
+    return summarize_and_write(cfg, results, out) if rank == 0 else None

@@ -11,8 +11,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a GCN/GraphSAGE on N ranks with a schedule and a bit plan",
         description="Spawns N local ranks (Gloo on CPU) that train one full-graph GNN together, "
-                    "exchanging halo rows every layer as the schedule and bit plan say. Under "
-                    "torchrun, use `python -m adaqp.runtime.torchrun_main` (see README).")
+                    "exchanging halo rows every layer as the schedule and bit plan say. For "
+                    "multi-node jobs run it under torchrun with --launcher torchrun (see README).")
     add_dataset(p)
     p.add_argument("--nprocs", type=positive_int, default=2, help="ranks to spawn (default: 2)")
     p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp (default: vanilla)")
@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/checkpoints")
     p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--launcher", choices=("spawn", "torchrun"), default="spawn",
+                   help="spawn: start --nprocs local ranks (default); torchrun: this process is "
+                        "one rank of a torchrun job (world size from torchrun)")
     p.add_argument("--master-addr", default="127.0.0.1", help="rendezvous address (default: loopback)")
     p.add_argument("--master-port", type=int, default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung collective fails")
@@ -62,13 +65,18 @@ def run(args) -> int:
     from adaqp.cli.report import format_table
     from adaqp.errors import require
     from adaqp.runtime.launch import RankFailure
-    from adaqp.runtime.run import run_local
+    from adaqp.runtime.run import run_local, run_torchrun
 
     require(not (args.checkpoint_every or args.resume) or args.out, "checkpoints need --out DIR")
     out = prepare_out(args.out)
     cfg = config_from_args(args)
     try:
-        s = run_local(cfg, out, args.master_addr, args.master_port)
+        if args.launcher == "torchrun":
+            s = run_torchrun(cfg, out)
+            if s is None:  # not rank 0: rank 0 reports
+                return 0
+        else:
+            s = run_local(cfg, out, args.master_addr, args.master_port)
     except RankFailure as e:
         import sys
 

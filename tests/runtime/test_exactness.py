@@ -59,3 +59,23 @@ def test_quantized_schedules_at_32_bits_are_exact_and_at_8_bits_close(tmp_path):
     close = [("gcn", "quant", "metis", "8"), ("sage", "adaqp", "random", "8")]
     for diff in _check(3, tmp_path / "q8", close, 0.05):
         assert diff["max_abs_out_diff"] > 1e-4  # the messages really were quantized
+
+
+def test_multilabel_graph_is_exact_too(tmp_path):
+    """Sigmoid loss over [N, C] 0/1 labels (GraphSAINT Yelp/Amazon layout)."""
+    import numpy as np
+
+    from adaqp.data.spec import load_dataset
+    from adaqp.graph import Graph
+
+    g = load_dataset(DATASET)
+    rng = np.random.default_rng(0)
+    labels = (rng.random((g.num_nodes, 5)) < 0.3).astype(np.float32)
+    path = Graph(g.name, g.indptr, g.indices, g.features, labels, g.train_mask, g.val_mask,
+                 g.test_mask).save(tmp_path / "ml.npz")
+    cfg = TrainConfig(dataset=str(path), nprocs=2, schedule="overlap", progress=False,
+                      model=ModelConfig(model="gcn", layers=2, hidden=8, dropout=0.0))
+    prepare_plan(cfg, tmp_path / "plan")
+    results = spawn("adaqp.runtime.selfcheck:distributed_pass", 2, (cfg.to_dict(), str(tmp_path / "plan")))
+    diff = compare(cfg, results)
+    assert diff["max_abs_out_diff"] <= TOL and diff["max_abs_grad_diff"] <= TOL

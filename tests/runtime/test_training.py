@@ -86,3 +86,22 @@ def test_mismatched_plans_are_refused_before_launch(tmp_path):
     path = wrong.save(tmp_path / "wrong")
     with pytest.raises(AdaqpInputError, match="BitPlan has"):
         run_local(_cfg(nprocs=2, plan_dir=str(tmp_path / "two"), schedule="adaqp", bits=str(path)), None)
+
+
+def test_same_entry_point_runs_under_torchrun(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from adaqp.runtime.launch import free_port
+
+    torchrun = shutil.which("torchrun")
+    cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]) + [
+        "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+        "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "adaqp", "train", SBM,
+        "--launcher", "torchrun", "--epochs", "3", "--hidden", "8", "--layers", "2", "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["nprocs"] == 2 and s["epochs"] == 3
+    assert len((tmp_path / "epochs.csv").read_text().splitlines()) == 1 + 3 * 2
