@@ -20,7 +20,7 @@ PHASES = ("quantize", "pack", "communicate", "wait", "dequantize", "unpack", "ce
 def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1",
               master_port: int | None = None) -> dict:
     from adaqp.runtime.launch import spawn
-    from adaqp.runtime.setup import prepare_plan
+    from adaqp.runtime.prepare import prepare_plan
     from adaqp.runtime.transport import backend_for
 
     with tempfile.TemporaryDirectory(prefix="adaqp-plan-") as tmp:
@@ -39,7 +39,7 @@ def check_before_launch(cfg: TrainConfig, plan_dir: Path) -> None:
     """Refuse a mismatched plan here, with one clear line, rather than in N ranks mid-start."""
     from adaqp.errors import require
     from adaqp.halo import HaloPlan
-    from adaqp.runtime.setup import load_bitplan
+    from adaqp.runtime.prepare import load_bitplan
 
     plan = HaloPlan.load(plan_dir)
     require(plan.num_parts == cfg.nprocs, f"the plan in {plan_dir} has {plan.num_parts} parts but "
@@ -101,7 +101,7 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
 
     from adaqp.errors import require
     from adaqp.runtime.launch import init_process_group_from_env
-    from adaqp.runtime.setup import prepare_plan
+    from adaqp.runtime.prepare import prepare_plan
     from adaqp.runtime.trainer import train_rank
     from adaqp.runtime.transport import backend_for
 

@@ -38,7 +38,7 @@ def reference_pass(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     from adaqp.data.spec import load_dataset
     from adaqp.runtime.model import GNN, loss_sum
     from adaqp.runtime.reference import FullGraphAggregator
-    from adaqp.runtime.setup import normalize_features
+    from adaqp.runtime.prepare import normalize_features
 
     g = load_dataset(cfg.dataset)
     torch.manual_seed(cfg.seed)

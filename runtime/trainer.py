@@ -19,7 +19,7 @@ from adaqp.runtime.aggregate import RankContext
 from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.exchange import HaloExchanger
 from adaqp.runtime.model import GNN, correct_counts, loss_sum
-from adaqp.runtime.setup import load_bitplan, load_rank
+from adaqp.runtime.prepare import load_bitplan, load_rank
 from adaqp.runtime.trace import PhaseTimer
 from adaqp.runtime.transport import choose_transport
 from adaqp.schedule import Schedule

@@ -10,7 +10,7 @@ from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.launch import spawn
 from adaqp.runtime.model import ModelConfig
 from adaqp.runtime.run import summarize
-from adaqp.runtime.setup import prepare_plan
+from adaqp.runtime.prepare import prepare_plan
 
 SEEDS = range(5)
 

@@ -12,7 +12,7 @@ from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.launch import spawn
 from adaqp.runtime.model import ModelConfig
 from adaqp.runtime.selfcheck import compare
-from adaqp.runtime.setup import prepare_plan
+from adaqp.runtime.prepare import prepare_plan
 
 DATASET = "sbm:nodes=300,classes=4,feat=12,deg=6,seed=3"
 TOL = 1e-5

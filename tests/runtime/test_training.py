@@ -12,7 +12,7 @@ from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.launch import RankFailure, spawn
 from adaqp.runtime.model import ModelConfig
 from adaqp.runtime.run import run_local
-from adaqp.runtime.setup import prepare_plan
+from adaqp.runtime.prepare import prepare_plan
 
 SBM = "sbm:nodes=400,classes=4,feat=16,deg=6,seed=2"
 WORKERS = str(Path(__file__).with_name("train_workers.py"))

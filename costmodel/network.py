@@ -1,0 +1,130 @@
+"""Which resources a message crosses, and how long an exchange holds them.
+
+Every ordered pair (s, r) with ``B[s, r]`` bytes is a flow over a path of resources chosen by
+the ClusterSpec's transport:
+
+- ``gloo-cpu``: sender's transport endpoint -> [node NICs if the ranks sit on different nodes]
+  -> receiver's endpoint (endpoints: the profile's measured ``net`` link);
+- ``gloo-staged``: device-to-host copy (PCIe, shared by the ranks of a device) -> the gloo-cpu
+  path -> host-to-device copy;
+- ``nccl``: the intra-node link between devices of one node; across nodes the NICs, plus the two
+  PCIe hops when GPUDirect RDMA is off.
+
+Flows share resources: a resource carrying L bytes is busy ``L / bw`` seconds. The analytic
+exchange time is the busiest resource plus the longest path latency (chunked messages pipeline
+the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaqp.cluster import ClusterSpec
+from adaqp.costmodel.profile import HardwareProfile, LinkModel
+from adaqp.errors import require
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    bw_Bps: float
+    latency_s: float
+
+
+def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resource]:
+    """Bandwidth and latency of each kind of resource for this cluster and device profile."""
+    out = {}
+    net: LinkModel = profile.links["net"]
+    out["endpoint"] = Resource("endpoint", net.bw_Bps, net.latency_s)
+    if cluster.network is not None:
+        n = cluster.network
+        out["nic"] = Resource("nic", n.bw_Bps / n.oversubscription, n.latency_s)
+    il = cluster.intra_link
+    out["intra"] = Resource("intra", il.bw_Bps, il.latency_s)
+    for name in ("d2h", "h2d"):
+        link = profile.links.get(f"{name}_pinned")
+        if link is not None:
+            out[name] = Resource(name, link.bw_Bps, link.latency_s)
+        elif il.kind == "pcie":
+            out[name] = Resource(name, il.bw_Bps, il.latency_s)
+    return out
+
+
+def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(group, weights=values, minlength=n)
+
+
+def exchange_loads(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarray):
+    """Bytes per resource instance and the per-flow path latency for one exchange ``nbytes[s, r]``.
+
+    Returns ``(loads, latency)``: ``loads`` maps a resource kind to ``(bytes per instance,
+    Resource)``; ``latency`` is the ``[P, P]`` sum of latencies along each flow's path."""
+    P = nbytes.shape[0]
+    require(cluster.num_ranks == P, f"cluster {cluster.name!r} has {cluster.num_ranks} ranks but the "
+                                    f"plan has {P} parts")
+    res = resources(cluster, profile)
+    rank = np.arange(P)
+    dev = rank // cluster.ranks_per_device
+    node = rank // cluster.ranks_per_node
+    B = np.asarray(nbytes, dtype=np.float64)
+    cross = node[:, None] != node[None, :]
+    loads: dict[str, tuple[np.ndarray, Resource]] = {}
+    lat = np.zeros((P, P))
+    t = cluster.transport
+    staged_pcie = t == "gloo-staged" or (t == "nccl" and cluster.network is not None
+                                         and not cluster.network.gdr)
+    if t in ("gloo-cpu", "gloo-staged"):
+        loads["endpoint_tx"] = (B.sum(1), res["endpoint"])
+        loads["endpoint_rx"] = (B.sum(0), res["endpoint"])
+        lat += res["endpoint"].latency_s
+    if t == "nccl":
+        local = np.where(cross, 0.0, B)
+        nd = cluster.num_devices
+        loads["intra_out"] = (_sum_by(dev, local.sum(1), nd), res["intra"])
+        loads["intra_in"] = (_sum_by(dev, local.sum(0), nd), res["intra"])
+        lat += np.where(cross, 0.0, res["intra"].latency_s)
+    if staged_pcie:
+        require("d2h" in res and "h2d" in res, f"cluster {cluster.name!r}: staging through host needs "
+                                               "PCIe figures (a pcie intra_link or d2h/h2d links in the profile)")
+        moved = B if t == "gloo-staged" else np.where(cross, B, 0.0)
+        nd = cluster.num_devices
+        loads["d2h"] = (_sum_by(dev, moved.sum(1), nd), res["d2h"])
+        loads["h2d"] = (_sum_by(dev, moved.sum(0), nd), res["h2d"])
+        lat += np.where(moved > 0, res["d2h"].latency_s + res["h2d"].latency_s, 0.0)
+    if cross.any():
+        remote = np.where(cross, B, 0.0)
+        loads["nic_out"] = (_sum_by(node, remote.sum(1), cluster.nodes), res["nic"])
+        loads["nic_in"] = (_sum_by(node, remote.sum(0), cluster.nodes), res["nic"])
+        lat += np.where(cross, res["nic"].latency_s, 0.0)
+    return loads, np.where(B > 0, lat, 0.0)
+
+
+def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarray) -> tuple[float, str]:
+    """Analytic duration of one all-to-all exchange, and the name of its bottleneck resource."""
+    loads, lat = exchange_loads(cluster, profile, nbytes)
+    if not loads or not np.any(np.asarray(nbytes) > 0):
+        return 0.0, "none"
+    busy = {k: float((v / r.bw_Bps).max()) for k, (v, r) in loads.items()}
+    worst = max(busy, key=busy.get)
+    return busy[worst] + float(lat.max()), worst
+
+
+def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float) -> float:
+    """Gradient all-reduce: measured on one host; a ring over the slowest link otherwise."""
+    from adaqp.costmodel.durations import link_s, ring_allreduce_s
+
+    P = cluster.num_ranks
+    if P <= 1:
+        return 0.0
+    if cluster.transport == "gloo-cpu" and cluster.nodes == 1:
+        ar = profile.links["allreduce"]
+        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes))
+    res = resources(cluster, profile)
+    link = res["nic"] if cluster.nodes > 1 else (res["intra"] if cluster.transport == "nccl" else res["endpoint"])
+    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s)
+    if cluster.transport == "gloo-staged":  # gradients cross PCIe both ways
+        t += float(link_s(res["d2h"].latency_s, res["d2h"].bw_Bps, nbytes))
+        t += float(link_s(res["h2d"].latency_s, res["h2d"].bw_Bps, nbytes))
+    return t

@@ -1,0 +1,218 @@
+"""``HardwareProfile``: measured (or spec-derived) coefficients, stored as versioned JSON data.
+
+A profile holds, per *op*, a model that turns sizes into seconds, and per *link*, a latency and
+a bandwidth. Compute ops use a non-negative linear model over named size features (e.g.
+``spmm_fwd`` = c0 + c1·nnz·width + c2·rows·width); when a straight line is wrong over the measured
+range, an op may instead use log-log interpolation over one feature. Every fit keeps its measured
+points (median and spread) and its fit error, so a reader can see how far to trust it.
+
+Sizes an op is evaluated with (names are fixed; see :data:`FEATURES`): ``rows``, ``width``,
+``nnz``, ``in_dim``, ``out_dim``, ``elements``, ``nbytes``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from adaqp.errors import AdaqpInputError, require
+from adaqp.io import read_json, write_json
+
+SCHEMA, VERSION = "adaqp.profile", 1
+KINDS = ("measured", "spec-derived")
+
+# feature name -> how to compute it from the sizes an op is called with
+FEATURES = {
+    "1": lambda s: 1.0,
+    "elements": lambda s: s["elements"],
+    "rows": lambda s: s["rows"],
+    "nnz_x_width": lambda s: s["nnz"] * s["width"],
+    "rows_x_width": lambda s: s["rows"] * s["width"],
+    "flops": lambda s: s["rows"] * s["in_dim"] * s["out_dim"],
+    "gemm_io": lambda s: s["rows"] * (s["in_dim"] + s["out_dim"]),
+    "nbytes": lambda s: s["nbytes"],
+}
+QUANT_BITS = (1, 2, 4, 8)
+# The ops a complete profile defines, with the features of their linear model.
+OPS: dict[str, tuple[str, ...]] = {
+    "spmm_fwd": ("1", "nnz_x_width", "rows_x_width"),
+    "spmm_bwd": ("1", "nnz_x_width", "rows_x_width"),
+    "gemm_fwd": ("1", "flops", "gemm_io"),
+    "gemm_bwd": ("1", "flops", "gemm_io"),
+    "relu": ("1", "elements"),
+    "dropout": ("1", "elements"),
+    "layernorm": ("1", "elements"),
+    "copy": ("1", "elements"),  # gathering / packing fp32 rows into a send buffer
+    "adam": ("1", "elements"),  # one optimiser step over this many parameters
+    **{f"quantize_b{b}": ("1", "elements", "rows") for b in QUANT_BITS},
+    **{f"dequantize_b{b}": ("1", "elements", "rows") for b in QUANT_BITS},
+}
+# Links: latency + bytes / bandwidth. "net" is the transport between ranks as measured (per
+# ordered pair where measured), "allreduce" the collective's effective figures.
+LINKS = ("net", "allreduce", "h2d_pinned", "d2h_pinned", "h2d_pageable", "d2h_pageable")
+REQUIRED_LINKS = ("net", "allreduce")
+
+
+@dataclass(frozen=True)
+class OpModel:
+    """seconds = sum(coef_i * feature_i(sizes)), or log-log interpolation over one feature."""
+
+    features: tuple[str, ...]
+    coef: tuple[float, ...]
+    kind: str = "linear"  # or "loglog"
+    xs: tuple[float, ...] = ()  # loglog: feature values ...
+    ys: tuple[float, ...] = ()  # ... and measured seconds
+    fit_err_pct: float | None = None
+    points: tuple[dict, ...] = ()
+
+    def __post_init__(self) -> None:
+        require(self.kind in ("linear", "loglog"), f"op model kind must be linear or loglog, got {self.kind!r}")
+        for f in self.features:
+            require(f in FEATURES, f"unknown feature {f!r}; known: {', '.join(FEATURES)}")
+        if self.kind == "linear":
+            require(len(self.coef) == len(self.features), "coef and features differ in length")
+            require(all(math.isfinite(c) and c >= 0 for c in self.coef), "coefficients must be finite and >= 0")
+        else:
+            require(len(self.features) == 1 and len(self.xs) == len(self.ys) >= 2,
+                    "loglog needs one feature and at least two points")
+            require(all(x > 0 for x in self.xs) and all(y > 0 for y in self.ys), "loglog points must be > 0")
+            require(list(self.xs) == sorted(self.xs), "loglog xs must be increasing")
+
+    def seconds(self, **sizes):
+        if self.kind == "linear":  # sizes may be numpy arrays: the cost model is vectorised
+            t = sum(c * np.asarray(FEATURES[f](sizes), dtype=np.float64) for c, f in zip(self.coef, self.features))
+            return float(t) if np.ndim(t) == 0 else t
+        x = np.asarray(FEATURES[self.features[0]](sizes), dtype=np.float64)
+        lx, ly = np.log(self.xs), np.log(self.ys)
+        logx = np.log(np.maximum(x, 1e-300))
+        # inside the measured range interpolate; beyond it extend the end segments' slopes
+        lo_slope = (ly[1] - ly[0]) / (lx[1] - lx[0])
+        hi_slope = (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
+        y = np.interp(logx, lx, ly)
+        y = np.where(logx < lx[0], ly[0] + lo_slope * (logx - lx[0]), y)
+        y = np.where(logx > lx[-1], ly[-1] + hi_slope * (logx - lx[-1]), y)
+        out = np.where(x > 0, np.exp(y), 0.0)
+        return float(out) if out.ndim == 0 else out
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"kind": self.kind, "features": list(self.features)}
+        if self.kind == "linear":
+            d["coef"] = list(self.coef)
+        else:
+            d["xs"], d["ys"] = list(self.xs), list(self.ys)
+        d["fit_err_pct"] = self.fit_err_pct
+        d["points"] = list(self.points)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str) -> "OpModel":
+        try:
+            return cls(features=tuple(d["features"]), coef=tuple(float(c) for c in d.get("coef", ())),
+                       kind=d.get("kind", "linear"), xs=tuple(map(float, d.get("xs", ()))),
+                       ys=tuple(map(float, d.get("ys", ()))), fit_err_pct=d.get("fit_err_pct"),
+                       points=tuple(d.get("points", ())))
+        except (KeyError, TypeError, ValueError, AdaqpInputError) as e:
+            raise AdaqpInputError(f"{where}: {e}") from None
+
+
+@dataclass(frozen=True)
+class LinkModel:
+    """seconds = latency_s + nbytes / bw_Bps; ``pairs`` optionally refines it per ordered pair."""
+
+    latency_s: float
+    bw_Bps: float
+    fit_err_pct: float | None = None
+    points: tuple[dict, ...] = ()
+    pairs: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # "s->r": (lat, bw)
+
+    def __post_init__(self) -> None:
+        require(math.isfinite(self.latency_s) and self.latency_s >= 0, "latency_s must be >= 0")
+        require(math.isfinite(self.bw_Bps) and self.bw_Bps > 0, "bw_Bps must be > 0")
+
+    def seconds(self, nbytes):
+        t = np.where(np.asarray(nbytes) > 0, self.latency_s + np.asarray(nbytes, dtype=np.float64) / self.bw_Bps, 0.0)
+        return float(t) if t.ndim == 0 else t
+
+    def to_dict(self) -> dict:
+        return {"latency_s": self.latency_s, "bw_Bps": self.bw_Bps, "fit_err_pct": self.fit_err_pct,
+                "points": list(self.points), "pairs": {k: list(v) for k, v in self.pairs.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, where: str) -> "LinkModel":
+        try:
+            return cls(float(d["latency_s"]), float(d["bw_Bps"]), d.get("fit_err_pct"),
+                       tuple(d.get("points", ())),
+                       {k: (float(v[0]), float(v[1])) for k, v in d.get("pairs", {}).items()})
+        except (KeyError, TypeError, ValueError, IndexError, AdaqpInputError) as e:
+            raise AdaqpInputError(f"{where}: {e}") from None
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    name: str
+    kind: str  # measured | spec-derived
+    device: str  # "cpu", "cuda"
+    meta: Mapping[str, Any]  # host, device name, cores, versions, date, how it was made
+    ops: Mapping[str, OpModel]
+    links: Mapping[str, LinkModel]
+    # compute runs this many times slower while communication / copies overlap it (>= 1)
+    interference: float = 1.0
+
+    def __post_init__(self) -> None:
+        require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
+        missing = [o for o in OPS if o not in self.ops]
+        require(not missing, f"profile {self.name!r} lacks op(s): {', '.join(missing)}")
+        missing = [k for k in REQUIRED_LINKS if k not in self.links]
+        require(not missing, f"profile {self.name!r} lacks link(s): {', '.join(missing)}")
+        unknown = [k for k in self.links if k not in LINKS]
+        require(not unknown, f"profile {self.name!r} has unknown link(s): {', '.join(unknown)}")
+        require(math.isfinite(self.interference) and self.interference >= 1.0,
+                f"profile {self.name!r}: interference must be >= 1, got {self.interference}")
+
+    def op(self, name: str, **sizes):
+        return self.ops[name].seconds(**sizes)
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
+                "device": self.device, "meta": dict(self.meta), "interference": self.interference,
+                "ops": {k: v.to_dict() for k, v in self.ops.items()},
+                "links": {k: v.to_dict() for k, v in self.links.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping, source: str = "profile") -> "HardwareProfile":
+        require(isinstance(d, Mapping), f"{source}: not a JSON object")
+        require(d.get("schema") == SCHEMA, f"{source}: not an adaqp profile (schema {d.get('schema')!r})")
+        require(d.get("version") == VERSION, f"{source}: profile version {d.get('version')!r} is not "
+                                             f"supported (this adaqp reads version {VERSION})")
+        try:
+            ops = {k: OpModel.from_dict(v, f"{source}: op {k}") for k, v in d["ops"].items()}
+            links = {k: LinkModel.from_dict(v, f"{source}: link {k}") for k, v in d["links"].items()}
+            return cls(str(d["name"]), str(d["kind"]), str(d["device"]), dict(d.get("meta", {})), ops, links,
+                       float(d.get("interference", 1.0)))
+        except KeyError as e:
+            raise AdaqpInputError(f"{source}: missing field {e}") from None
+        except AdaqpInputError as e:
+            msg = str(e)
+            raise AdaqpInputError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_json(path, self.to_dict())
+
+
+BUNDLED_DIR = Path(__file__).with_name("profiles")
+
+
+def load_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
+    """A bundled profile by name (``costmodel/profiles/NAME.json``) or a profile file."""
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        p = BUNDLED_DIR / f"{name_or_path}.json"
+        if not p.exists():
+            names = ", ".join(sorted(f.stem for f in BUNDLED_DIR.glob("*.json")))
+            raise AdaqpInputError(f"unknown profile {name_or_path!r}; bundled: {names}")
+    return HardwareProfile.from_dict(read_json(p), source=str(p))

@@ -1,0 +1,110 @@
+"""The analytic model against figures computed by hand on tiny plans."""
+
+import numpy as np
+import pytest
+
+from adaqp.cluster import ClusterSpec, Link, Network
+from adaqp.costmodel.analytic import ModelShape, estimate
+from adaqp.costmodel.network import exchange_s
+from adaqp.costmodel.profile import OPS, HardwareProfile, LinkModel, OpModel
+from adaqp.costmodel.workload import PlanStats
+
+US = 1e-6
+
+
+def _profile(spmm_per_nnz_w=1e-6, net=(1e-3, 1e6), interference=1.5, **coef):
+    ops = {name: OpModel(feats, tuple([0.0] * len(feats))) for name, feats in OPS.items()}
+    ops["spmm_fwd"] = OpModel(OPS["spmm_fwd"], (0.0, spmm_per_nnz_w, 0.0))
+    for name, c in coef.items():
+        ops[name] = OpModel(OPS[name], c)
+    links = {"net": LinkModel(*net), "allreduce": LinkModel(0.0, 1e9)}
+    return HardwareProfile("hand", "spec-derived", "cpu", {}, ops, links, interference)
+
+
+def _stats():
+    return PlanStats(inner=np.array([3, 2]), central=np.array([1, 1]), marginal=np.array([2, 1]),
+                     halo=np.array([1, 2]), nnz_central=np.array([2, 1]), nnz_marginal=np.array([3, 2]),
+                     nnz_marginal_halo=np.array([1, 2]), pair_rows=np.array([[0, 2], [1, 0]]))
+
+
+def _local(P=2):
+    return ClusterSpec("local", nodes=1, devices_per_node=1, device="cpu", ranks_per_device=P,
+                       intra_link=Link("loopback", 1e9, 1e-6))
+
+
+SHAPE = ModelShape("gcn", (4, 3), layer_norm=False, dropout=False)
+ALLREDUCE = 4 * (4 * 3 + 3) / 1e9  # 15 parameters in fp32
+
+
+def test_vanilla_one_layer_by_hand():
+    # exchange: rank 0 sends 2 rows x 4 x 4 B = 32 B through its endpoint at 1 MB/s, plus 1 ms latency
+    x = 1e-3 + 32 / 1e6
+    # then central + marginal aggregation, GCN self loops included: rank 0 (2+1 + 3+2) x 4 x 1 us
+    after = (3 + 5) * 4 * US
+    e = estimate(_stats(), SHAPE, "vanilla", _local(), _profile())
+    assert e.epoch_time_s == pytest.approx(x + after + ALLREDUCE, rel=1e-12)
+    assert e.exchanges == [(0, "fwd", pytest.approx(x), "endpoint_tx")]
+    assert e.exposed_comm_s == pytest.approx(x + ALLREDUCE)
+
+
+def test_overlap_hides_the_central_aggregation_by_hand():
+    x = 1e-3 + 32 / 1e6
+    marginal = 5 * 4 * US  # rank 0 is slowest after the exchange
+    e = estimate(_stats(), SHAPE, "overlap", _local(), _profile())
+    assert e.epoch_time_s == pytest.approx(x + marginal + ALLREDUCE, rel=1e-12)
+    # when compute dominates, the exchange hides instead; central is slowed by the interference
+    slow = _profile(spmm_per_nnz_w=1e-3, net=(1e-6, 1e9))
+    e = estimate(_stats(), SHAPE, "overlap", _local(), slow)
+    central = 3 * 4 * 1e-3 * 1.5
+    assert e.epoch_time_s == pytest.approx(central + 5 * 4 * 1e-3 + ALLREDUCE, rel=1e-12)
+    assert e.exposed_comm_s == pytest.approx(ALLREDUCE)
+
+
+def test_quantized_bytes_and_coding_costs_by_hand():
+    # 8-bit rows of width 4: 4 B payload + 4 B header; quantize 1 us per row, dequantize 2 us per row
+    p = _profile(quantize_b8=(0.0, 0.0, 1 * US), dequantize_b8=(0.0, 0.0, 2 * US))
+    e = estimate(_stats(), SHAPE, "quant", _local(), p, bits=8)
+    x = 1e-3 + 2 * 8 / 1e6
+    pre = 2 * US  # rank 0 quantizes the 2 rows it sends
+    post = max(1 * 2 * US + 8 * 4 * US, 2 * 2 * US + 5 * 4 * US)  # dequantize + aggregation
+    assert e.epoch_time_s == pytest.approx(pre + x + post + ALLREDUCE, rel=1e-12)
+    assert e.phases_s["quantize"] == pytest.approx(2 * US)
+
+
+def test_backward_exchanges_only_above_the_input_layer():
+    shape = ModelShape("sage", (4, 5, 3), layer_norm=True, dropout=True)
+    e = estimate(_stats(), shape, "adaqp", _local(), _profile(), bits=4)
+    assert [(a, b) for a, b, _, _ in e.exchanges] == [(0, "fwd"), (1, "fwd"), (1, "bwd")]
+    assert shape.num_params == (2 * 4 * 5 + 5) + 2 * 5 + (2 * 5 * 3 + 3)
+
+
+def test_nic_contention_across_nodes_by_hand():
+    # 2 nodes x 2 CPU ranks; ranks 0 and 1 (node 0) each send 1 MB to rank 2 (node 1)
+    cl = ClusterSpec("two", nodes=2, devices_per_node=1, device="cpu", ranks_per_device=2,
+                     intra_link=Link("loopback", 1e9, 0.0), network=Network(1e8, 1e-4))
+    p = _profile(net=(1e-5, 1e9))
+    B = np.zeros((4, 4))
+    B[0, 2] = B[1, 2] = 1e6
+    t, where = exchange_s(cl, p, B)
+    # both flows share node 0's NIC out and node 1's NIC in: 2 MB / 100 MB/s, plus the path latency
+    assert where in ("nic_out", "nic_in")
+    assert t == pytest.approx(2e6 / 1e8 + 1e-5 + 1e-4)
+    B[1, 2] = 0
+    assert exchange_s(cl, p, B)[0] == pytest.approx(1e6 / 1e8 + 1e-5 + 1e-4)
+
+
+def test_staged_gpu_path_adds_both_pcie_hops():
+    cl = ClusterSpec("gpu", nodes=1, devices_per_node=1, device="h200", ranks_per_device=2,
+                     intra_link=Link("pcie", 5e10, 2e-6), transport="gloo-staged")
+    p = _profile(net=(1e-5, 1e9))
+    B = np.array([[0, 1e6], [0, 0]])
+    t, _ = exchange_s(cl, p, B)
+    # the busiest resource is the slowest hop (Gloo endpoint at 1 GB/s); latencies add up
+    assert t == pytest.approx(1e6 / 1e9 + 1e-5 + 2e-6 + 2e-6)
+
+
+def test_mismatched_rank_count_is_refused():
+    from adaqp.errors import AdaqpInputError
+
+    with pytest.raises(AdaqpInputError, match="3 ranks but the plan has 2"):
+        estimate(_stats(), SHAPE, "vanilla", _local(3), _profile())
