@@ -283,6 +283,24 @@ class ClusterSpec:
         text += yaml.safe_dump(self.to_dict(), sort_keys=False)
         return write_text(path, text)
 
+    def with_ranks(self, num_ranks: int) -> "ClusterSpec":
+        """The same kind of cluster resized to ``num_ranks`` ranks: more ranks per device on one
+        shared device, more devices on one node, otherwise more nodes of the same layout."""
+        from dataclasses import replace
+
+        n = _pos_int(num_ranks, "num_ranks")
+        if n == self.num_ranks:
+            return self
+        if self.nodes == 1 and self.devices_per_node == 1:
+            return replace(self, ranks_per_device=n)
+        if self.nodes == 1:
+            require(n % self.ranks_per_device == 0, f"cluster {self.name!r}: {n} ranks is not a "
+                                                    f"multiple of {self.ranks_per_device} ranks per device")
+            return replace(self, devices_per_node=n // self.ranks_per_device)
+        require(n % self.ranks_per_node == 0, f"cluster {self.name!r}: {n} ranks is not a multiple "
+                                              f"of its {self.ranks_per_node} ranks per node")
+        return replace(self, nodes=n // self.ranks_per_node)
+
     @classmethod
     def local_cpu(cls, num_ranks: int, link_bw_Bps: float | str | None = None) -> "ClusterSpec":
         """This machine: ``num_ranks`` CPU ranks over loopback, or, with ``link_bw_Bps``, one

@@ -19,6 +19,7 @@ COMMANDS = {
     "data": "adaqp.cli.data_cmd",
     "partition": "adaqp.cli.partition_cmd",
     "train": "adaqp.cli.train_cmd",
+    "estimate": "adaqp.cli.estimate_cmd",
     "demo": "adaqp.cli.demo_cmd",
 }
 

@@ -174,3 +174,16 @@ def test_local_cpu():
     assert [s.rank_to_node(r) for r in range(3)] == [0, 1, 2]
     with pytest.raises(AdaqpInputError, match="num_ranks must be a positive integer"):
         ClusterSpec.local_cpu(0)
+
+
+def test_with_ranks_resizes_along_the_natural_axis():
+    from adaqp.cluster import ClusterSpec, Link, Network
+
+    shared = ClusterSpec("s", 1, 1, "cpu", Link("loopback", 1e9), ranks_per_device=2)
+    assert shared.with_ranks(6).ranks_per_device == 6
+    node = ClusterSpec("n", 1, 4, "h100", Link("nvlink", 3e11))
+    assert node.with_ranks(8).devices_per_node == 8
+    multi = ClusterSpec("m", 2, 4, "a100", Link("nvlink", 3e11), Network(1.25e10))
+    assert multi.with_ranks(24).nodes == 6 and multi.with_ranks(24).num_ranks == 24
+    with pytest.raises(AdaqpInputError, match="not a multiple"):
+        multi.with_ranks(6)

@@ -108,3 +108,14 @@ def test_mismatched_rank_count_is_refused():
 
     with pytest.raises(AdaqpInputError, match="3 ranks but the plan has 2"):
         estimate(_stats(), SHAPE, "vanilla", _local(3), _profile())
+
+
+def test_ranks_sharing_a_gpu_serialise_their_compute():
+    gpu = ClusterSpec("g", nodes=1, devices_per_node=1, device="h200", ranks_per_device=2,
+                      intra_link=Link("pcie", 5e10, 0.0), transport="gloo-staged")
+    p = _profile(net=(0.0, 1e12))
+    p = HardwareProfile(p.name, p.kind, "cuda", {}, p.ops,
+                        {**p.links, "d2h_pinned": LinkModel(0.0, 1e12), "h2d_pinned": LinkModel(0.0, 1e12)}, 1.0)
+    e = estimate(_stats(), SHAPE, "vanilla", gpu, p)
+    # both ranks' aggregation runs on one device: (3 + 5) x 4 us + (2 + 3) x 4 us
+    assert e.compute_time_s == pytest.approx((8 + 5) * 4 * US, rel=1e-6)

@@ -1,0 +1,126 @@
+"""The epoch as a program of per-rank steps: what the analytic model sums and the simulator plays.
+
+Steps, in order, for every rank at once (durations are ``[P]`` arrays from
+:mod:`adaqp.costmodel.durations`):
+
+- ``Compute(phase, seconds)`` — work on the rank's compute stream;
+- ``Exchange(exchange, hidden)`` — an all-to-all of ``exchange.nbytes``; with overlap,
+  ``hidden`` is the compute (phase ``central``) the rank runs on its second stream meanwhile;
+- ``AllReduce(nbytes)`` — the gradient all-reduce.
+
+Order follows the runtime (:mod:`adaqp.runtime.aggregate`): forward per layer dropout, encode,
+[exchange | central], decode, (central), marginal, dense, norm+relu; backward per layer dense and
+norm+relu, the halo part of the transposed aggregation, encode, [exchange | inner part], decode,
+index_add, (inner part), dropout; the input layer has no aggregation backward and no exchange.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaqp.costmodel import durations as D
+from adaqp.costmodel.profile import HardwareProfile
+from adaqp.costmodel.workload import Exchange as Traffic
+from adaqp.costmodel.workload import PlanStats, exchanges
+from adaqp.errors import require
+from adaqp.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    model: str  # gcn | sage
+    widths: tuple[int, ...]  # input width of every layer, then the output width
+    layer_norm: bool = True
+    dropout: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.model in ("gcn", "sage"), f"model must be gcn or sage, got {self.model!r}")
+        require(len(self.widths) >= 2, "widths needs at least input and output")
+
+    @property
+    def layers(self) -> int:
+        return len(self.widths) - 1
+
+    @property
+    def num_params(self) -> int:
+        w, n = self.widths, 0
+        for i in range(self.layers):
+            n += (2 if self.model == "sage" else 1) * w[i] * w[i + 1] + w[i + 1]
+            if self.layer_norm and i < self.layers - 1:
+                n += 2 * w[i + 1]
+        return n
+
+
+@dataclass(frozen=True)
+class Compute:
+    phase: str
+    seconds: np.ndarray  # [P]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    traffic: Traffic
+    hidden: np.ndarray | None  # [P] compute overlapped with it (already slowed by interference)
+
+
+@dataclass(frozen=True)
+class AllReduce:
+    nbytes: float
+
+
+def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
+                  profile: HardwareProfile, bits=32) -> list:
+    """The steps of one epoch. ``bits``: a uniform width (when the schedule quantizes) or a BitPlan."""
+    sched = Schedule.parse(schedule)
+    bits = bits if sched.quantize else 32
+    p, P, gcn = profile, stats.num_parts, shape.model == "gcn"
+    ex = {(e.layer, e.direction): e for e in exchanges(stats, list(shape.widths[:-1]), bits)}
+    prog: list = []
+    step = lambda phase, t: prog.append(Compute(phase, np.broadcast_to(np.asarray(t, float), (P,))))  # noqa: E731
+    loops = lambda n: n if gcn else 0  # noqa: E731  (GCN aggregates a self loop per node)
+    nmul = 2 if shape.model == "sage" else 1
+
+    def exchange(key, overlapped):
+        prog.append(Exchange(ex[key], overlapped * p.interference if sched.overlap else None))
+        if not sched.overlap:
+            step("central", overlapped)
+
+    def norm_relu(w2):
+        norm = D.elementwise_s(p, "layernorm", stats.inner * w2) if shape.layer_norm else 0.0
+        step("elementwise", norm + D.elementwise_s(p, "relu", stats.inner * w2))
+
+    for layer in range(shape.layers):  # ---- forward
+        w, w2, e = shape.widths[layer], shape.widths[layer + 1], ex[(layer, "fwd")]
+        if shape.dropout:
+            step("elementwise", D.elementwise_s(p, "dropout", stats.inner * w))
+        step("quantize", D.encode_mixed_s(p, e.send_rows, w))
+        central = D.spmm_s(p, stats.central, stats.nnz_central + loops(stats.central), w)
+        exchange((layer, "fwd"), np.broadcast_to(np.asarray(central, float), (P,)))
+        step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
+        # with overlap, central was on the second stream; without, exchange() queued it above
+        step("marginal", D.spmm_s(p, stats.marginal, stats.nnz_marginal + loops(stats.marginal), w))
+        step("dense", nmul * D.gemm_s(p, stats.inner, w, w2))
+        if layer < shape.layers - 1:
+            norm_relu(w2)
+    for layer in reversed(range(shape.layers)):  # ---- backward
+        w, w2 = shape.widths[layer], shape.widths[layer + 1]
+        if layer < shape.layers - 1:
+            norm_relu(w2)
+        step("dense", nmul * D.gemm_s(p, stats.inner, w, w2, backward=True))
+        if layer == 0:  # the input needs no gradient: no aggregation backward, no exchange
+            break
+        e = ex[(layer, "bwd")]
+        step("marginal", D.spmm_s(p, stats.halo, stats.nnz_marginal_halo, w, backward=True))
+        step("quantize", D.encode_mixed_s(p, e.send_rows, w))
+        local_nnz = stats.nnz_central + stats.nnz_marginal - stats.nnz_marginal_halo + loops(stats.inner)
+        inner = D.spmm_s(p, stats.inner, local_nnz, w, backward=True)
+        exchange((layer, "bwd"), np.broadcast_to(np.asarray(inner, float), (P,)))
+        step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
+        step("marginal", D.elementwise_s(p, "copy", stats.pair_rows.sum(1) * w))  # index_add
+        if shape.dropout:
+            step("elementwise", D.elementwise_s(p, "dropout", stats.inner * w))
+    prog.append(AllReduce(4.0 * shape.num_params))
+    step("optimizer", D.elementwise_s(p, "adam", shape.num_params))
+    return prog
