@@ -29,45 +29,43 @@ def _csr(indptr, indices, values, shape, device) -> torch.Tensor:
                                        check_invariants=False).to(device)
 
 
-def _transpose_csr(indptr, indices, values, shape, device) -> torch.Tensor:
-    """CSR of the transpose, built once (backward needs A^T as fast as forward needs A)."""
+def _scipy(c: LocalCSR, values, shape):
     import scipy.sparse as sp
 
-    t = sp.csr_matrix((values, indices, indptr), shape=shape).T.tocsr()
-    t.sort_indices()
-    return _csr(t.indptr, t.indices, t.data, t.shape, device)
+    return sp.csr_matrix((np.asarray(values, np.float32), c.indices, c.indptr), shape=shape)
+
+
+def _torch(m, device) -> torch.Tensor:
+    m = m.tocsr()
+    m.sort_indices()
+    return _csr(m.indptr, m.indices, m.data.astype(np.float32), m.shape, device)
 
 
 class LocalGraph:
-    """The sparse operators of one rank for one normalisation, forward and transposed."""
+    """The sparse operators of one rank for one normalisation, forward and transposed.
+
+    GCN's self loops are folded into the matrices (no extra pass over the rows), and the marginal
+    matrix is split by columns into its inner and halo parts, so that aggregation never has to
+    concatenate [inner rows; halo rows]. Transposes are built once: backward needs A^T as fast
+    as forward needs A, and the halo part first (its gradients must be sent)."""
 
     def __init__(self, halo: RankHalo, norm: str, device: torch.device) -> None:
+        import scipy.sparse as sp
+
         assert norm in NORMS
-        ni, nl, nc = halo.num_inner, halo.num_local, halo.num_central
+        ni, nl, nc, nm = halo.num_inner, halo.num_local, halo.num_central, halo.num_marginal
         self.num_inner, self.num_central = ni, nc
-        w = lambda c: c.w_gcn if norm == "gcn" else c.w_sage  # noqa: E731
-        c, m = halo.central, halo.marginal
-        self.central = _csr(c.indptr, c.indices, w(c), (nc, ni), device)
-        self.marginal = _csr(m.indptr, m.indices, w(m), (halo.num_marginal, nl), device)
-        self.central_t = _transpose_csr(c.indptr, c.indices, w(c), (nc, ni), device)
-        # A_m^T split by rows: halo rows first in backward (their gradients must be sent)
-        mt = _split_transpose(m, w(m), halo.num_marginal, ni, nl)
-        self.marginal_t_inner = _csr(*mt[0], device=device)
-        self.marginal_t_halo = _csr(*mt[1], device=device)
-        self.self_weight = (torch.as_tensor(halo.self_weight_gcn, dtype=torch.float32, device=device)
-                            .unsqueeze(1) if norm == "gcn" else None)
-
-
-def _split_transpose(m: LocalCSR, values, rows: int, ni: int, nl: int):
-    import scipy.sparse as sp
-
-    t = sp.csr_matrix((values, m.indices, m.indptr), shape=(rows, nl)).T.tocsr()
-    t.sort_indices()
-    parts = []
-    for lo, hi in ((0, ni), (ni, nl)):
-        s = t[lo:hi]
-        parts.append((s.indptr, s.indices, s.data.astype(np.float32), s.shape))
-    return parts
+        w = (lambda c: c.w_gcn) if norm == "gcn" else (lambda c: c.w_sage)
+        central = _scipy(halo.central, w(halo.central), (nc, ni))
+        marginal = _scipy(halo.marginal, w(halo.marginal), (nm, nl))
+        if norm == "gcn":  # self loops: central i is local i, marginal j is local nc + j
+            sw = np.asarray(halo.self_weight_gcn, np.float32)
+            central = central + sp.csr_matrix((sw[:nc], (np.arange(nc), np.arange(nc))), shape=(nc, ni))
+            marginal = marginal + sp.csr_matrix((sw[nc:], (np.arange(nm), nc + np.arange(nm))), shape=(nm, nl))
+        m_inner, m_halo = marginal[:, :ni], marginal[:, ni:]
+        self.central, self.central_t = _torch(central, device), _torch(central.T, device)
+        self.marginal_inner, self.marginal_inner_t = _torch(m_inner, device), _torch(m_inner.T, device)
+        self.marginal_halo, self.marginal_halo_t = _torch(m_halo, device), _torch(m_halo.T, device)
 
 
 def _spmm(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -91,10 +89,8 @@ class HaloAggregate(torch.autograd.Function):
             with timer.phase("central"):
                 z_c = _spmm(g.central, h)
         with timer.phase("marginal"):
-            z_m = _spmm(g.marginal, torch.cat([h, halo]))
+            z_m = _spmm(g.marginal_inner, h) + _spmm(g.marginal_halo, halo)
             z = torch.cat([z_c, z_m])
-            if g.self_weight is not None:
-                z = z + g.self_weight * h
         ctx.layer, ctx.ctxobj, ctx.g = layer, ctxobj, g
         return z
 
@@ -106,16 +102,12 @@ class HaloAggregate(torch.autograd.Function):
         dz_c, dz_m = dz[:g.num_central], dz[g.num_central:]
         need_remote = layer > 0  # the input layer's halo rows need no gradient
         with timer.phase("marginal"):
-            d_halo = _spmm(g.marginal_t_halo, dz_m)
+            d_halo = _spmm(g.marginal_halo_t, dz_m)
         pending = ex.start(layer, "bwd", d_halo, async_op=overlap) if need_remote else None
 
         def local_grad():
             with timer.phase("central"):
-                d = _spmm(g.central_t, dz_c)
-                d = d + _spmm(g.marginal_t_inner, dz_m)
-                if g.self_weight is not None:
-                    d = d + g.self_weight * dz
-            return d
+                return _spmm(g.central_t, dz_c) + _spmm(g.marginal_inner_t, dz_m)
 
         if overlap or pending is None:
             d = local_grad()
