@@ -58,7 +58,9 @@ def estimate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, clus
     seg = np.zeros(P)
     phases: dict[str, np.ndarray] = {}
     exch = []
-    for s in build_program(stats, shape, schedule, profile, bits):
+    from adaqp.costmodel.durations import compute_scale
+
+    for s in build_program(stats, shape, schedule, profile, bits, compute_scale(cluster, profile)):
         if isinstance(s, Compute):
             seg = seg + s.seconds
             phases[s.phase] = phases.get(s.phase, 0.0) + s.seconds

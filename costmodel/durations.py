@@ -65,3 +65,18 @@ def ring_allreduce_s(nbytes: float, world: int, bw_Bps: float, latency_s: float)
         return 0.0
     steps = 2 * (world - 1)
     return steps * (latency_s + nbytes / world / bw_Bps)
+
+
+def compute_scale(cluster, profile: HardwareProfile) -> float:
+    """How much slower compute runs than profiled because ranks share one CPU.
+
+    CPU ops are profiled one rank at a time with the thread count a rank gets; when all k ranks of
+    the host compute at once they contend for memory bandwidth (the profile's measured ``corun``
+    factor) and, once k x threads exceeds the cores, for the cores themselves. Ranks sharing a
+    GPU are not scaled here: their kernels serialise on the device, which the models handle."""
+    k = cluster.ranks_per_device
+    if k <= 1 or cluster.device != "cpu":
+        return 1.0
+    cores = float(profile.meta.get("cores") or 1)
+    threads = float(profile.meta.get("compute_threads") or 1)
+    return profile.corun * max(1.0, k * threads / cores)

@@ -162,6 +162,9 @@ class HardwareProfile:
     links: Mapping[str, LinkModel]
     # compute runs this many times slower while communication / copies overlap it (>= 1)
     interference: float = 1.0
+    # compute runs this many times slower when every rank sharing the device computes at once
+    # (memory bandwidth and caches are shared; ops are profiled one rank at a time) (>= 1)
+    corun: float = 1.0
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -171,8 +174,10 @@ class HardwareProfile:
         require(not missing, f"profile {self.name!r} lacks link(s): {', '.join(missing)}")
         unknown = [k for k in self.links if k not in LINKS]
         require(not unknown, f"profile {self.name!r} has unknown link(s): {', '.join(unknown)}")
-        require(math.isfinite(self.interference) and self.interference >= 1.0,
-                f"profile {self.name!r}: interference must be >= 1, got {self.interference}")
+        for f in ("interference", "corun"):
+            v = getattr(self, f)
+            require(isinstance(v, (int, float)) and math.isfinite(v) and v >= 1.0,
+                    f"profile {self.name!r}: {f} must be a number >= 1, got {v!r}")
 
     def op(self, name: str, **sizes):
         return self.ops[name].seconds(**sizes)
@@ -180,6 +185,7 @@ class HardwareProfile:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
                 "device": self.device, "meta": dict(self.meta), "interference": self.interference,
+                "corun": self.corun,
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -193,7 +199,7 @@ class HardwareProfile:
             ops = {k: OpModel.from_dict(v, f"{source}: op {k}") for k, v in d["ops"].items()}
             links = {k: LinkModel.from_dict(v, f"{source}: link {k}") for k, v in d["links"].items()}
             return cls(str(d["name"]), str(d["kind"]), str(d["device"]), dict(d.get("meta", {})), ops, links,
-                       float(d.get("interference", 1.0)))
+                       float(d.get("interference", 1.0)), float(d.get("corun", 1.0)))
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

@@ -71,19 +71,20 @@ class AllReduce:
 
 
 def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
-                  profile: HardwareProfile, bits=32) -> list:
-    """The steps of one epoch. ``bits``: a uniform width (when the schedule quantizes) or a BitPlan."""
+                  profile: HardwareProfile, bits=32, compute_scale: float = 1.0) -> list:
+    """The steps of one epoch. ``bits``: a uniform width (when the schedule quantizes) or a
+    BitPlan; ``compute_scale`` (see :func:`durations.compute_scale`) multiplies every compute step."""
     sched = Schedule.parse(schedule)
     bits = bits if sched.quantize else 32
     p, P, gcn = profile, stats.num_parts, shape.model == "gcn"
     ex = {(e.layer, e.direction): e for e in exchanges(stats, list(shape.widths[:-1]), bits)}
     prog: list = []
-    step = lambda phase, t: prog.append(Compute(phase, np.broadcast_to(np.asarray(t, float), (P,))))  # noqa: E731
+    step = lambda phase, t: prog.append(Compute(phase, np.broadcast_to(np.asarray(t, float) * compute_scale, (P,))))  # noqa: E731
     loops = lambda n: n if gcn else 0  # noqa: E731  (GCN aggregates a self loop per node)
     nmul = 2 if shape.model == "sage" else 1
 
     def exchange(key, overlapped):
-        prog.append(Exchange(ex[key], overlapped * p.interference if sched.overlap else None))
+        prog.append(Exchange(ex[key], overlapped * compute_scale * p.interference if sched.overlap else None))
         if not sched.overlap:
             step("central", overlapped)
 

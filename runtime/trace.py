@@ -13,15 +13,12 @@ barrier (e.g. its clock reading when the barrier returns minus rank 0's) and cal
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from pathlib import Path
 
-from adaqp.io import write_json
 
 _NULL = nullcontext()
 _CURRENT = object()  # "the epoch marked when add() runs"; None is a real value (before any mark)
@@ -100,35 +97,4 @@ class PhaseTimer:
     def _snapshot(self) -> list[tuple]:
         with self._lock:
             return list(self._spans)
-
-
-def chrome_trace(events_per_rank: list[list[dict]], path: str | os.PathLike) -> Path:
-    """Write the spans of all ranks as Chrome-trace JSON (open in Perfetto or chrome://tracing).
-
-    One process per rank ("rank N") and one thread per track within it. Times start at the
-    earliest span of any rank, in microseconds, as the format wants.
-    """
-    flat = [(ev.get("rank", rank), ev) for rank, evs in enumerate(events_per_rank) for ev in evs]
-    origin = min((ev["start_ns"] for _, ev in flat), default=0)
-    tids = _track_ids(ev["track"] for _, ev in flat)
-    trace: list[dict] = []
-    for rank in sorted({r for r, _ in flat} | set(range(len(events_per_rank)))):
-        trace.append({"ph": "M", "name": "process_name", "pid": rank, "tid": 0, "args": {"name": f"rank {rank}"}})
-        trace.append({"ph": "M", "name": "process_sort_index", "pid": rank, "tid": 0, "args": {"sort_index": rank}})
-        for track in sorted({ev["track"] for r, ev in flat if r == rank}, key=tids.get):
-            trace.append({"ph": "M", "name": "thread_name", "pid": rank, "tid": tids[track], "args": {"name": track}})
-            trace.append({"ph": "M", "name": "thread_sort_index", "pid": rank, "tid": tids[track],
-                          "args": {"sort_index": tids[track]}})
-    for rank, ev in flat:
-        trace.append({"ph": "X", "name": ev["name"], "cat": ev["track"], "pid": rank, "tid": tids[ev["track"]],
-                      "ts": (ev["start_ns"] - origin) / 1e3, "dur": (ev["end_ns"] - ev["start_ns"]) / 1e3,
-                      "args": {"epoch": ev.get("epoch")}})
-    return write_json(path, {"traceEvents": trace, "displayTimeUnit": "ms"})
-
-
-def _track_ids(tracks) -> dict[str, int]:
-    """Small thread ids, the same for a track name on every rank; "main" comes first."""
-    ids: dict[str, int] = {"main": 0}
-    for track in tracks:
-        ids.setdefault(track, len(ids))
-    return ids
+from adaqp.trace_format import chrome_trace  # noqa: F401  (re-export: one writer for measured and simulated traces)

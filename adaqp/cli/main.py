@@ -20,7 +20,9 @@ COMMANDS = {
     "partition": "adaqp.cli.partition_cmd",
     "train": "adaqp.cli.train_cmd",
     "estimate": "adaqp.cli.estimate_cmd",
+    "simulate": "adaqp.cli.simulate_cmd",
     "demo": "adaqp.cli.demo_cmd",
+    "profile": "adaqp.cli.profile_cmd",
 }
 
 

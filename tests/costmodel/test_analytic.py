@@ -18,7 +18,9 @@ def _profile(spmm_per_nnz_w=1e-6, net=(1e-3, 1e6), interference=1.5, **coef):
     for name, c in coef.items():
         ops[name] = OpModel(OPS[name], c)
     links = {"net": LinkModel(*net), "allreduce": LinkModel(0.0, 1e9)}
-    return HardwareProfile("hand", "spec-derived", "cpu", {}, ops, links, interference)
+    # profiled with 1 thread per rank on 2 cores: 2 ranks sharing the CPU need no core scaling
+    return HardwareProfile("hand", "spec-derived", "cpu", {"cores": 2, "compute_threads": 1}, ops, links,
+                           interference)
 
 
 def _stats():
@@ -119,3 +121,16 @@ def test_ranks_sharing_a_gpu_serialise_their_compute():
     e = estimate(_stats(), SHAPE, "vanilla", gpu, p)
     # both ranks' aggregation runs on one device: (3 + 5) x 4 us + (2 + 3) x 4 us
     assert e.compute_time_s == pytest.approx((8 + 5) * 4 * US, rel=1e-6)
+
+
+def test_cpu_ranks_sharing_cores_are_scaled_by_corun_and_core_share():
+    from dataclasses import replace
+
+    from adaqp.costmodel.durations import compute_scale
+
+    p = replace(_profile(), corun=1.5)
+    assert compute_scale(_local(2), p) == pytest.approx(1.5)  # 2 ranks x 1 thread on 2 cores
+    assert compute_scale(_local(4), p) == pytest.approx(3.0)  # 4 ranks: half a core each
+    e2 = estimate(_stats(), SHAPE, "vanilla", _local(), p)
+    e1 = estimate(_stats(), SHAPE, "vanilla", _local(), _profile())
+    assert e2.compute_time_s == pytest.approx(1.5 * e1.compute_time_s)

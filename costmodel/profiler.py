@@ -1,0 +1,300 @@
+"""Micro-benchmarks that measure this machine and fit a :class:`HardwareProfile` (``adaqp profile``).
+
+Compute ops run through the functions the runtime calls (``runtime.aggregate._csr`` / ``_spmm``,
+``nn.Linear``, ``runtime.model.dropout``, the exchanger's gather + ``quant.pack_message`` /
+``unpack_message``) with the thread count the launcher gives a rank (``cpu_count // nprocs``): a
+rank never has the whole machine. Links and the overlap interference are measured on a real
+process group (``profiler_ranks``). Per point: warm-up, repetitions within a time budget, median
+/ p10 / p90 to 4 significant digits; the medians are fitted by ``costmodel.fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import torch
+
+from adaqp.costmodel import fit
+from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
+from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, n_reps,
+                                            r4 as _r4, random_csr, stats)
+from adaqp.errors import require
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Grid:
+    """What to measure. Sizes: spmm (rows, nnz, width), gemm (rows, in_dim, out_dim), rows x width
+    for the element-wise / message ops, parameter counts for Adam, bytes for links."""
+
+    label: str
+    spmm: tuple = ()
+    gemm: tuple = ()
+    elementwise: tuple = ()
+    adam: tuple = ()
+    link_bytes: tuple = ()
+    allreduce_bytes: tuple = ()
+    copy_bytes: tuple = ()  # host <-> device (CUDA only)
+    warmup: int = 2
+    reps: int = 7
+    budget_s: float = 1.0  # per point: repetitions stop adding up past this
+    interference: dict = field(default_factory=dict)
+
+
+def full_grid() -> Grid:
+    rows = (1000, 3000, 10_000, 30_000, 100_000, 200_000)
+    return Grid("full",
+                # mean degree 4..50; nnz <= 5e6 and nnz*width <= 6.4e8 keep a point under ~0.5 s
+                spmm=tuple((r, r * d, w) for r in rows for d in (4, 16, 50) for w in (16, 64, 256)
+                           if r * d <= 5e6 and r * d * w <= 6.4e8),
+                gemm=tuple((r, i, o) for r in (1000, 10_000, 30_000, 100_000)
+                           for i, o in ((16, 16), (128, 64), (256, 41), (256, 256), (512, 256))),
+                elementwise=tuple((r, w) for r in rows for w in (16, 64, 256) if r * w <= 26e6),
+                adam=(1000, 10_000, 100_000, 300_000, 1_000_000, 4_000_000),
+                link_bytes=tuple(1024 * 4 ** k for k in range(9)),  # 1 KiB .. 64 MiB
+                allreduce_bytes=tuple(4096 * 4 ** k for k in range(7)),  # 4 KiB .. 16 MiB
+                copy_bytes=tuple(4096 * 4 ** k for k in range(10)),
+                warmup=2, reps=9, budget_s=0.6,
+                interference=dict(rows=50_000, nnz=400_000, width=64, reps=20, max_bytes=64 * MiB))
+
+
+def quick_grid() -> Grid:
+    return Grid("quick", spmm=((1000, 4000, 16), (10_000, 250_000, 64), (100_000, 400_000, 64),
+                               (50_000, 1_250_000, 128), (20_000, 80_000, 256)),
+                gemm=((1000, 16, 16), (10_000, 128, 64), (10_000, 256, 256), (50_000, 512, 256)),
+                elementwise=((1000, 16), (10_000, 64), (100_000, 64), (20_000, 256)),
+                adam=(1000, 100_000, 1_000_000), link_bytes=(1024, 16_384, 262_144, 2 * MiB, 8 * MiB),
+                allreduce_bytes=(4096, 65_536, MiB, 4 * MiB), copy_bytes=(4096, 262_144, 16 * MiB),
+                warmup=1, reps=3, budget_s=0.15,
+                interference=dict(rows=50_000, nnz=400_000, width=64, reps=6, max_bytes=32 * MiB))
+
+
+# ---- timing ---------------------------------------------------------------------------------
+
+def _once(fn, device: str) -> float:
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t0
+
+
+def time_fn(fn, device: str, warmup: int, reps: int, budget_s: float) -> tuple[float, float, float]:
+    """(median, p10, p90) seconds of ``fn()``; on CUDA the device is synchronised around each call
+    so that a time is the kernel's, not its launch's. Repetitions: see ``n_reps``."""
+    first = [_once(fn, device) for _ in range(max(1, warmup))][-1]
+    return stats([_once(fn, device) for _ in range(n_reps(first, reps, budget_s))])
+
+
+# ---- the ops, each through the runtime's own code path ----------------------------------------
+
+def _spmm_op(transposed: bool):
+    import scipy.sparse as sp
+
+    from adaqp.runtime.aggregate import _csr, _spmm
+
+    def setup(dev, rows, nnz, width):
+        ip, ix, v = random_csr(rows, nnz)
+        if transposed:  # as the runtime builds A^T: once, through scipy, indices sorted
+            t = sp.csr_matrix((v, ix, ip), shape=(rows, rows)).T.tocsr()
+            t.sort_indices()
+            ip, ix, v = t.indptr, t.indices, t.data
+        a = _csr(ip, ix, v, (rows, rows), dev)
+        x = torch.randn(rows, width, device=dev)
+        return lambda: _spmm(a, x)
+    return setup
+
+
+def _gemm_op(backward: bool):
+    def setup(dev, rows, in_dim, out_dim):
+        lin = torch.nn.Linear(in_dim, out_dim).to(dev)
+        x = torch.randn(rows, in_dim, device=dev, requires_grad=backward)
+        if not backward:
+            return lambda: lin(x)
+        y = lin(x)
+        dy = torch.randn_like(y)
+        # dX, dW and db: what autograd runs for one layer's transform
+        return lambda: torch.autograd.grad(y, (x, lin.weight, lin.bias), dy, retain_graph=True)
+    return setup
+
+
+def _elementwise_op(op: str):
+    from adaqp import quant
+    from adaqp.runtime.model import dropout
+
+    def setup(dev, rows, width):
+        x = torch.randn(rows, width, device=dev)
+        if op == "relu":
+            return lambda: torch.nn.functional.relu(x)
+        if op == "dropout":
+            return lambda: dropout(x, 0.5, True)
+        if op == "layernorm":
+            ln = torch.nn.LayerNorm(width).to(dev)
+            return lambda: ln(x)
+        idx = torch.randint(0, rows, (rows,), device=dev)
+        gen = torch.Generator(device=dev).manual_seed(0)
+        if op == "copy":  # the exchanger's fp32 path: gather rows, copy into the send buffer
+            buf = torch.empty(rows * width * 4, dtype=torch.uint8, device=dev)
+            return lambda: buf.view(torch.float32).view(rows, width).copy_(x.index_select(0, idx))
+        bits = torch.full((rows,), int(op.rsplit("_b", 1)[1]), dtype=torch.int64, device=dev)
+        buf = torch.empty(quant.message_size(bits, width), dtype=torch.uint8, device=dev)
+        if op.startswith("quantize"):
+            return lambda: buf.copy_(quant.pack_message(x.index_select(0, idx), bits, gen, check=False))
+        buf.copy_(quant.pack_message(x, bits, gen, check=False))
+        out = torch.empty(rows, width, device=dev)
+        return lambda: out.copy_(quant.unpack_message(buf, bits, width))
+    return setup
+
+
+def _adam_setup(dev, elements):
+    # ten tensors, like a 3-layer GNN's (3 x weight + bias, 2 x LayerNorm weight + bias)
+    params = [torch.nn.Parameter(torch.randn(max(1, elements // 10), device=dev)) for _ in range(10)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = torch.optim.Adam(params, lr=0.01)
+    return opt.step
+
+
+ELEMENTWISE = ("relu", "dropout", "layernorm", "copy",
+               *(f"{d}quantize_b{b}" for d in ("", "de") for b in QUANT_BITS))
+OP_DEFINITIONS = {
+    "spmm_fwd": "torch CSR @ dense via runtime.aggregate._spmm; square random CSR, nnz//rows sorted "
+                "uniform columns per row",
+    "spmm_bwd": "the transposed CSR (scipy .T.tocsr(), sorted, as runtime.aggregate builds it) @ dense; "
+                "sizes are the forward's",
+    "gemm_fwd": "nn.Linear(in_dim, out_dim) forward on [rows, in_dim]",
+    "gemm_bwd": "autograd.grad of nn.Linear: dX, dW and db",
+    "relu": "F.relu, forward only", "dropout": "runtime.model.dropout(p=0.5), forward only",
+    "layernorm": "nn.LayerNorm(width) forward only (its backward is not measured)",
+    "copy": "exchanger fp32 path: index_select rows + copy into a preallocated send buffer",
+    "quantize_bN": "exchanger quantized path: index_select rows + quant.pack_message (uniform N bits, "
+                   "check=False) + copy into the send buffer",
+    "dequantize_bN": "quant.unpack_message (uniform N bits) + copy into the output rows",
+    "adam": "torch.optim.Adam(lr=0.01).step() over `elements` parameters in 10 tensors",
+}
+
+
+METHOD = (
+    "adaqp profile: micro-benchmarks on {device}. Compute ops timed in one process with {threads} "
+    "thread(s) (= cpu_count // nprocs, what each rank gets), through the runtime's own code paths (see "
+    "op_definitions); warm-up runs, then repetitions, median kept with p10/p90. Fitted by relative-weighted "
+    "nnls on the op's features, or log-log interpolation where a line is off by more than {threshold:g}% "
+    "and one feature dominates (its error is then leave-one-out). Links on a real {nprocs}-rank process "
+    "group: net = all_to_all_single with nbytes to each peer (all ranks at once), pairs = one-way "
+    "point-to-point per ordered pair (others idle; points are round trips with a 1-byte ack, latency = half "
+    "the intercept), allreduce = all_reduce of an nbytes fp32 buffer; "
+    "latency + nbytes/bw by relative-weighted nnls; per-rep times are the max over ranks. Interference = "
+    "SpMM time with this rank's async all_to_all in flight / without, all ranks computing, median of the "
+    "pooled per-rep ratios, clamped below at 1.0; interference.corun_factor (applied nowhere) = SpMM with "
+    "all ranks computing / with the others idle, the way ops are profiled. fit_err_pct = max |relative "
+    "error| over the points; fit_errors holds [median, max] %.")
+
+
+def _op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
+    """(op, setup, sizes) for every op; sizes are the keyword arguments of ``setup``."""
+    out: list = []
+    for op in ("spmm_fwd", "spmm_bwd"):
+        out.append((op, _spmm_op(op == "spmm_bwd"), [dict(rows=r, nnz=n, width=w) for r, n, w in grid.spmm]))
+    for op in ("gemm_fwd", "gemm_bwd"):
+        out.append((op, _gemm_op(op == "gemm_bwd"),
+                    [dict(rows=r, in_dim=i, out_dim=o) for r, i, o in grid.gemm]))
+    for op in ELEMENTWISE:
+        out.append((op, _elementwise_op(op), [dict(rows=r, width=w) for r, w in grid.elementwise]))
+    out.append(("adam", _adam_setup, [dict(elements=n) for n in grid.adam]))
+    assert sorted(o[0] for o in out) == sorted(OPS), "every op of the schema is measured"
+    return out
+
+
+def _measure_op(op, setup, sizes, device, grid):
+    points, meds = [], []
+    for s in sizes:
+        fn = setup(device, **s)
+        med, p10, p90 = (_r4(v) for v in time_fn(fn, device, grid.warmup, grid.reps, grid.budget_s))
+        del fn
+        full = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
+        points.append({**full, "median_s": med, "p10_s": p10, "p90_s": p90})
+        meds.append(med)
+    model, err = fit.fit_op(op, points, meds)
+    return replace(model, points=tuple(points)), err
+
+
+# ---- the whole profile ------------------------------------------------------------------------
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _nccl_version() -> str | None:
+    try:
+        return ".".join(map(str, torch.cuda.nccl.version()))  # (major, minor, patch)
+    except Exception:  # noqa: BLE001 - CPU builds have no NCCL: an answer, not an error
+        return None
+
+
+def _meta(device, grid, nprocs, threads, extra) -> dict:
+    import torch.distributed as dist
+
+    return {"host": socket.gethostname(), "device_name": _device_name(device), "cores": os.cpu_count(),
+            "torch": torch.__version__, "nccl": _nccl_version(), "gloo": dist.is_gloo_available(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grid": grid.label,
+            "quick": grid.label == "quick", "nprocs": nprocs, "compute_threads": threads,
+            "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s},
+            "method": METHOD.format(device=device, threads=threads, nprocs=nprocs,
+                                    threshold=fit.LOGLOG_THRESHOLD_PCT),
+            "op_definitions": OP_DEFINITIONS, **extra}
+
+
+def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress: bool = True,
+            grid: Grid | None = None, name: str | None = None) -> HardwareProfile:
+    """Measure this machine; ``grid`` overrides the full / quick size grids (tests use a tiny one)."""
+    from tqdm import tqdm
+
+    require(nprocs >= 2, f"links need a process group of at least 2 ranks, got nprocs={nprocs}")
+    if device.startswith("cuda"):
+        require(torch.cuda.is_available(), "--device cuda: no CUDA device is available on this machine")
+    grid = grid or (quick_grid() if quick else full_grid())
+    threads = max(1, (os.cpu_count() or 1) // nprocs)
+    t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
+    benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
+    steps = [*benches, "links"] + (["copies"] if device.startswith("cuda") else [])
+    ops, errors, links, extra = {}, {}, {}, {}
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with tqdm(steps, desc="profiling", file=sys.stderr, disable=not progress, unit="bench") as bar:
+            for step in bar:
+                bar.set_postfix_str(step)
+                if step == "links":
+                    links, extra = measure_links(grid, nprocs)
+                elif step == "copies":
+                    links.update(measure_copies(grid, device))
+                else:
+                    ops[step], errors[step] = _measure_op(step, *benches[step], device, grid)
+    finally:
+        torch.set_num_threads(old_threads)
+    interf = interference_summary(extra.pop("interference"))
+    errors.update(extra.pop("errors"))
+    meta = _meta(device, grid, nprocs, threads, {
+        "fit_errors": {k: [round(e[0], 2), round(e[1], 2)] for k, e in errors.items()},
+        "interference": interf, "links_p2p_points": extra["p2p_points"],
+        "rank_threads": extra["rank_threads"], "backend": extra["backend"],
+        "elapsed_s": round(time.perf_counter() - t_start, 1), "loadavg_before": load})
+    name = name or (f"cpu-{os.cpu_count()}core" if device == "cpu" else f"{device.split(':')[0]}-measured")
+    return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
+                           interference=max(1.0, interf["factor"]),
+                           corun=max(1.0, interf.get("corun_factor") or 1.0))

@@ -1,0 +1,264 @@
+"""The link side of ``adaqp profile``: benchmarks on a real process group, their fits, and the
+host <-> device copies.
+
+``links_worker`` runs in every rank started by :func:`adaqp.runtime.launch.spawn` (it must be a
+module-level function that a fresh interpreter can import by name). It times, on CPU tensors
+over the group's backend (Gloo here):
+
+* ``all_to_all``: ``all_to_all_single`` with ``nbytes`` to every peer and none to itself (the
+  runtime's exchanger never sends to itself), all ranks at once;
+* ``p2p``: per ordered pair ``s->r``, ``s`` sends ``nbytes`` and ``r`` answers with a 1-byte ack
+  while the other ranks wait; the points are these round trips, so the fitted intercept holds two
+  one-way latencies (the parent halves it; subtracting a separately measured 1-byte round trip
+  from each time was tried and gave negative times: both are noisy at small sizes);
+* ``allreduce``: ``all_reduce`` (sum) of an fp32 buffer of ``nbytes``;
+* ``interference``: a CSR SpMM timed alone, then while this rank's async ``all_to_all_single``
+  is in flight (the runtime's overlap), per rank.
+
+Every rank times every rep; a collective is as slow as its slowest rank, so the per-rep times are
+reduced with MAX over ranks before the statistics. :func:`measure_links` (parent side) spawns
+the ranks and fits the links; :func:`measure_copies` times CUDA host <-> device copies.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+MORE_REPS = 5
+
+
+def stats(ts) -> tuple[float, float, float]:
+    """(median, p10, p90) of a list of seconds."""
+    a = np.asarray(ts, float)
+    return float(np.median(a)), float(np.percentile(a, 10)), float(np.percentile(a, 90))
+
+
+def r4(v: float) -> float:
+    return float(f"{v:.4g}")
+
+
+def n_reps(first_s: float, reps: int, budget_s: float) -> int:
+    """Repetitions within ``budget_s``: at least 3, up to ``MORE_REPS x reps`` for cheap sizes,
+    whose times have the heaviest tails (a descheduled thread costs a scheduler tick, ~4 ms)."""
+    return int(max(3, min(MORE_REPS * reps, budget_s / max(first_s, 1e-9))))
+
+
+def _agree_reps(first_s: float, reps: int, budget_s: float) -> int:
+    t = torch.tensor([first_s], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)  # the same number everywhere, or collectives hang
+    return n_reps(float(t), reps, budget_s)
+
+
+def _max_over_ranks(ts: list[float]) -> list[float]:
+    t = torch.tensor(ts, dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
+def _timed(fn, cfg) -> list[float]:
+    """Warm up, agree on the repetitions, time each one after a barrier; MAX over ranks."""
+    first = 0.0
+    for _ in range(max(1, cfg["warmup"])):
+        dist.barrier()
+        t0 = time.perf_counter()
+        fn()
+        first = time.perf_counter() - t0
+    n = _agree_reps(first, cfg["reps"], cfg["budget_s"])
+    ts = []
+    for _ in range(n):
+        dist.barrier()
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return _max_over_ranks(ts)
+
+
+def _a2a_buffers(rank: int, world: int, nbytes: int):
+    splits = [0 if p == rank else nbytes for p in range(world)]
+    total = nbytes * (world - 1)
+    send = torch.randint(0, 255, (total,), dtype=torch.uint8)
+    return send, torch.empty(total, dtype=torch.uint8), splits
+
+
+def bench_all_to_all(rank, world, cfg) -> list[dict]:
+    out = []
+    for nb in cfg["sizes"]:
+        send, recv, splits = _a2a_buffers(rank, world, nb)
+        ts = _timed(partial(dist.all_to_all_single, recv, send, splits, splits), cfg)
+        out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
+    return out
+
+
+def _pingpong(rank, s, r, buf, ack) -> None:
+    if rank == s:
+        dist.send(buf, r)
+        dist.recv(ack, r)
+    elif rank == r:
+        dist.recv(buf, s)
+        dist.send(ack, s)
+
+
+def bench_p2p(rank, world, cfg) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    ack = torch.zeros(1, dtype=torch.uint8)
+    for s in range(world):
+        for r in range(world):
+            if s == r:
+                continue
+            pts = []
+            for nb in cfg["sizes"]:
+                buf = torch.zeros(nb, dtype=torch.uint8)
+                ts = _timed(partial(_pingpong, rank, s, r, buf, ack), cfg)
+                pts.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
+            out[f"{s}->{r}"] = pts
+    return out
+
+
+def bench_allreduce(rank, world, cfg) -> list[dict]:
+    out = []
+    for nb in cfg["allreduce_sizes"]:
+        g = torch.ones(max(1, nb // 4), dtype=torch.float32)
+        ts = _timed(partial(dist.all_reduce, g), cfg)
+        out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
+    return out
+
+
+def random_csr(rows: int, nnz: int, seed: int = 0):
+    """(indptr, indices, values) of a square CSR with ``nnz // rows`` uniformly random columns per
+    row, sorted as scipy builds them; values ``1/deg`` like a mean aggregation."""
+    rng = np.random.default_rng(seed)
+    deg = max(1, nnz // rows)
+    idx = np.sort(rng.integers(0, rows, size=(rows, deg)), axis=1).ravel()
+    return np.arange(rows + 1) * deg, idx, np.full(idx.size, 1.0 / deg, np.float32)
+
+
+def _spmm_time(a, x, bufs=None, barrier: bool = True) -> tuple[float, bool]:
+    """One SpMM's seconds, with an async all_to_all over ``bufs`` (send, recv, splits) in flight
+    (None: alone), and whether the transfer was still running when the SpMM ended."""
+    from adaqp.runtime.aggregate import _spmm
+
+    if barrier:
+        dist.barrier()
+    work = None if bufs is None else dist.all_to_all_single(bufs[1], bufs[0], bufs[2], bufs[2],
+                                                            async_op=True)
+    t0 = time.perf_counter()
+    _spmm(a, x)
+    t = time.perf_counter() - t0
+    busy = work is not None and not work.is_completed()
+    if work is not None:
+        work.wait()
+    return t, busy
+
+
+def bench_interference(rank, world, cfg, a2a_points) -> dict:
+    """SpMM alone vs. with this rank's async all_to_all in flight, alternating so that drift hits
+    both alike; ratio per rep = overlapped / alone. The buffer is sized from the measured
+    all-to-all speed so that the transfer outlasts the SpMM (``comm_outlasted_frac`` checks).
+    "alone" means no communication, with every rank computing, as in training; ``solo_s`` times
+    the SpMM with the other ranks idle (the way the compute ops are profiled)."""
+    from adaqp.runtime.aggregate import _csr
+
+    ic = cfg["interference"]
+    rows = ic["rows"]
+    a = _csr(*random_csr(rows, ic["nnz"], seed=rank), (rows, rows), "cpu")
+    x = torch.randn(rows, ic["width"], generator=torch.Generator().manual_seed(rank))
+    warm = max(_spmm_time(a, x)[0] for _ in range(2))
+    big = a2a_points[-1]
+    nb = float(min(ic["max_bytes"], max(1 << 20, 3.0 * warm * big["nbytes"] / big["median_s"])))
+    nb = int(_max_over_ranks([nb])[0])  # splits must agree across ranks
+    bufs = _a2a_buffers(rank, world, nb)
+    alone, overlap, outlasted = [], [], 0
+    for _ in range(ic["reps"]):
+        alone.append(_spmm_time(a, x)[0])
+        t, busy = _spmm_time(a, x, bufs)
+        overlap.append(t)
+        outlasted += busy
+    # the same SpMM with the other ranks idle: how much computing side by side costs already
+    solo = []
+    for r in range(world):
+        for _ in range(max(3, ic["reps"] // 2)):
+            dist.barrier()
+            if r == rank:
+                solo.append(_spmm_time(a, x, barrier=False)[0])
+    # per rank (not MAX-reduced): the factor is about this rank's compute, not the collective
+    return {"rank": rank, "solo_s": stats(solo), "alone_s": stats(alone), "overlap_s": stats(overlap),
+            "ratios": [o / s for o, s in zip(overlap, alone)], "comm_bytes_per_peer": nb,
+            "comm_outlasted_frac": outlasted / len(overlap), "threads": torch.get_num_threads()}
+
+
+def links_worker(rank: int, world: int, cfg: dict) -> dict:
+    """Everything the parent needs from the group, as plain lists and dicts."""
+    a2a = bench_all_to_all(rank, world, cfg)
+    p2p = bench_p2p(rank, world, cfg)  # MAX-reduced like the rest: identical on every rank
+    allreduce = bench_allreduce(rank, world, cfg)
+    mine = bench_interference(rank, world, cfg, a2a)
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, mine)
+    return {"all_to_all": a2a, "p2p": p2p, "allreduce": allreduce, "interference": gathered,
+            "threads": torch.get_num_threads(), "backend": dist.get_backend()}
+
+
+# ---- parent side: spawn the ranks, fit what they measured ----------------------------------
+
+def measure_links(grid, nprocs: int) -> tuple[dict, dict]:
+    """Links fitted from a real process group, and the raw interference reports."""
+    from adaqp.costmodel import fit
+    from adaqp.runtime.launch import spawn
+
+    cfg = {"sizes": list(grid.link_bytes), "allreduce_sizes": list(grid.allreduce_bytes),
+           "warmup": grid.warmup, "reps": grid.reps, "budget_s": grid.budget_s,
+           "interference": dict(grid.interference)}
+    res = spawn("adaqp.costmodel.profiler_ranks:links_worker", nprocs, (cfg,), timeout_s=600.0)[0]
+    pts = lambda ps: [{k: (r4(v) if k.endswith("_s") else v) for k, v in p.items()} for p in ps]
+    pairs, errs = {}, {}
+    for key, ps in res["p2p"].items():  # round trips with a 1-byte ack: halve the intercept
+        lat, bw, err = fit.fit_link([p["nbytes"] for p in ps], [p["median_s"] for p in ps])
+        pairs[key], errs[f"net {key}"] = (lat / 2, bw), err
+    links = {}
+    for name, ps in (("net", res["all_to_all"]), ("allreduce", res["allreduce"])):
+        ps = pts(ps)
+        links[name], errs[name] = fit.link_model([p["nbytes"] for p in ps], [p["median_s"] for p in ps],
+                                                 ps, pairs if name == "net" else None)
+    p2p_points = {k: pts(v) for k, v in res["p2p"].items()}
+    return links, {"errors": errs, "interference": res["interference"], "p2p_points": p2p_points,
+                   "rank_threads": res["threads"], "backend": res["backend"]}
+
+
+def interference_summary(reports: list[dict]) -> dict:
+    """Pooled per-rep ratios (overlapped / alone median) of every rank; factor = their median,
+    clamped below at 1.0 (a factor < 1 is noise: overlap cannot speed compute up)."""
+    ratios = np.concatenate([r["ratios"] for r in reports])
+    raw = float(np.median(ratios))
+    corun = [r["alone_s"][0] / r["solo_s"][0] for r in reports if "solo_s" in r]
+    return {"factor": max(1.0, raw), "raw_median": raw, "clamped": raw < 1.0,
+            "p10": float(np.percentile(ratios, 10)), "p90": float(np.percentile(ratios, 90)),
+            # not part of the factor: compute slows by this much when all ranks compute at once
+            "corun_factor": float(np.median(corun)) if corun else None,
+            "per_rank": [{k: r[k] for k in ("rank", "solo_s", "alone_s", "overlap_s", "comm_bytes_per_peer",
+                                            "comm_outlasted_frac") if k in r} for r in reports]}
+
+
+def measure_copies(grid, device: str) -> dict:
+    """Host <-> device copies (CUDA only): pinned and pageable host buffers, each direction."""
+    from adaqp.costmodel import fit
+    from adaqp.costmodel.profiler import time_fn
+
+    links = {}
+    for name in ("h2d_pinned", "d2h_pinned", "h2d_pageable", "d2h_pageable"):
+        pinned = name.endswith("pinned")
+        nbs, ps = [], []
+        for nb in grid.copy_bytes:
+            host = torch.empty(nb, dtype=torch.uint8, pin_memory=pinned)
+            dev = torch.empty(nb, dtype=torch.uint8, device=device)
+            src, dst = (host, dev) if name.startswith("h2d") else (dev, host)
+            med, p10, p90 = (r4(v) for v in time_fn(partial(dst.copy_, src, non_blocking=pinned), device,
+                                                     grid.warmup, grid.reps, grid.budget_s))
+            nbs.append(nb)
+            ps.append({"nbytes": nb, "median_s": med, "p10_s": p10, "p90_s": p90})
+        links[name], _ = fit.link_model(nbs, [p["median_s"] for p in ps], ps)
+    return links

@@ -1,0 +1,110 @@
+"""costmodel.profiler on a tiny grid (real timings, real 2-rank Gloo group), the bundled
+cpu-2core profile, and ``adaqp profile`` errors."""
+
+import json
+
+import pytest
+
+from adaqp.cli.main import main
+from adaqp.costmodel.profile import OPS, REQUIRED_LINKS, load_profile
+from adaqp.costmodel.profiler import Grid, measure, time_fn
+from adaqp.costmodel.profiler_ranks import interference_summary
+
+TINY = Grid("tiny", spmm=((1000, 4000, 16), (2000, 40_000, 32), (8000, 32_000, 64), (4000, 100_000, 16)),
+            gemm=((500, 16, 16), (2000, 64, 32), (4000, 32, 64), (1000, 128, 128)),
+            elementwise=((500, 16), (4000, 32), (20_000, 64)), adam=(1000, 30_000, 300_000),
+            link_bytes=(1024, 65_536, 1 << 20), allreduce_bytes=(4096, 65_536, 1 << 20),
+            warmup=1, reps=3, budget_s=0.05,
+            interference={"rows": 20_000, "nnz": 100_000, "width": 32, "reps": 3, "max_bytes": 8 << 20})
+
+# a "small" and a "large" call of every op: the large one does >= 50x the work on every feature
+SMALL = dict(rows=1000, nnz=4000, width=16, in_dim=16, out_dim=16, elements=16_000)
+LARGE = dict(rows=50_000, nnz=200_000, width=64, in_dim=128, out_dim=128, elements=3_200_000)
+
+
+@pytest.fixture(scope="module")
+def tiny_profile():
+    return measure("cpu", nprocs=2, progress=False, grid=TINY, name="tiny")
+
+
+def test_tiny_measure_is_a_valid_complete_profile(tiny_profile):
+    p = tiny_profile
+    assert set(OPS) <= set(p.ops) and set(REQUIRED_LINKS) <= set(p.links)
+    assert p.kind == "measured" and p.device == "cpu" and p.interference >= 1.0
+    assert p.meta["compute_threads"] >= 1 and p.meta["nprocs"] == 2 and p.meta["gloo"] is True
+    assert "all_to_all_single" in p.meta["method"] and p.meta["grid"] == "tiny"
+    for op, m in p.ops.items():
+        assert m.points and all(pt["p10_s"] <= pt["median_s"] <= pt["p90_s"] for pt in m.points), op
+        assert m.fit_err_pct is not None and len(p.meta["fit_errors"][op]) == 2
+    net = p.links["net"]
+    assert set(net.pairs) == {"0->1", "1->0"} and net.bw_Bps > 0 and net.latency_s >= 0
+    assert [pt["nbytes"] for pt in net.points] == list(TINY.link_bytes)
+    assert 0 <= p.meta["interference"]["per_rank"][0]["comm_outlasted_frac"] <= 1
+
+
+def test_tiny_profile_round_trips_through_json(tiny_profile, tmp_path):
+    path = tiny_profile.save(tmp_path / "tiny.json")
+    back = load_profile(path)
+    assert back.to_dict() == json.loads(json.dumps(tiny_profile.to_dict()))
+    assert back.op("spmm_fwd", **SMALL) == pytest.approx(tiny_profile.op("spmm_fwd", **SMALL))
+
+
+def test_fitted_times_are_positive_and_grow_with_size(tiny_profile):
+    for op in OPS:
+        small, large = tiny_profile.op(op, **SMALL), tiny_profile.op(op, **LARGE)
+        assert 0 < small < large, op
+    for link in tiny_profile.links.values():
+        assert 0 < link.seconds(1024) < link.seconds(64 << 20)
+
+
+def test_time_fn_orders_its_statistics():
+    med, p10, p90 = time_fn(lambda: sum(range(1000)), "cpu", warmup=1, reps=5, budget_s=1.0)
+    assert 0 < p10 <= med <= p90
+
+
+def test_interference_is_clamped_at_one_and_says_so():
+    rep = {"rank": 0, "alone_s": (1, 1, 1), "overlap_s": (0.9, 0.9, 0.9), "comm_bytes_per_peer": 1,
+           "comm_outlasted_frac": 1.0}
+    s = interference_summary([{**rep, "ratios": [0.9, 0.95, 0.97]}])
+    assert s["factor"] == 1.0 and s["clamped"] and s["raw_median"] == pytest.approx(0.95)
+    s = interference_summary([{**rep, "ratios": [1.5, 1.7]}, {**rep, "rank": 1, "ratios": [1.6]}])
+    assert s["factor"] == pytest.approx(1.6) and not s["clamped"] and s["p10"] <= 1.6 <= s["p90"]
+
+
+def test_bundled_cpu_2core_profile():
+    p = load_profile("cpu-2core")
+    assert (p.name, p.kind, p.device) == ("cpu-2core", "measured", "cpu")
+    assert p.meta["nprocs"] == 2 and p.meta["grid"] == "full" and p.meta["compute_threads"] == 1
+    assert "micro-benchmarks" in p.meta["method"] and "spmm_fwd" in p.meta["op_definitions"]
+    assert p.interference >= 1.0 and p.links["net"].pairs
+    from adaqp.costmodel.profile import BUNDLED_DIR
+
+    assert (BUNDLED_DIR / "cpu-2core.json").stat().st_size < 200_000
+
+
+def test_show_prints_the_tables(capsys):
+    assert main(["profile", "--show", "cpu-2core"]) == 0
+    out = capsys.readouterr().out
+    assert "spmm_fwd" in out and "allreduce" in out and "Interference" in out
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"schema": "adaqp.profile", "version": 1, '
+                                     '"name": "x", "kind": "measured", "device": "cpu", "ops": [], "links": {}}'])
+def test_show_refuses_a_corrupt_file_with_one_line(tmp_path, capsys, content):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["profile", "--show", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("adaqp profile: error:") and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_bad_requests_before_measuring(tmp_path, capsys):
+    import torch
+
+    assert main(["profile", "--out", str(tmp_path / "p.txt")]) == 2
+    assert main(["profile"]) == 2
+    assert main(["profile", "--nprocs", "1", "--out", str(tmp_path / "p.json")]) == 2
+    if not torch.cuda.is_available():
+        assert main(["profile", "--device", "cuda", "--out", str(tmp_path / "p.json")]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()

@@ -1,0 +1,87 @@
+"""Links as shared resources: exact drain times of flows on tiny cases (SimPy style)."""
+
+import numpy as np
+import pytest
+import simpy
+
+from adaqp.simulator.fluid import FluidNetwork, fifo_rates, max_min_rates
+
+INF = np.inf
+
+
+def _run(bw, flows, sharing="fair"):
+    """flows: (start_s, hops, nbytes); returns each flow's drain time."""
+    env = simpy.Environment()
+    done = {}
+    net = FluidNetwork(env, np.asarray(bw, float), lambda ids, _b: done.update({int(i): env.now for i in ids}),
+                       sharing)
+
+    def post(i, start, hops, nbytes):
+        yield env.timeout(start)
+        net.add(np.array([i]), np.array([hops]), np.array([float(nbytes)]))
+
+    for i, (start, hops, nbytes) in enumerate(flows):
+        env.process(post(i, start, hops, nbytes))
+    env.run()
+    return [done[i] for i in range(len(flows))]
+
+
+def test_one_message_holds_the_link_bytes_over_bandwidth():
+    assert _run([1e6], [(0.0, [0], 2e6)]) == [pytest.approx(2.0, rel=1e-12)]
+
+
+def test_two_messages_on_one_fifo_link_finish_at_t_and_2t():
+    t1, t2 = _run([1e6], [(0.0, [0], 1e6), (0.0, [0], 1e6)], sharing="fifo")
+    assert (t1, t2) == (pytest.approx(1.0, rel=1e-12), pytest.approx(2.0, rel=1e-12))
+
+
+def test_two_messages_on_one_fair_link_share_it():
+    # posted together, each gets half the link: both finish at 2t
+    assert _run([1e6], [(0.0, [0], 1e6), (0.0, [0], 1e6)]) == [pytest.approx(2.0, rel=1e-12)] * 2
+    # the second posted at t/2: the first has half left at half speed -> 1.5t; the second 2t
+    assert _run([1e6], [(0.0, [0], 1e6), (0.5, [0], 1e6)]) == [pytest.approx(1.5, rel=1e-12),
+                                                                 pytest.approx(2.0, rel=1e-12)]
+
+
+def test_a_flow_over_several_hops_moves_at_its_slowest_hop():
+    # a fluid pipelines perfectly: 3 hops of 4, 1 and 2 MB/s carry 1 MB in exactly 1 s
+    assert _run([4e6, 1e6, 2e6], [(0.0, [0, 1, 2], 1e6)]) == [pytest.approx(1.0, rel=1e-12)]
+
+
+def test_max_min_gives_what_a_flow_cannot_use_to_the_others():
+    # A crosses r0 (1 B/s) and r1 (3 B/s); B only r1: A is held to 1 by r0, B takes the other 2
+    hops = np.array([[0, 1], [1, 2]])  # 2 = padding
+    rate, bott = max_min_rates(hops, np.array([1.0, 3.0, INF]))
+    assert rate.tolist() == [1.0, 2.0] and bott.tolist() == [0, 1]
+    # and the drain times follow: A (1 B) at 1 s; B (4 B) 2 B by 1 s, then 2 B at 3 B/s
+    t = _run([1.0, 3.0], [(0.0, [0, 1], 1.0), (0.0, [1], 4.0)])
+    assert t == [pytest.approx(1.0), pytest.approx(1.0 + 2.0 / 3.0)]
+
+
+def test_fifo_lets_a_blocked_message_leave_its_other_hops_to_later_ones():
+    # first: r0 -> r1; second: r1 only; r0 slower, so the second takes r1's remainder
+    rate, _ = fifo_rates(np.array([[0, 1], [1, 1]]), np.array([1.0, 3.0]))
+    assert rate.tolist() == [1.0, 2.0]
+
+
+def test_flows_started_at_one_instant_cost_one_rate_update():
+    env = simpy.Environment()
+    net = FluidNetwork(env, np.array([1e6, 1e6]), lambda *_: None)
+    for i in range(10):
+        net.add(np.array([i]), np.array([[i % 2]]), np.array([1e3]))
+    env.run()
+    assert net.updates == 1  # all ten drain together at 5 ms
+
+
+def test_merge_rel_drains_nearly_done_flows_together():
+    flows = [(0.0, [0], 1.0e6), (0.0, [0], 1.0005e6)]
+    exact = _run([1e6], flows)
+    assert exact == [pytest.approx(2.0), pytest.approx(2.0005)]
+    env = simpy.Environment()
+    done = {}
+    net = FluidNetwork(env, np.array([1e6]), lambda ids, _b: done.update({int(i): env.now for i in ids}),
+                       merge_rel=1e-3)
+    net.add(np.array([0, 1]), np.array([[0], [0]]), np.array([f[2] for f in flows]))
+    env.run()
+    # the second had 0.05 % of its bytes left when the first drained: it drains with it
+    assert done == {0: pytest.approx(2.0), 1: pytest.approx(2.0)} and net.updates == 1

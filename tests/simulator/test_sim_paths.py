@@ -1,0 +1,50 @@
+"""The simulator's flow paths are the analytic model's: same loads per instance, same latencies."""
+
+import numpy as np
+import pytest
+
+from adaqp.cluster import ClusterSpec, Link, Network
+from adaqp.costmodel.network import exchange_loads
+from adaqp.simulator.paths import network_layout
+
+PCIE = Link("pcie", 16e9, 5e-6)
+
+
+def _clusters():
+    net = Network(12.5e9, 20e-6)
+    return {
+        "gloo-cpu one node": ClusterSpec("c1", 1, 1, "cpu", Link("loopback", 1e9, 1e-5), ranks_per_device=4),
+        "gloo-cpu two nodes": ClusterSpec("c2", 2, 1, "cpu", Link("loopback", 1e9, 1e-5), net, ranks_per_device=2),
+        "nccl gdr off": ClusterSpec("n1", 2, 2, "v100", PCIE, Network(1.25e9, 3e-5, gdr=False)),
+        "nccl gdr on": ClusterSpec("n2", 2, 2, "h100", Link("nvlink", 4.5e11, 3e-6), Network(25e9, 5e-6, gdr=True)),
+        "gloo-staged shared gpu": ClusterSpec("s1", 1, 1, "h200", PCIE, ranks_per_device=4, transport="gloo-staged"),
+        "gloo-staged two nodes": ClusterSpec("s2", 2, 2, "v100", PCIE, net, ranks_per_device=2,
+                                             transport="gloo-staged"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_clusters()))
+def test_paths_sum_to_the_analytic_loads_and_latencies(name, kit):
+    cluster = _clusters()[name]
+    prof = kit.profile(net=(1e-4, 1e9), device="cpu" if cluster.device == "cpu" else "cuda", pcie=(7e-6, 2e10))
+    P = cluster.num_ranks
+    B = np.random.default_rng(1).integers(0, 1000, (P, P)).astype(float)
+    B[0, 1] = 0.0  # a pair with nothing to send
+    np.fill_diagonal(B, 0.0)
+    layout = network_layout(cluster, prof)
+    loads, lat = exchange_loads(cluster, prof, B)
+    mine = layout.loads(B)
+    kinds = np.array(layout.kinds)
+    for kind, (per_instance, res) in loads.items():
+        assert np.allclose(mine[kinds == kind], per_instance, rtol=1e-12, atol=0), kind
+        assert np.all(layout.bw_Bps[kinds == kind] == res.bw_Bps), kind
+    assert set(loads) == set(kinds[mine > 0])  # no kind the analytic model does not know
+    assert np.allclose(np.where(B > 0, layout.latency_s, 0.0), lat, rtol=1e-12, atol=0)
+
+
+def test_gdr_off_routes_cross_node_flows_through_both_copy_engines(kit):
+    off = _clusters()["nccl gdr off"]
+    layout = network_layout(off, kit.profile(device="cuda", pcie=(7e-6, 2e10)))
+    names = lambda s, r: [layout.names[h] for h in layout.hops[s, r] if h != layout.pad]  # noqa: E731
+    assert names(0, 2) == ["d2h[0]", "nic_out[0]", "nic_in[1]", "h2d[2]"]
+    assert names(0, 1) == ["intra_out[0]", "intra_in[1]"]
