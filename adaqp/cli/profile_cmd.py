@@ -140,4 +140,4 @@ def print_profile(prof) -> None:
           f"{spread + ')' if spread else ''}")
     if isinstance(i.get("corun_factor"), (int, float)):
         print(f"Co-running: a SpMM runs {i['corun_factor']:.2f}x slower with every rank computing than alone "
-              "(the ops above were timed alone; this factor is not applied to them)")
+              "(the ops above were timed alone; the cost model applies this factor when ranks share a CPU)")
