@@ -31,8 +31,9 @@ def add_out(p: argparse.ArgumentParser) -> None:
 
 
 def add_partition_args(p: argparse.ArgumentParser, parts_required: bool = True) -> None:
-    p.add_argument("--parts", type=positive_int, required=parts_required, default=None if parts_required else 4,
-                   help="number of parts (one per rank)")
+    p.add_argument("--parts", type=positive_int, required=parts_required, default=None,
+                   help="number of parts (one per rank)" + ("" if parts_required else
+                                                              "; default: the cluster's rank count"))
     p.add_argument("--method", choices=("metis", "random", "contiguous"), default="metis",
                    help="partitioner (default: metis)")
     p.add_argument("--balance", choices=("nodes", "edges"), default="nodes",

@@ -2,10 +2,13 @@
 
 import argparse
 import csv
+import json
 
+import pytest
 
 from adaqp.cli import simulate_cmd
 from adaqp.cluster import ClusterSpec, Link, Network
+from adaqp.costmodel.bundled import list_clusters
 from adaqp.io import read_json
 
 SMALL_SBM = "sbm:nodes=2000,classes=4,feat=16,deg=8,seed=1"
@@ -47,6 +50,17 @@ def test_simulate_writes_summary_utilisation_and_trace(tmp_path, capsys, kit):
 def test_one_trace_writer_for_measured_and_simulated_timelines():
     from adaqp.runtime.trace import chrome_trace as runtime_trace
     from adaqp.simulator import chrome_trace
+
     from adaqp.trace_format import chrome_trace as core
 
     assert runtime_trace is core and chrome_trace is core
+
+
+@pytest.mark.parametrize("cluster", list_clusters())
+def test_simulate_runs_on_every_bundled_cluster(cluster, tmp_path, capsys):
+    from adaqp.cli.main import main
+
+    assert main(["simulate", "sbm:nodes=2000,classes=4,feat=16,deg=6,seed=0", "--cluster", cluster,
+                 "--schedule", "adaqp", "--bits", "4", "--hidden", "32", "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["epoch_time_s"] > 0 and s["comm_time_s"] >= 0 and s["compute_time_s"] > 0
