@@ -53,6 +53,9 @@ def device_max(cluster: ClusterSpec, per_rank: np.ndarray) -> float:
 def estimate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, cluster: ClusterSpec,
              profile: HardwareProfile, bits=32) -> Estimate:
     """``bits``: a uniform width (used when the schedule quantizes) or a BitPlan."""
+    from adaqp.costmodel.profile import check_fits
+
+    check_fits(profile, cluster)
     P = stats.num_parts
     total = comm = exposed = ar = 0.0
     seg = np.zeros(P)

@@ -222,3 +222,11 @@ def load_profile(name_or_path: str | os.PathLike) -> HardwareProfile:
             names = ", ".join(sorted(f.stem for f in BUNDLED_DIR.glob("*.json")))
             raise AdaqpInputError(f"unknown profile {name_or_path!r}; bundled: {names}")
     return HardwareProfile.from_dict(read_json(p), source=str(p))
+
+
+def check_fits(profile: HardwareProfile, cluster) -> None:
+    """Refuse a profile measured on another kind of device than the cluster's."""
+    cpu_cluster, cpu_profile = cluster.device == "cpu", profile.device == "cpu"
+    require(cpu_cluster == cpu_profile,
+            f"profile {profile.name!r} describes a {profile.device} device but cluster {cluster.name!r} "
+            f"runs on {cluster.device}; pass a matching --profile")
