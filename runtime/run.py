@@ -14,7 +14,7 @@ from pathlib import Path
 from adaqp.runtime.config import TrainConfig
 
 PHASES = ("quantize", "pack", "communicate", "wait", "dequantize", "unpack", "central", "marginal",
-          "forward", "backward", "allreduce", "optimizer")
+          "dense", "forward", "backward", "allreduce", "optimizer")
 
 
 def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1",

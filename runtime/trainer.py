@@ -18,6 +18,7 @@ from tqdm import tqdm
 from adaqp.runtime.aggregate import RankContext
 from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.exchange import HaloExchanger
+from adaqp.runtime.instrument import instrument_dense
 from adaqp.runtime.model import GNN, correct_counts, loss_sum
 from adaqp.runtime.prepare import load_bitplan, load_rank
 from adaqp.runtime.trace import PhaseTimer
@@ -37,6 +38,7 @@ class RankTrainer:
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks differ per rank
         self.timer = PhaseTimer(rank)
+        instrument_dense(self.model, self.timer)
         transport = choose_transport(self.device, cfg.transport)
         widths = cfg.model.widths(d.in_dim, d.num_classes)[:-1]
         ex = HaloExchanger(d.halo, widths, transport, self.device, self.bitplan, self.schedule.quantize,

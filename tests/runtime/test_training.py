@@ -41,7 +41,7 @@ def test_cli_train_writes_csv_trace_and_summary(tmp_path, capsys):
     trace = json.loads((out / "trace.json").read_text())["traceEvents"]
     spans = [e for e in trace if e["ph"] == "X"]
     assert {e["pid"] for e in spans} == {0, 1}
-    assert {"quantize", "dequantize", "central", "marginal", "communicate"} <= {e["name"] for e in spans}
+    assert {"quantize", "dequantize", "central", "marginal", "communicate", "dense"} <= {e["name"] for e in spans}
     assert "test_acc" in capsys.readouterr().out
 
 
