@@ -21,6 +21,7 @@ COMMANDS = {
     "train": "adaqp.cli.train_cmd",
     "estimate": "adaqp.cli.estimate_cmd",
     "simulate": "adaqp.cli.simulate_cmd",
+    "plan": "adaqp.cli.plan_cmd",
     "demo": "adaqp.cli.demo_cmd",
     "profile": "adaqp.cli.profile_cmd",
 }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from adaqp.cli.common import add_dataset, add_out, add_partition_args, positive_int
+from adaqp.cli.common import add_out
+from adaqp.cli.scenario import add_scenario_args
 
 
 def add_parser(sub) -> None:
@@ -13,18 +14,7 @@ def add_parser(sub) -> None:
                     "overlap. Prints the epoch time, phases, resource utilisation and the critical "
                     "path; --out writes summary.json (epoch_time_s, comm_time_s, compute_time_s and "
                     "the analytic estimate beside them), utilisation.csv and trace.json (Perfetto).")
-    add_dataset(p)
-    add_partition_args(p, parts_required=False)
-    p.add_argument("--cluster", default="local-cpu",
-                   help="bundled cluster name or a ClusterSpec YAML (default: local-cpu); resized to --parts")
-    p.add_argument("--profile", default=None, help="hardware profile name or file (default: the cluster's)")
-    p.add_argument("--schedule", default="adaqp", help="vanilla | quant | overlap | adaqp (default: adaqp)")
-    p.add_argument("--bits", default="8", help="uniform bit-width (2, 4, 8, 32) or a BitPlan file (default: 8)")
-    p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
-    p.add_argument("--layers", type=positive_int, default=3)
-    p.add_argument("--hidden", type=positive_int, default=256)
-    p.add_argument("--no-layer-norm", dest="layer_norm", action="store_false")
-    p.add_argument("--dropout", type=float, default=0.5)
+    add_scenario_args(p)
     p.add_argument("--sharing", choices=("fair", "fifo"), default="fair",
                    help="how concurrent flows share a link: max-min fair (default) or one message at a time")
     add_out(p)
@@ -33,29 +23,14 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from adaqp.cli.common import prepare_out
-    from adaqp.cli.estimate_cmd import load_bits
     from adaqp.cli.report import format_table, stage, write_csv, write_summary
-    from adaqp.costmodel.analytic import ModelShape, estimate
-    from adaqp.costmodel.bundled import load_cluster
-    from adaqp.costmodel.profile import load_profile
-    from adaqp.costmodel.workload import PlanStats
-    from adaqp.data.spec import load_dataset
-    from adaqp.halo import build_halo_plan
-    from adaqp.partition import partition_graph
+    from adaqp.cli.scenario import load_bits, load_scenario
+    from adaqp.costmodel.analytic import estimate
     from adaqp.simulator import chrome_trace, simulate
 
     out = prepare_out(args.out)
-    cluster = load_cluster(args.cluster)
-    parts = args.parts or cluster.num_ranks
-    cluster = cluster.with_ranks(parts)
-    profile = load_profile(args.profile or cluster.profile)
-    with stage(f"loading {args.dataset}"):
-        graph = load_dataset(args.dataset)
-    with stage(f"partitioning into {parts} parts ({args.method}) and building the halo plan"):
-        plan = build_halo_plan(graph, partition_graph(graph, parts, args.method, args.seed, args.balance))
-    stats = PlanStats.from_halo_plan(plan)
-    shape = ModelShape(args.model, (graph.num_features,) + (args.hidden,) * (args.layers - 1) + (graph.num_classes,),
-                       args.layer_norm, args.dropout > 0)
+    sc = load_scenario(args)
+    graph, cluster, profile, stats, shape, parts = sc.graph, sc.cluster, sc.profile, sc.stats, sc.shape, sc.parts
     bits = load_bits(args.bits, stats.pair_rows, args.layers)
     with stage("simulating one epoch"):
         r = simulate(stats, shape, args.schedule, cluster, profile, bits, sharing=args.sharing, trace=out is not None)

@@ -1,0 +1,240 @@
+"""The cost model, linear in the solver's choices: one source of truth with the analytic model.
+
+Variables ``z = [x, y]``: ``x[g, j]`` = 1 when group ``g`` is sent at ``bits_set[j]``; ``y`` are
+indicators "rank p codes some rows at width j in exchange k" that carry the per-call intercept of
+the coding ops (``encode_mixed_s`` pays an op's constant once per width present).
+
+The time is a sum of *terms*, each ``max(floor, max_i(A_i z + c_i))``, built from the very functions
+the analytic model calls:
+
+- an exchange's duration is :func:`network.exchange_s`: busiest resource instance plus the longest
+  path latency. ``network.exchange_loads`` is linear in the byte matrix, so it is probed with one
+  unit flow per pair to learn which instances each pair loads; each instance is one row.
+- coding is ``durations.encode_s`` / ``decode_s`` evaluated per group (their marginal part) plus the
+  intercept through ``y``; scaled by ``durations.compute_scale`` like every compute step.
+
+``scope="epoch"`` walks :func:`program.build_program` as ``analytic.estimate`` does: every compute
+segment between two synchronising steps is a term (slowest rank or device), every exchange a term
+(with overlap its floor is the hidden compute), the all-reduce a constant. The sum *is* the
+analytic epoch time for linear op models (log-log ones are over-estimated: conservative).
+``scope="exchange"``: per exchange, its duration + the slowest encode + the slowest decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from adaqp.costmodel import durations as D
+from adaqp.costmodel.analytic import device_max
+from adaqp.costmodel.network import allreduce_s, exchange_loads
+from adaqp.costmodel.program import AllReduce, Compute, Exchange, build_program
+from adaqp.solver.groups import Groups
+
+from adaqp.errors import require
+from adaqp.schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Term:
+    floor: float
+    const: np.ndarray  # [R]
+    A: sp.csr_matrix  # [R, num_z]
+    label: str
+
+    def value(self, z: np.ndarray) -> float:
+        return max(self.floor, float((self.A @ z + self.const).max())) if self.const.size else self.floor
+
+
+@dataclass
+class LinearModel:
+    groups: Groups
+    bits_set: tuple[int, ...]
+    terms: list
+    ysets: list  # (x columns, rows) per y indicator, in y order
+    scope: str
+
+    @property
+    def nx(self) -> int:
+        return self.groups.num_groups * len(self.bits_set)
+
+    @property
+    def num_z(self) -> int:
+        return self.nx + len(self.ysets)
+
+    def z(self, choice: np.ndarray) -> np.ndarray:
+        """``z`` for one width index per group (y set where any of its x is)."""
+        nb, G = len(self.bits_set), self.groups.num_groups
+        x = np.zeros(self.nx)
+        x[np.arange(G) * nb + np.asarray(choice, dtype=np.int64)] = 1.0
+        y = np.array([float(x[cols].any()) for cols in self.ysets])
+        return np.concatenate([x, y])
+
+    def time(self, choice: np.ndarray) -> float:
+        z = self.z(choice)
+        return float(sum(t.value(z) for t in self.terms))
+
+
+def _units(cluster, P: int) -> np.ndarray:
+    """Which ranks add up (ranks sharing a GPU serialise) - as ``analytic.device_max``."""
+    if cluster.device != "cpu" and cluster.ranks_per_device > 1:
+        return np.arange(P) // cluster.ranks_per_device
+    return np.arange(P)
+
+
+def _pair_instances(cluster, profile, P: int):
+    """Per ordered pair, the resource instances one byte of it loads: ``{(s, r): [(row, amount)]}``
+    and each instance's bandwidth, found by probing the (linear) ``exchange_loads``."""
+    index, bw, entries = {}, [], {}
+    for s in range(P):
+        for r in range(P):
+            if s == r:
+                continue
+            B = np.zeros((P, P))
+            B[s, r] = 1.0
+            loads, _ = exchange_loads(cluster, profile, B)
+            for kind, (v, res) in loads.items():
+                for i in np.flatnonzero(v):
+                    if (kind, i) not in index:
+                        index[(kind, i)] = len(bw)
+                        bw.append(res.bw_Bps)
+                    entries.setdefault((s, r), []).append((index[(kind, int(i))], float(v[i])))
+    return entries, np.array(bw)
+
+
+class _Builder:
+    def __init__(self, groups: Groups, bits_set, cluster, profile, stats, scale: float):
+        self.g, self.bits, self.nb = groups, tuple(bits_set), len(bits_set)
+        self.cluster, self.profile, self.stats, self.scale = cluster, profile, stats, scale
+        self.P = stats.num_parts
+        self.layer, self.s, self.r = groups.attr(0), groups.attr(2), groups.attr(3)
+        self.dir = np.array([c[1] for c in groups.channels])[groups.channel] if groups.channels else np.zeros(0, str)
+        self.nbytes = groups.nbytes(self.bits)
+        self.entries, self.bw = _pair_instances(cluster, profile, self.P)
+        self.ysets: list = []
+        self.pieces: dict = {}  # (k, side) -> per rank (cols, vals)
+
+    def in_exchange(self, k):
+        return np.flatnonzero((self.layer == k[0]) & (self.dir == k[1]))
+
+    def exchange_term(self, k, floor: float, label: str):
+        """``busy(instance) + max latency`` of exchange k: one row per resource instance."""
+        gs = self.in_exchange(k)
+        if gs.size == 0:
+            return _term(floor, np.zeros(0), [], label)
+        flows = self.stats.pair_rows if k[1] == "fwd" else self.stats.pair_rows.T
+        _, lat = exchange_loads(self.cluster, self.profile, (flows > 0).astype(float))
+        trip = []
+        for (s, r), inst in self.entries.items():
+            sel = gs[(self.s[gs] == s) & (self.r[gs] == r)]
+            for row, amount in inst:
+                for j in range(self.nb):
+                    trip.append((np.full(sel.size, row), sel * self.nb + j,
+                                 self.nbytes[sel, j] * amount / self.bw[row]))
+        return _term(floor, np.full(self.bw.size, float(lat.max())), trip, label)
+
+    def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):
+        """Slowest unit of one compute segment: fixed compute + the coding pieces it holds."""
+        trip = []
+        for k, side in pieces:
+            for p, (cols, vals) in enumerate(self.coding(k, side)):
+                trip.append((np.full(cols.size, units[p]), cols, vals))
+        const = np.bincount(units, weights=fixed, minlength=units.max() + 1)
+        return _term(0.0, const, trip, label)
+
+    def coding(self, k, side):
+        """Per rank ``(cols, vals)``: that rank's encode (sender) or decode (receiver) time."""
+        if (k, side) in self.pieces:
+            return self.pieces[(k, side)]
+        gs = self.in_exchange(k)
+        fn = D.encode_s if side == "enc" else D.decode_s
+        owner = (self.s if side == "enc" else self.r)[gs]
+        n = self.g.counts[gs]
+        w = self.g.widths[k[0]]
+        out = []
+        for p in range(self.P):
+            mine = gs[owner == p]
+            cols, vals = [], []
+            for j, b in enumerate(self.bits):
+                if mine.size == 0:
+                    continue
+                c0 = float(fn(self.profile, 0, w, b))
+                cols.append(mine * self.nb + j)
+                vals.append((np.asarray(fn(self.profile, n[owner == p], w, b), float) - c0) * self.scale)
+                if c0 > 0:  # the op's constant, paid once if any row of p codes at this width
+                    self.ysets.append(mine * self.nb + j)
+                    cols.append(np.array([-len(self.ysets)]))  # y index, resolved in build()
+                    vals.append(np.array([c0 * self.scale]))
+            out.append((np.concatenate(cols) if cols else np.zeros(0, int),
+                        np.concatenate(vals) if vals else np.zeros(0)))
+        self.pieces[(k, side)] = out
+        return out
+
+
+def _term(floor: float, const: np.ndarray, trip: list, label: str):
+    """A term before the y columns are numbered: COO triplets, y as negative columns."""
+    rows = [t[0] for t in trip] or [np.zeros(0, int)]
+    cols = [t[1] for t in trip] or [np.zeros(0, int)]
+    vals = [t[2] for t in trip] or [np.zeros(0)]
+    return (float(floor), np.asarray(const, float), np.concatenate(rows).astype(np.int64),
+            np.concatenate(cols).astype(np.int64), np.concatenate(vals).astype(float), label)
+
+
+def _finish(raw, nx: int, num_z: int) -> Term:
+    floor, const, r, c, v, label = raw
+    c = np.where(c < 0, nx - c - 1, c)  # y number i was stored as -(i + 1)
+    A = sp.csr_matrix((v, (r, c)), shape=(const.size, num_z))
+    return Term(floor, const, A, label)
+
+
+def _epoch_terms(b: _Builder, shape, schedule, units) -> list:
+    """Walk the analytic model's program: segments, exchanges and the all-reduce as terms."""
+    prog = build_program(b.stats, shape, schedule, b.profile, 8, b.scale)
+    raw, fixed, pieces, last = [], np.zeros(b.P), [], None
+    for st in prog:
+        if isinstance(st, Compute):
+            if st.phase == "quantize":  # encodes the next exchange: resolved when it comes
+                pieces.append(("next", "enc"))
+            elif st.phase == "dequantize":
+                pieces.append((last, "dec"))
+            else:
+                fixed = fixed + st.seconds
+            continue
+        k = (st.traffic.layer, st.traffic.direction) if isinstance(st, Exchange) else None
+        pieces = [(k if p == "next" else p, side) for p, side in pieces]
+        raw.append(b.segment_term(fixed, pieces, units, f"compute before {k or 'all-reduce'}"))
+        fixed, pieces = np.zeros(b.P), []
+        if isinstance(st, AllReduce):
+            raw.append(_term(allreduce_s(b.cluster, b.profile, st.nbytes), np.zeros(0), [], "all-reduce"))
+            continue
+        hidden = device_max(b.cluster, st.hidden) if st.hidden is not None else 0.0
+        raw.append(b.exchange_term(k, hidden, f"exchange {k}"))
+        last = k
+    raw.append(b.segment_term(fixed, pieces, units, "final compute"))
+    return raw
+
+
+def _exchange_terms(b: _Builder, exchanges, units) -> list:
+    raw = []
+    for k in exchanges:
+        raw.append(b.exchange_term(k, 0.0, f"exchange {k}"))
+        for side in ("enc", "dec"):
+            raw.append(b.segment_term(np.zeros(b.P), [(k, side)], units, f"{side} {k}"))
+    return raw
+
+
+def build_model(groups: Groups, bits_set, stats, shape, schedule, cluster, profile,
+                scope: str = "epoch") -> LinearModel:
+    """The linear time model of ``groups`` at widths ``bits_set`` (see the module doc)."""
+    require(scope in ("epoch", "exchange"), f"scope must be epoch or exchange, got {scope!r}")
+    require(Schedule.parse(schedule).quantize, f"schedule {schedule!r} does not quantize: no bit-widths to plan")
+    require(cluster.num_ranks == stats.num_parts,
+            f"cluster has {cluster.num_ranks} ranks but the plan {stats.num_parts} parts")
+    b = _Builder(groups, bits_set, cluster, profile, stats, D.compute_scale(cluster, profile))
+    units = _units(cluster, b.P)
+    exchanges = [(l, d) for l in range(groups.num_layers) for d in ("fwd", "bwd") if d == "fwd" or l >= 1]
+    raw = _epoch_terms(b, shape, schedule, units) if scope == "epoch" else _exchange_terms(b, exchanges, units)
+    nx = groups.num_groups * b.nb
+    num_z = nx + len(b.ysets)
+    return LinearModel(groups, b.bits, [_finish(t, nx, num_z) for t in raw], b.ysets, scope)

@@ -1,0 +1,112 @@
+"""Solved plans on a real halo plan: the cost model agrees, budgets hold, the CLI round-trips."""
+
+import json
+
+import numpy as np
+import pytest
+from adaqp.costmodel.analytic import ModelShape, estimate
+from adaqp.costmodel.bundled import load_cluster
+from adaqp.costmodel.profile import load_profile
+from adaqp.costmodel.workload import PlanStats
+from adaqp.solver.groups import build_groups, level_factor
+from adaqp.solver.model import build_model
+from adaqp.solver.plan import parse_budget, solve_bitplan
+
+from adaqp.data.spec import load_dataset
+from adaqp.halo import build_halo_plan
+from adaqp.partition import partition_graph
+from adaqp.plans import BitPlan
+
+DATA = "sbm:nodes=600,classes=4,feat=16,deg=6,seed=1"
+SHAPE = ModelShape("gcn", (16, 32, 32, 4))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    g = load_dataset(DATA)
+    halo = build_halo_plan(g, partition_graph(g, 4, "metis", 0, "nodes"))
+    cluster = load_cluster("reference-2x4-v100-pcie-100gbe").with_ranks(4)
+    return g, halo, PlanStats.from_halo_plan(halo), cluster, load_profile(cluster.profile)
+
+
+def test_linear_model_is_the_analytic_epoch_time(setup):
+    g, halo, stats, cluster, profile = setup
+    groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
+    model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
+    rng = np.random.default_rng(0)
+    for choice in (np.full(groups.num_groups, 2), rng.integers(0, 3, groups.num_groups)):
+        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
+        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
+                                                   rel=1e-12)
+
+
+def test_group_variance_is_the_reference_formula(setup):
+    g, halo, *_ = setup
+    groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
+    rh = halo.ranks[0]
+    peer = int(np.flatnonzero(rh.send_counts())[0])
+    rows = rh.send_global(peer)
+    rng = g.features[rows].max(1) - g.features[rows].min(1)
+    score = rh.send_score_gcn[rh.send_ptr[peer]:rh.send_ptr[peer + 1]]
+    want = (score ** 2 * 16 * rng ** 2 / (6 * 15 ** 2)).sum()  # F range^2 / (6 (2^4-1)^2) at 4 bits
+    mine = groups.channel == groups.channels.index((0, "fwd", 0, peer))
+    assert groups.V[mine].sum() * level_factor((4,))[0] == pytest.approx(want)
+    assert groups.num_groups <= 60 + len(groups.channels)
+
+
+def test_solved_plan_meets_its_budget_in_estimate_and_simulator(setup):
+    g, halo, stats, cluster, profile = setup
+    hi = estimate(stats, SHAPE, "adaqp", cluster, profile, 8).epoch_time_s
+    lo = estimate(stats, SHAPE, "adaqp", cluster, profile, 2).epoch_time_s
+    budget = lo + 0.5 * (hi - lo)
+    res = solve_bitplan(halo, stats, SHAPE, cluster, profile, f"{budget}s", features=g.features, max_groups=80)
+    e = estimate(stats, SHAPE, "adaqp", cluster, profile, res.bitplan)
+    assert e.epoch_time_s <= budget * (1 + 1e-9)
+    assert res.solution.variance <= res.solution.greedy_variance * (1 + 1e-9)
+    assert set(np.unique(np.concatenate(list(res.bitplan.bits.values())))) <= {2, 4, 8}
+    from adaqp.simulator import simulate
+
+    sim = simulate(stats, SHAPE, "adaqp", cluster, profile, res.bitplan, trace=False)
+    assert sim.epoch_time_s <= budget * 1.05  # the simulator models contention the formula folds in
+
+
+def test_exchange_budget_as_fraction_of_fp32(setup):
+    # tiny messages: the coding ops' fixed cost dominates, so the budget exceeds the fp32 exchange time
+    g, halo, stats, cluster, profile = setup
+    res = solve_bitplan(halo, stats, SHAPE, cluster, profile, "4x", features=g.features, max_groups=80)
+    assert res.scope == "exchange" and res.solution.time_s <= res.budget_s * (1 + 1e-9)
+
+
+def test_one_part_is_a_trivial_plan():
+    g = load_dataset(DATA)
+    halo = build_halo_plan(g, partition_graph(g, 1, "metis", 0, "nodes"))
+    stats = PlanStats.from_halo_plan(halo)
+    cluster = load_cluster("local-cpu").with_ranks(1)
+    res = solve_bitplan(halo, stats, SHAPE, cluster, load_profile(cluster.profile), "1s", features=g.features)
+    assert res.bitplan.total_rows == 0 and res.solution.variance == 0.0
+
+
+def test_parse_budget():
+    assert parse_budget("1.2s").value == 1.2 and parse_budget("800ms").value == pytest.approx(0.8)
+    assert parse_budget("0.4x").scope == "exchange"
+    with pytest.raises(ValueError, match="expected e.g."):
+        parse_budget("fast")
+
+
+def test_cli_writes_a_loadable_bitplan(tmp_path, monkeypatch, capsys):
+    from adaqp.cli import main as cli
+
+    monkeypatch.setitem(cli.COMMANDS, "plan", "adaqp.cli.plan_cmd")
+    out = tmp_path / "plan"
+    rc = cli.main(["plan", DATA, "--parts", "4", "--cluster", "reference-2x4-v100-pcie-100gbe",
+                   "--time-budget", "4x", "--layers", "2", "--hidden", "16", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("predicted_epoch_time_s", "variance", "solve_time_s", "gap", "bits_histogram"):
+        assert key in summary
+    g = load_dataset(DATA)
+    pr = build_halo_plan(g, partition_graph(g, 4, "metis", 0, "nodes")).pair_rows()
+    plan = BitPlan.load(out / "bitplan.json").validate(pr, 2)
+    assert {k: {str(b): n for b, n in h.items()} for (l, d), h in plan.histogram().items()
+            for k in [f"{l}/{d}"]} == summary["bits_histogram"]
+    assert "predicted epoch" in capsys.readouterr().out
