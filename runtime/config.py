@@ -21,7 +21,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     schedule: str = "vanilla"
-    bits: str = "32"  # 1|2|4|8|16|32, or a BitPlan file written by the solver
+    bits: str = "32"  # 1|2|4|8|16|32, "adaptive", or a BitPlan file written by the solver
+    replan_every: int = 50  # adaptive: epochs between re-solves (the first ones run at 8 bits)
+    time_budget: str | None = None  # adaptive: e.g. "0.5x" or "1.2s"; None = the lambda form
+    cluster: str = "local-cpu"  # adaptive: the cluster spec the solver plans for
+    profile: str | None = None  # adaptive: hardware profile (default: the cluster's)
     partition_method: str = "metis"
     plan_dir: str | None = None  # saved partition (+ halo plan) to reuse
     eval_every: int = 10
@@ -49,12 +53,20 @@ class TrainConfig:
         require(not self.checkpoint_every or self.checkpoint_dir, "checkpointing needs a checkpoint folder")
         require(not self.resume or self.checkpoint_dir, "--resume needs a checkpoint folder")
         require(self.timeout_s > 0, "timeout must be > 0")
-        if not self.bits.isdigit():
+        if self.bits == "adaptive":
+            require(Schedule.parse(self.schedule).quantize, f"--bits adaptive needs a quantizing schedule "
+                                                            f"(quant or adaqp), not {self.schedule}")
+            require(self.replan_every >= 1, "replan_every must be >= 1")
+        elif not self.bits.isdigit():
             require(Path(self.bits).exists(), f"--bits: no BitPlan file at {self.bits}")
 
     @property
     def uniform_bits(self) -> int | None:
         return int(self.bits) if self.bits.isdigit() else None
+
+    @property
+    def adaptive(self) -> bool:
+        return self.bits == "adaptive"
 
     def to_dict(self) -> dict:
         return asdict(self)

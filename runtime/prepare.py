@@ -82,6 +82,8 @@ def load_rank(cfg: TrainConfig, rank: int, world: int, plan_dir: Path, device: t
 
 def load_bitplan(cfg: TrainConfig, pair_rows: np.ndarray) -> BitPlan:
     """The BitPlan the run executes: uniform ``--bits`` or a solver's file, checked against the plan."""
+    if cfg.adaptive:  # the first cycle runs at 8 bits (adaptive.py re-solves later)
+        return BitPlan.uniform(pair_rows, cfg.model.layers, 8)
     if cfg.uniform_bits is not None:
         return BitPlan.uniform(pair_rows, cfg.model.layers, cfg.uniform_bits)
     return BitPlan.load(cfg.bits).validate(pair_rows, cfg.model.layers)

@@ -82,6 +82,7 @@ def summarize(cfg: TrainConfig, records: list[dict], evals: list[dict]) -> dict:
         "comm_time_s_median": med("communicate_s"),
         "phase_time_s_median": {p: med(f"{p}_s") for p in PHASES},
         "final_loss": by_epoch[epochs[-1]][0]["loss"] if epochs else None,
+        "solve_time_s_total": sum(r.get("solve_s", 0.0) for r in records if r["rank"] == 0),
         "train_acc": last.get("train_acc"), "val_acc": last.get("val_acc"), "test_acc": last.get("test_acc"),
         "best_val_acc": best.get("val_acc"), "test_acc_at_best_val": best.get("test_acc"),
     }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from adaqp.runtime.adaptive import AdaptiveBits
 from adaqp.runtime.aggregate import RankContext
 from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.exchange import HaloExchanger
@@ -95,7 +97,8 @@ class RankTrainer:
         from adaqp.runtime.checkpoint import rng_state
 
         return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "rng": rng_state(), "generator": self.ctx.exchanger.generator.get_state()}
+                "rng": rng_state(), "generator": self.ctx.exchanger.generator.get_state(),
+                "bitplan": bitplan_to_tensors(self.bitplan)}
 
     def restore(self, state: dict) -> None:
         from adaqp.runtime.checkpoint import set_rng_state
@@ -104,7 +107,30 @@ class RankTrainer:
         self.opt.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         self.ctx.exchanger.generator.set_state(state["generator"])
+        self.bitplan = bitplan_from_tensors(state["bitplan"])
+        if self.schedule.quantize:  # an adaptive run resumes with the plan it had re-solved
+            self.ctx.exchanger.set_bitplan(self.bitplan)
         self.start_epoch = int(state["epoch"]) + 1
+
+
+def bitplan_to_tensors(plan) -> dict:
+    """A BitPlan as tensors (checkpoints load with weights_only=True: no pickled objects)."""
+    keys = list(plan.channels())
+    chans = [plan.channel(*k) for k in keys]
+    return {"num_layers": plan.num_layers, "num_parts": plan.num_parts,
+            "keys": torch.tensor([[l, 0 if d == "fwd" else 1, a, b] for l, d, a, b in keys], dtype=torch.int64).reshape(-1, 4),
+            "sizes": torch.tensor([c.size for c in chans], dtype=torch.int64),
+            "bits": torch.from_numpy(np.concatenate(chans) if chans else np.zeros(0, np.int8))}
+
+
+def bitplan_from_tensors(t: dict):
+    from adaqp.plans import BitPlan
+
+    bits = t["bits"].numpy() if hasattr(t["bits"], "numpy") else np.asarray(t["bits"])
+    ends = np.cumsum(t["sizes"].tolist())
+    chans = np.split(bits.astype(np.int8), ends[:-1]) if len(ends) else []
+    keys = [(int(l), "fwd" if d == 0 else "bwd", int(a), int(b)) for l, d, a, b in t["keys"].tolist()]
+    return BitPlan(int(t["num_layers"]), int(t["num_parts"]), dict(zip(keys, chans)))
 
 
 def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
@@ -120,8 +146,15 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
     records, evals = [], []
     bar = tqdm(range(tr.start_epoch, cfg.epochs), desc=f"{cfg.schedule} x{world}", unit="epoch",
                disable=rank != 0 or not cfg.progress, dynamic_ncols=True)
+    adaptive = AdaptiveBits(tr, plan_dir) if cfg.adaptive else None
     for epoch in bar:
+        if adaptive:
+            adaptive.before_epoch(epoch)
         records.append(tr.train_epoch(epoch))
+        if adaptive:
+            solve_s = adaptive.after_epoch(epoch)
+            if solve_s is not None:
+                records[-1]["solve_s"] = solve_s
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
             evals.append({"epoch": epoch, **tr.evaluate()})
         if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:

@@ -16,7 +16,15 @@ def add_parser(sub) -> None:
     add_dataset(p)
     p.add_argument("--nprocs", type=positive_int, default=2, help="ranks to spawn (default: 2)")
     p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp (default: vanilla)")
-    p.add_argument("--bits", default="32", help="message bit-width 1|2|4|8|16|32, or a BitPlan file (default: 32)")
+    p.add_argument("--bits", default="32",
+                   help="message bit-width 1|2|4|8|16|32, 'adaptive' (8 bits, then re-solved every "
+                        "--replan-every epochs from traced row ranges), or a BitPlan file (default: 32)")
+    p.add_argument("--replan-every", type=positive_int, default=50, help="adaptive: epochs between re-solves")
+    p.add_argument("--time-budget", default=None,
+                   help="adaptive: solver budget, e.g. 0.5x (of the fp32 exchange time) or 1.2s; "
+                        "default: the reference's lambda form")
+    p.add_argument("--cluster", default="local-cpu", help="adaptive: cluster spec the solver plans for")
+    p.add_argument("--profile", default=None, help="adaptive: hardware profile (default: the cluster's)")
     p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--hidden", type=positive_int, default=256)
@@ -54,7 +62,8 @@ def config_from_args(args):
         dataset=args.dataset, nprocs=args.nprocs,
         model=ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm),
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
-        schedule=args.schedule, bits=args.bits, partition_method=args.method, plan_dir=args.plan_dir,
+        schedule=args.schedule, bits=args.bits, replan_every=args.replan_every, time_budget=args.time_budget,
+        cluster=args.cluster, profile=args.profile, partition_method=args.method, plan_dir=args.plan_dir,
         eval_every=args.eval_every, warmup_epochs=args.warmup, feature_norm=args.feature_norm,
         checkpoint_every=args.checkpoint_every, checkpoint_dir=ckpt, resume=args.resume,
         transport=args.transport, device=args.device, timeout_s=args.timeout)
