@@ -297,9 +297,12 @@ class ClusterSpec:
             require(n % self.ranks_per_device == 0, f"cluster {self.name!r}: {n} ranks is not a "
                                                     f"multiple of {self.ranks_per_device} ranks per device")
             return replace(self, devices_per_node=n // self.ranks_per_device)
-        require(n % self.ranks_per_node == 0, f"cluster {self.name!r}: {n} ranks is not a multiple "
-                                              f"of its {self.ranks_per_node} ranks per node")
-        return replace(self, nodes=n // self.ranks_per_node)
+        if n % self.ranks_per_node == 0:  # more (or fewer) nodes of the same layout
+            return replace(self, nodes=n // self.ranks_per_node)
+        per_node = self.nodes * self.ranks_per_device  # same nodes, fewer devices each
+        require(n % per_node == 0, f"cluster {self.name!r}: {n} ranks is neither a multiple of its "
+                                   f"{self.ranks_per_node} ranks per node nor of its {self.nodes} nodes")
+        return replace(self, devices_per_node=n // per_node)
 
     @classmethod
     def local_cpu(cls, num_ranks: int, link_bw_Bps: float | str | None = None) -> "ClusterSpec":

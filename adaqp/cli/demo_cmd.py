@@ -1,26 +1,31 @@
 """``adaqp demo``: the main job, end to end on a generated graph.
 
-Today: generate the default graph, partition it with METIS and at random, and show how many
-bytes one training epoch's halo exchange moves at 32, 8, 4 and 2 bits. It grows into
-plan -> simulate -> train as those components land.
+Generate a graph; partition it with METIS and at random and show the bytes one epoch's halo
+exchange moves at 32, 8, 4 and 2 bits; predict the epoch on this machine (analytic model and
+simulator, from the measured profile) and measure it by training for real; then ask what the
+schedules would buy on a GPU cluster.
 """
 
 from __future__ import annotations
 
 from adaqp.cli.common import add_out, positive_int
 
-DEFAULT_DATASET = "sbm:nodes=50000,classes=16,feat=128,deg=20,seed=0"
+DEFAULT_DATASET = "sbm:nodes=20000,classes=8,feat=64,deg=10,seed=0"
 BITS = (32, 8, 4, 2)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("demo", help="the main job on a generated graph (grows as components land)",
-                       description="Generate a graph, partition it (METIS vs random) and report the "
-                                   "halo exchange an epoch of full-graph training moves at 32/8/4/2 bits.")
+    p = sub.add_parser("demo", help="the main job: partition, predict, measure, what-if (about a minute)",
+                       description="Generate a graph, partition it (METIS vs random), report the halo "
+                                   "exchange per epoch at 32/8/4/2 bits, predict the epoch time on this "
+                                   "machine (analytic + simulated), measure it by training, and predict "
+                                   "it on a GPU cluster.")
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset spec (default: {DEFAULT_DATASET})")
-    p.add_argument("--parts", type=positive_int, default=4, help="parts / ranks (default: 4)")
+    p.add_argument("--parts", type=positive_int, default=2, help="parts / ranks (default: 2)")
     p.add_argument("--layers", type=positive_int, default=3, help="GNN layers (default: 3)")
-    p.add_argument("--hidden", type=positive_int, default=256, help="hidden width (default: 256)")
+    p.add_argument("--hidden", type=positive_int, default=128, help="hidden width (default: 128)")
+    p.add_argument("--epochs", type=positive_int, default=15, help="epochs per measured run (default: 15)")
+    p.add_argument("--no-train", dest="train", action="store_false", help="skip the measured runs")
     add_out(p)
     p.set_defaults(run=run)
 
@@ -69,20 +74,50 @@ def run(args) -> int:
     print(f"\nMETIS cuts the exchange to {m['MB_32bit'] / rows[1]['MB_32bit']:.2f}x of a random partition; "
           f"2-bit messages move {m['MB_2bit'] / m['MB_32bit']:.3f}x the bytes of fp32 ones "
           f"(per-row headers included).")
+    pred, measured = _predict_and_measure(args, graph, out)
     if out is not None:
-        _write(out, graph, rows, per_part, d)
+        _write(out, graph, rows, per_part, d, pred, measured)
     return 0
 
 
-def _write(out, graph, rows, per_part, d) -> None:
+def _predict_and_measure(args, graph, out):
+    from adaqp.cli.demo_predict import WHATIF_CLUSTER, measure, predictions
+    from adaqp.cli.report import format_table, stage
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+
+    plan = build_halo_plan(graph, partition_graph(graph, args.parts, method="metis"))
+    with stage("predicting (analytic model + simulator)"):
+        pred = predictions(graph, plan, args.hidden, args.layers, "local-cpu")
+        pred += predictions(graph, plan, args.hidden, args.layers, WHATIF_CLUSTER)
+    measured = {}
+    if args.train:
+        with stage(f"training {args.epochs} epochs per schedule on {args.parts} local ranks"):
+            measured = measure(args.dataset, args.parts, args.hidden, args.layers, args.epochs, out)
+        for r in pred:
+            m = measured.get(r["schedule"]) if r["cluster"] == "local-cpu" else None
+            if m is not None and (r["schedule"] == "vanilla" or str(r["bits"]) == m["bits"]):
+                r["measured_ms"] = m["epoch_time_s_median"] * 1e3
+                r["test_acc"] = m["test_acc"]
+    print(f"\nEpoch time, GCN {args.layers}x{args.hidden}, {args.parts} ranks (speedup = vanilla / schedule, simulated):")
+    print(format_table(pred))
+    return pred, measured
+
+
+def _write(out, graph, rows, per_part, d, pred, measured) -> None:
     from adaqp.cli.report import write_csv, write_summary
 
     write_csv(out / "exchange.csv", rows)
     write_csv(out / "parts_metis.csv", per_part["metis"])
+    cols = ["cluster", "schedule", "bits", "analytic_ms", "simulated_ms", "measured_ms", "comm_ms", "speedup", "test_acc"]
+    write_csv(out / "epoch_times.csv", [{c: r.get(c, "") for c in cols} for r in pred], cols)
     _bar_plot(out / "exchange.png", rows, graph.name)
     write_summary(out, {"dataset": graph.name, "nodes": d["nodes"], "edges": d["edges"],
-                        "exchange_MB": {r["method"]: {b: r[f"MB_{b}bit"] for b in BITS} for r in rows}})
-    print(f"wrote {out}/: exchange.csv, parts_metis.csv, exchange.png, summary.json")
+                        "exchange_MB": {r["method"]: {b: r[f"MB_{b}bit"] for b in BITS} for r in rows},
+                        "epoch_times": pred,
+                        "measured": {k: {"epoch_time_s_median": v["epoch_time_s_median"], "test_acc": v["test_acc"]}
+                                     for k, v in measured.items()}})
+    print(f"wrote {out}/: exchange.csv, parts_metis.csv, epoch_times.csv, exchange.png, summary.json, train_*/")
 
 
 def _bar_plot(path, rows, title) -> None:

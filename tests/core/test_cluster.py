@@ -185,5 +185,6 @@ def test_with_ranks_resizes_along_the_natural_axis():
     assert node.with_ranks(8).devices_per_node == 8
     multi = ClusterSpec("m", 2, 4, "a100", Link("nvlink", 3e11), Network(1.25e10))
     assert multi.with_ranks(24).nodes == 6 and multi.with_ranks(24).num_ranks == 24
-    with pytest.raises(AdaqpInputError, match="not a multiple"):
-        multi.with_ranks(6)
+    assert multi.with_ranks(2).nodes == 2 and multi.with_ranks(2).devices_per_node == 1
+    with pytest.raises(AdaqpInputError, match="neither a multiple"):
+        multi.with_ranks(5)
