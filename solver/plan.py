@@ -62,7 +62,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
                   bits_set=(2, 4, 8), schedule: str = "adaqp", mode: str = "min-variance",
                   solver: str = "cbc", time_limit: float = 30.0, gap: float = 1e-3, lam: float = 0.5,
                   features=None, ranges=None, max_groups: int = DEFAULT_MAX_GROUPS,
-                  min_rows: int = 1, max_rows: int | None = None) -> PlanResult:
+                  min_rows: int = 1, max_rows: int | None = None, fixed_costs: str = "exact") -> PlanResult:
     """Solve the bit-widths of every channel of ``halo_plan`` (see the module doc for budgets)."""
     bits_set = tuple(sorted({int(b) for b in bits_set}))
     b = parse_budget(budget) if isinstance(budget, str) else budget
@@ -75,7 +75,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     seconds = None
     if b is not None:
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
-    sol = solve(model, seconds, mode, solver, time_limit, gap, lam)
+    sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),
                                default_bits=bits_set[-1])
     return PlanResult(plan, sol, seconds, scope, groups.num_groups)

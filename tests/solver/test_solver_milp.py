@@ -82,3 +82,43 @@ def test_milp_never_worse_than_greedy(seed):
                if model.time(c) <= budget) if G <= 8 else None
     if best is not None:
         assert milp.variance == pytest.approx(best)
+
+
+@pytest.mark.parametrize("solver", ["cbc", "highs"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_conservative_plan_meets_the_budget_under_the_exact_model(solver, seed):
+    from adaqp.costmodel.profile import OpModel
+
+    rng = np.random.default_rng(seed)
+    G = 10
+    V, sizes = rng.lognormal(0, 2, G).tolist(), rng.integers(1, 6, G).tolist()
+    groups = _hand_instance(V, sizes, (2, 4, 8)).groups
+    # give the coding ops a per-call constant so the conservative model differs from the exact one
+    prof = _free_profile()
+    ops = {name: OpModel(m.features, (1e-6,) + m.coef[1:]) if "quantize" in name else m
+           for name, m in prof.ops.items()}
+    n = sum(sizes)
+    pr = np.array([[0, n], [0, 0]])
+    stats = PlanStats(np.array([n, 1]), np.array([0, 0]), np.array([n, 1]), np.array([0, n]),
+                      np.zeros(2, int), np.ones(2, int), np.array([0, 1]), pr)
+    cluster = ClusterSpec("local", nodes=1, devices_per_node=1, device="cpu", ranks_per_device=2,
+                          intra_link=Link("loopback", 1e9, 0.0))
+    shape = ModelShape("gcn", (4, 3), layer_norm=False, dropout=False)
+    from dataclasses import replace
+    model = build_model(groups, (2, 4, 8), stats, shape, "quant", cluster, replace(prof, ops=ops), "exchange")
+    lo, hi = model.time(np.zeros(G, int)), model.time(np.full(G, 2))
+    assert model.ysets  # the coding ops have per-call constants: the formulations differ
+    budget = lo + 3 * len(model.ysets) * 1e-6 + rng.uniform(0.2, 0.8) * (hi - lo)
+    sol = solve(model, budget, solver=solver, fixed_costs="conservative", gap=1e-4)
+    assert sol.size["formulation"] == "conservative"
+    assert model.time(sol.choice) <= budget * (1 + 1e-9)  # the exact cost model
+    assert sol.size["formulation_gap"] <= 1e-3 + 1e-9
+    assert sol.variance <= sol.greedy_variance * (1 + 1e-9)
+    exact = solve(model, budget, solver=solver, fixed_costs="exact")
+    assert exact.size["formulation"] == "exact" and model.time(exact.choice) <= budget * (1 + 1e-9)
+
+
+def test_fixed_costs_must_be_known():
+    model = _hand_instance([1.0, 5.0], [1, 1], (2, 8))
+    with pytest.raises(AdaqpInputError, match="fixed_costs"):
+        solve(model, 13e-6, fixed_costs="loose")
