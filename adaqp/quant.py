@@ -276,18 +276,23 @@ def message_size(row_bits: torch.Tensor, width: int) -> int:
 
 
 def pack_message(x: torch.Tensor, row_bits: torch.Tensor,
-                 generator: torch.Generator | None = None, *, check: bool = True) -> torch.Tensor:
+                 generator: torch.Generator | None = None, *, check: bool = True,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
     """Encode ``x`` ``[R, F]`` with one bit-width per row (``row_bits`` ``[R]``, values in
     ``wire.ALL_BITS``) into one uint8 buffer; see the module docstring for the layout.
 
     Groups draw their random numbers in ascending order of width, so one generator state gives
-    one buffer. One host synchronisation (group sizes), plus one per quantized group if ``check``."""
+    one buffer. ``out``: write into this preallocated buffer (exactly the message's size).
+    One host synchronisation (group sizes), plus one per quantized group if ``check``."""
     x = _as_rows(x, "pack_message")
     require(row_bits.shape == (x.shape[0],), "pack_message: row_bits must be [R] for x [R, F]")
     width = x.shape[1]
     layout = message_layout(row_bits, width)
     total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
-    buf = torch.empty(total, dtype=torch.uint8, device=x.device)
+    if out is not None:  # the caller's reused send buffer: no allocation per message
+        require(out.dtype == torch.uint8 and out.dim() == 1 and out.numel() == total,
+                f"pack_message: out must be a 1-D uint8 tensor of {total} bytes")
+    buf = out if out is not None else torch.empty(total, dtype=torch.uint8, device=x.device)
     order = torch.argsort(row_bits.to(x.device), stable=True) if len(layout) > 1 else None
     for b, first, rows, off in layout:
         xg = x if order is None else x.index_select(0, order[first:first + rows])

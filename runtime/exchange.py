@@ -113,8 +113,8 @@ class HaloExchanger:
                 if c.send_bits[p] is None:
                     c.send_buf[off:off + n].view(torch.float32).view(hi - lo, c.width).copy_(x)
                 else:
-                    c.send_buf[off:off + n].copy_(quant.pack_message(x, c.send_bits[p], self.generator,
-                                                                     check=False))
+                    quant.pack_message(x, c.send_bits[p], self.generator, check=False,
+                                       out=c.send_buf[off:off + n])
                 off += n
         t0 = time.perf_counter_ns()
         work = self.transport.all_to_all(c.recv_buf, c.send_buf, c.recv_splits, c.send_splits, async_op)

@@ -408,3 +408,15 @@ def test_cuda_matches_the_cpu_contract():
     # packing is bit-identical across devices
     q = torch.randint(0, 16, (33, 13), dtype=torch.uint8)
     assert torch.equal(Q.pack_bits(q.cuda(), 4).cpu(), Q.pack_bits(q, 4))
+
+
+def test_pack_message_into_a_preallocated_buffer_is_identical():
+    x = torch.randn(37, 13)
+    row_bits = torch.tensor([2, 4, 8, 32, 16] * 7 + [1, 2])
+    ref = Q.pack_message(x, row_bits, torch.Generator().manual_seed(3))
+    big = torch.full((ref.numel() + 10,), 7, dtype=torch.uint8)
+    got = Q.pack_message(x, row_bits, torch.Generator().manual_seed(3), out=big[5:5 + ref.numel()])
+    assert torch.equal(got, ref) and torch.equal(big[5:5 + ref.numel()], ref)
+    assert (big[:5] == 7).all() and (big[-5:] == 7).all()  # nothing written outside the slice
+    with pytest.raises(AdaqpInputError, match="out must be"):
+        Q.pack_message(x, row_bits, out=big)
