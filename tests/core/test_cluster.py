@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import yaml
 
-from adaqp.cluster import ClusterSpec, Link, Network, parse_bandwidth_Bps, parse_latency_s
+from adaqp.cluster import (
+    ClusterSpec,
+    Link,
+    Network,
+    parse_bandwidth_Bps,
+    parse_latency_s,
+)
 from adaqp.errors import AdaqpInputError
 
 TWO_NODES = {

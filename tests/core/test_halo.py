@@ -3,30 +3,19 @@
 import dataclasses
 import json
 from collections import defaultdict
+from functools import partial
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from helpers.graphs import random_graph  # tests/helpers, on sys.path via tests/conftest.py
 
 from adaqp.errors import AdaqpInputError
-from adaqp.graph import Graph
 from adaqp.halo import HaloPlan, build_halo_plan
 from adaqp.partition import METHODS, partition_graph, partition_stats
 from adaqp.wire import message_nbytes
 
-
-def make_graph(n=90, m=360, seed=0, directed=True):
-    """Random graph with isolated nodes and node 0 fed only by the last (remote) nodes."""
-    rng = np.random.default_rng(seed)
-    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
-    isolated = np.array([n // 2, n // 2 + 1])
-    keep = ~np.isin(src, isolated) & ~np.isin(dst, isolated) & (dst != 0)
-    src = np.concatenate([src[keep], [n - 1, n - 2]])
-    dst = np.concatenate([dst[keep], [0, 0]])
-    x = rng.standard_normal((n, 5)).astype(np.float32)
-    mask = np.zeros(n, dtype=bool)
-    return Graph.from_edge_index("halo-test", np.stack([src, dst]), x, np.zeros(n, np.int64),
-                                 mask, mask, mask, make_undirected=not directed)
+make_graph = partial(random_graph, n=90, m=360, feat=5, name="halo-test")
 
 
 def global_operators(g):

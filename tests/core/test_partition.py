@@ -1,28 +1,26 @@
 """Partition: methods, validation, statistics against brute force, persistence."""
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
+from helpers.graphs import random_graph  # tests/helpers, on sys.path via tests/conftest.py
 
 from adaqp.errors import AdaqpInputError
 from adaqp.graph import Graph
-from adaqp.partition import (METHODS, Partition, _fill_empty_parts, load_partition,
-                             partition_graph, partition_stats, save_partition, unique_inverse)
+from adaqp.partition import (
+    METHODS,
+    Partition,
+    _fill_empty_parts,
+    load_partition,
+    partition_graph,
+    partition_stats,
+    save_partition,
+    unique_inverse,
+)
 
-
-def make_graph(n=80, m=320, seed=0, directed=True, name="g"):
-    """Random graph with isolated nodes and node 0 fed only by the last (remote) nodes."""
-    rng = np.random.default_rng(seed)
-    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
-    isolated = np.array([n // 2, n // 2 + 1])
-    keep = ~np.isin(src, isolated) & ~np.isin(dst, isolated) & (dst != 0)
-    src = np.concatenate([src[keep], [n - 1, n - 2]])
-    dst = np.concatenate([dst[keep], [0, 0]])
-    x = rng.standard_normal((n, 4)).astype(np.float32)
-    mask = np.zeros(n, dtype=bool)
-    return Graph.from_edge_index(name, np.stack([src, dst]), x, np.zeros(n, dtype=np.int64),
-                                 mask, mask, mask, make_undirected=not directed)
+make_graph = partial(random_graph, n=80, m=320, feat=4, name="g")
 
 
 def block_graph(blocks=4, size=50, p_in=0.2, p_out=0.004, seed=1):

@@ -7,8 +7,15 @@ import pytest
 
 from adaqp import schedule as schedule_mod
 from adaqp.errors import AdaqpInputError
-from adaqp.plans import (ADAQP, VANILLA, BitPlan, Schedule, expected_channels, register_schedule,
-                         schedule_names)
+from adaqp.plans import (
+    ADAQP,
+    VANILLA,
+    BitPlan,
+    Schedule,
+    expected_channels,
+    register_schedule,
+    schedule_names,
+)
 from adaqp.wire import row_nbytes
 
 # 3 parts: 0 sends 5 rows to 1 and 2 to 2; 1 sends 3 to 0; 2 sends nothing.

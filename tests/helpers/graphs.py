@@ -1,0 +1,20 @@
+"""Small graph builders shared by several test files (importable: tests/conftest.py puts
+tests/ on sys.path)."""
+
+import numpy as np
+
+from adaqp.graph import Graph
+
+
+def random_graph(n=80, m=320, seed=0, directed=True, name="g", feat=4):
+    """Random graph with isolated nodes and node 0 fed only by the last (remote) nodes."""
+    rng = np.random.default_rng(seed)
+    src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+    isolated = np.array([n // 2, n // 2 + 1])
+    keep = ~np.isin(src, isolated) & ~np.isin(dst, isolated) & (dst != 0)
+    src = np.concatenate([src[keep], [n - 1, n - 2]])
+    dst = np.concatenate([dst[keep], [0, 0]])
+    x = rng.standard_normal((n, feat)).astype(np.float32)
+    mask = np.zeros(n, dtype=bool)
+    return Graph.from_edge_index(name, np.stack([src, dst]), x, np.zeros(n, dtype=np.int64),
+                                 mask, mask, mask, make_undirected=not directed)
