@@ -170,7 +170,7 @@ _LINK_KEYS = {"kind": "kind", "bw": "bw_Bps", "latency": "latency_s", "pcie_gen"
 _NET_KEYS = {"bw": "bw_Bps", "latency": "latency_s", "gdr": "gdr",
              "oversubscription": "oversubscription"}
 _TOP_KEYS = ("name", "nodes", "devices_per_node", "ranks_per_device", "device", "profile",
-             "transport", "intra_link", "network")
+             "transport", "shared_host", "intra_link", "network")
 
 
 @dataclass(frozen=True)
@@ -187,12 +187,16 @@ class ClusterSpec:
     ranks_per_device: int = 1
     profile: str = ""
     transport: str = ""
+    # every node is emulated on one physical machine (network namespaces): all ranks share its
+    # cores, so compute contends as if the ranks shared one CPU device
+    shared_host: bool = False
 
     def __post_init__(self) -> None:
         _name(self.name, "name")
         _fix(self, **{f: _pos_int(getattr(self, f), f)
                       for f in ("nodes", "devices_per_node", "ranks_per_device")})
         _fix(self, device=_name(self.device, "device").lower())
+        require(isinstance(self.shared_host, bool), f"shared_host must be true or false, got {self.shared_host!r}")
         _fix(self, profile=self.profile or self.device)
         _name(self.profile, "profile")
         require(isinstance(self.intra_link, Link), "intra_link must be a Link")
@@ -221,6 +225,11 @@ class ClusterSpec:
         return self.nodes * self.devices_per_node
 
     @property
+    def cpu_sharing(self) -> int:
+        """Ranks whose compute contends for one CPU (one node's device, or the whole emulated host)."""
+        return self.num_ranks if self.shared_host else self.ranks_per_device
+
+    @property
     def ranks_per_node(self) -> int:
         return self.devices_per_node * self.ranks_per_device
 
@@ -245,7 +254,7 @@ class ClusterSpec:
 
     # ---- dicts and files -----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in _TOP_KEYS[:7]}
+        d = {k: getattr(self, k) for k in _TOP_KEYS[:8]}
         d["intra_link"] = self.intra_link.to_dict()
         if self.network is not None:
             d["network"] = self.network.to_dict()
@@ -313,7 +322,25 @@ class ClusterSpec:
         loop = Link("loopback", LOOPBACK_BW_Bps)
         if link_bw_Bps is None:
             return cls("local-cpu", 1, 1, "cpu", loop, ranks_per_device=n)
-        return cls("local-cpu-shaped", n, 1, "cpu", loop, Network(link_bw_Bps))
+        return cls.emulated(n, parse_bandwidth_Bps(link_bw_Bps, "link_bw_Bps"))
+
+    @classmethod
+    def emulated(cls, num_ranks: int, link_bw_Bps: float, latency_s: float = 50e-6) -> "ClusterSpec":
+        """What ``adaqp train --link`` runs on (``adaqp.runtime.emulate``): one emulated host per
+        rank, each with a full-duplex NIC of ``link_bw_Bps`` (bytes/s) per direction on one switch.
+
+        Equal to the bundled ``local-cpu-100mbit`` / ``local-cpu-1gbit`` specs at those rates: the
+        profile is this machine's measured ``cpu-2core`` (the hosts share its cores); latency 50 us
+        stands for the veth/bridge hop and TCP path (tbf adds none); intra_link is unused (one rank
+        per host) but required, so it is local-cpu.yaml's measured loopback.
+        """
+        n = _pos_int(num_ranks, "num_ranks")
+        bw = parse_bandwidth_Bps(link_bw_Bps, "link_bw_Bps")
+        bits = bw * 8
+        rate = f"{bits / 1e9:g}gbit" if bits >= 1e9 and bits % 1e9 == 0 else f"{bits / 1e6:g}mbit"
+        loop = Link("loopback", 1.1e9, 250e-6)  # local-cpu.yaml: measured Gloo all_to_all here
+        return cls(f"local-cpu-{rate}", n, 1, "cpu", loop, Network(bw, latency_s, gdr=False),
+                   profile="cpu-2core", transport="gloo-cpu", shared_host=True)
 
 
 def _keys(d: Any, allowed, required, prefix: str) -> None:

@@ -73,8 +73,9 @@ def compute_scale(cluster, profile: HardwareProfile) -> float:
     CPU ops are profiled one rank at a time with the thread count a rank gets; when all k ranks of
     the host compute at once they contend for memory bandwidth (the profile's measured ``corun``
     factor) and, once k x threads exceeds the cores, for the cores themselves. Ranks sharing a
-    GPU are not scaled here: their kernels serialise on the device, which the models handle."""
-    k = cluster.ranks_per_device
+    GPU are not scaled here: their kernels serialise on the device, which the models handle.
+    Emulated hosts (``shared_host``) are one CPU underneath: all their ranks count."""
+    k = cluster.cpu_sharing
     if k <= 1 or cluster.device != "cpu":
         return 1.0
     cores = float(profile.meta.get("cores") or 1)

@@ -9,6 +9,9 @@ Pure functions (numpy + scipy, no torch): the profiler measures, these turn medi
 * When a straight line is still wrong somewhere (max relative error above a threshold) and one
   size feature dominates the op, a log-log interpolation over that feature is used instead, if
   its leave-one-out error is smaller (its in-sample error is 0 by construction).
+* ``nearest`` (measured points scaled by the linear model's work, see ``OpModel``) competes on its
+  leave-one-out error too: each point predicted from the others. The model with the smallest
+  (leave-one-out, or in-sample for the line) median error is kept.
 * Links: the same weighted nnls on ``[1, nbytes]`` gives latency and inverse bandwidth.
 
 Fit errors are reported as ``(median, max)`` of ``|predicted / measured - 1|`` in percent.
@@ -127,12 +130,39 @@ def fit_loglog(feature: str, points: Sequence[Mapping[str, float]],
     return xs, ys, rel_errors_pct(pred, y)
 
 
+def fit_nearest(features: Sequence[str], coef: Sequence[float], points: Sequence[Mapping[str, float]],
+                y: Sequence[float]) -> tuple[OpModel, tuple[float, float]] | None:
+    """The ``nearest`` model over ``points`` with the line's size terms as work, and its
+    leave-one-out error; None when there are too few points or no positive work term."""
+    sized = [(f, float(c)) for f, c in zip(features, coef) if f != "1"]
+    if len(points) < 3 or not any(c > 0 for _, c in sized):
+        return None
+    pts = [{**p, "median_s": float(v)} for p, v in zip(points, y)]
+    fs, cs = tuple(f for f, _ in sized), tuple(c for _, c in sized)
+    pred = []
+    for i, p in enumerate(pts):
+        others = OpModel(fs, cs, kind="nearest", points=tuple(pts[:i] + pts[i + 1:]))
+        pred.append(others.seconds(**{k: v for k, v in p.items() if not k.endswith("_s")}))
+    err = rel_errors_pct(np.array(pred), np.asarray(y, float))
+    return OpModel(fs, cs, kind="nearest", fit_err_pct=err[1], points=tuple(pts)), err
+
+
 def fit_op(op: str, points: Sequence[Mapping[str, float]], y: Sequence[float],
            threshold_pct: float = LOGLOG_THRESHOLD_PCT) -> tuple[OpModel, tuple[float, float]]:
     """Fit one op; returns the model (``fit_err_pct`` = its max error) and (median, max) error.
 
     Linear first; log-log only if the linear max error exceeds ``threshold_pct``, one feature
-    dominates, and log-log's leave-one-out max error beats the line's in-sample one."""
+    dominates, and log-log's leave-one-out max error beats the line's in-sample one; then
+    ``nearest`` replaces the winner when its leave-one-out median error is smaller."""
+    best, err = _fit_line_or_loglog(op, points, y, threshold_pct)
+    coef, _ = fit_linear(OPS[op], points, y)
+    near = fit_nearest(OPS[op], coef, points, y)
+    if near is not None and near[1][0] < err[0]:
+        return near
+    return best, err
+
+
+def _fit_line_or_loglog(op, points, y, threshold_pct):
     features = OPS[op]
     coef, err = fit_linear(features, points, y)
     best = OpModel(tuple(features), tuple(float(c) for c in coef), fit_err_pct=err[1])

@@ -60,7 +60,14 @@ REQUIRED_LINKS = ("net", "allreduce")
 
 @dataclass(frozen=True)
 class OpModel:
-    """seconds = sum(coef_i * feature_i(sizes)), or log-log interpolation over one feature."""
+    """seconds = sum(coef_i * feature_i(sizes)), log-log interpolation over one feature, or
+    ``nearest``: the measured points closest in log-size space, each scaled to the query by the
+    ratio of the op's work ``sum(coef_i * feature_i)`` (coef: the linear fit's size terms).
+
+    Why ``nearest``: on a CPU the cost per element of one op changes several-fold with size (cache
+    levels, fresh allocations past the allocator's cache), so one straight line over 1e4 .. 1e7
+    elements misses somewhere by a multiple; a measured point of the same regime, scaled by a
+    few percent of work, does not."""
 
     features: tuple[str, ...]
     coef: tuple[float, ...]
@@ -71,12 +78,16 @@ class OpModel:
     points: tuple[dict, ...] = ()
 
     def __post_init__(self) -> None:
-        require(self.kind in ("linear", "loglog"), f"op model kind must be linear or loglog, got {self.kind!r}")
+        require(self.kind in ("linear", "loglog", "nearest"),
+                f"op model kind must be linear, loglog or nearest, got {self.kind!r}")
         for f in self.features:
             require(f in FEATURES, f"unknown feature {f!r}; known: {', '.join(FEATURES)}")
-        if self.kind == "linear":
+        if self.kind in ("linear", "nearest"):
             require(len(self.coef) == len(self.features), "coef and features differ in length")
             require(all(math.isfinite(c) and c >= 0 for c in self.coef), "coefficients must be finite and >= 0")
+            require(self.kind == "linear" or (len(self.points) >= 1 and any(c > 0 for c in self.coef) and
+                                              all(p.get("median_s", 0) > 0 for p in self.points)),
+                    "nearest needs measured points with median_s > 0 and a positive work coefficient")
         else:
             require(len(self.features) == 1 and len(self.xs) == len(self.ys) >= 2,
                     "loglog needs one feature and at least two points")
@@ -87,6 +98,8 @@ class OpModel:
         if self.kind == "linear":  # sizes may be numpy arrays: the cost model is vectorised
             t = sum(c * np.asarray(FEATURES[f](sizes), dtype=np.float64) for c, f in zip(self.coef, self.features))
             return float(t) if np.ndim(t) == 0 else t
+        if self.kind == "nearest":
+            return nearest_seconds(self, sizes)
         x = np.asarray(FEATURES[self.features[0]](sizes), dtype=np.float64)
         lx, ly = np.log(self.xs), np.log(self.ys)
         logx = np.log(np.maximum(x, 1e-300))
@@ -101,7 +114,7 @@ class OpModel:
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"kind": self.kind, "features": list(self.features)}
-        if self.kind == "linear":
+        if self.kind in ("linear", "nearest"):
             d["coef"] = list(self.coef)
         else:
             d["xs"], d["ys"] = list(self.xs), list(self.ys)
@@ -118,6 +131,41 @@ class OpModel:
                        points=tuple(d.get("points", ())))
         except (KeyError, TypeError, ValueError, AdaqpInputError) as e:
             raise AdaqpInputError(f"{where}: {e}") from None
+
+
+NEAREST_K = 3
+SIZE_KEYS = ("rows", "width", "nnz", "in_dim", "out_dim", "elements", "nbytes")
+
+
+def nearest_seconds(m: OpModel, sizes: Mapping[str, Any]):
+    """``nearest`` evaluation, vectorised over the query (sizes may be arrays)."""
+    keys = [k for k in SIZE_KEYS if k in sizes and all(k in p for p in m.points)]
+    if "rows" in keys and "width" in keys and "elements" in keys:
+        keys.remove("elements")  # implied by the other two: would count the same distance twice
+    require(keys, f"nearest: the query's sizes {sorted(sizes)} share no key with the measured points")
+    used = {k: v for k, v in sizes.items() if k in SIZE_KEYS}
+    arrays = dict(zip(used, np.broadcast_arrays(*(np.asarray(v, np.float64) for v in used.values()))))
+    shape = np.shape(next(iter(arrays.values())))
+    flat = {k: v.reshape(-1) for k, v in arrays.items()}
+    q = np.stack([np.log(np.maximum(flat[k], 1.0)) for k in keys], axis=-1)
+    pts = np.log(np.maximum(np.array([[p[k] for k in keys] for p in m.points], np.float64), 1.0))
+    work_pts, work_q = _work(m, m.points), _work(m, [flat])[0]
+    d = np.sqrt(((q[:, None, :] - pts[None, :, :]) ** 2).sum(-1))  # [Q, N]
+    k = min(NEAREST_K, len(m.points))
+    idx = np.argsort(d, axis=1)[:, :k]
+    dk = np.take_along_axis(d, idx, 1)
+    w = 1.0 / (dk + 1e-3) ** 2
+    y = np.array([p["median_s"] for p in m.points])[idx] * (work_q[:, None] / work_pts[idx])
+    out = (w * y).sum(1) / w.sum(1)
+    out = np.where(work_q > 0, out, 0.0).reshape(shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def _work(m: OpModel, points) -> np.ndarray:
+    """The op's size-dependent work at each point (vectorised when a point holds arrays)."""
+    cols = [c * np.asarray(FEATURES[f](p), np.float64) for p in points for c, f in zip(m.coef, m.features)]
+    n = len(m.features)
+    return np.array([sum(cols[i * n:(i + 1) * n]) for i in range(len(points))])
 
 
 @dataclass(frozen=True)

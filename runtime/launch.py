@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import multiprocessing as mp
 import os
+import random
 import signal
 import socket
 import sys
@@ -121,9 +122,13 @@ def _resolve(spec: str) -> Callable:
     return obj
 
 
-def _child_main(spec, rank, world, args, backend, addr, port, timeout_s, env, conn) -> None:
+def _child_main(spec, rank, world, args, backend, addr, port, timeout_s, env, conn, netns=None) -> None:
     """Body of one rank: set up, run ``fn``, send ``("ok", value)`` or ``("error", cause, tb)``."""
     try:
+        if netns is not None:  # before torch: threads and sockets stay in the namespace they start in
+            from adaqp.runtime.emulate import enter_netns
+
+            enter_netns(netns)
         # env first: torch is imported only below, so settings read at import (threads...) apply
         os.environ.update(env)
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
@@ -189,19 +194,32 @@ def _loopback_env(addr: str, env: dict[str, str]) -> dict[str, str]:
 
 def spawn(fn: Callable | str, nprocs: int, args: tuple = (), *, backend: str = "gloo",
           master_addr: str = "127.0.0.1", master_port: int | None = None, timeout_s: float = 60.0,
-          env: dict[str, str] | None = None) -> list:
+          env: dict[str, str] | None = None, netns: list[str] | None = None) -> list:
     """Run ``fn(rank, world_size, *args)`` on ``nprocs`` fresh processes; return their values by rank.
 
     Each child joins a process group over ``tcp://master_addr:master_port`` (loopback and a free
     port by default). Raises :class:`RankFailure` as soon as any rank raises or dies, after killing
     the rest. ``args`` and the return values travel pickled over pipes: keep them small and plain.
     As with any "spawn" start method, a script calling this needs ``if __name__ == "__main__":``.
+
+    ``netns`` (one network namespace per rank, see :mod:`adaqp.runtime.emulate`): each rank enters
+    its namespace before anything else; ``master_addr`` must then be rank 0's address in it.
     """
     if nprocs < 1:
         raise AdaqpInputError(f"nprocs must be at least 1, got {nprocs}")
+    if netns is not None and len(netns) != nprocs:
+        raise AdaqpInputError(f"netns names {len(netns)} namespaces for {nprocs} ranks")
     spec = _fn_spec(fn)
-    port = master_port or free_port(master_addr)
-    child_env = _loopback_env(master_addr, env or {})
+    if netns is None:
+        port = master_port or free_port(master_addr)
+        child_env = _loopback_env(master_addr, env or {})
+    else:
+        # free_port would bind in the parent's namespace, where master_addr does not exist; rank 0's
+        # namespace is fresh and private, so any high port is free there
+        from adaqp.runtime.emulate import IFNAME
+
+        port = master_port or random.randint(20000, 60000)
+        child_env = {"GLOO_SOCKET_IFNAME": IFNAME, **(env or {})}  # Gloo's data links on the shaped NIC
     if "OMP_NUM_THREADS" not in child_env and "OMP_NUM_THREADS" not in os.environ:
         # N ranks x all-cores thread pools oversubscribe the CPU, and spinning OpenMP workers
         # then slow every rank down by orders of magnitude: share the cores out instead.
@@ -213,7 +231,7 @@ def spawn(fn: Callable | str, nprocs: int, args: tuple = (), *, backend: str = "
             recv, send = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_child_main, name=f"adaqp-rank{rank}",
                             args=(spec, rank, nprocs, args, backend, master_addr, port, timeout_s,
-                                  child_env, send))
+                                  child_env, send, None if netns is None else netns[rank]))
             p.start()
             send.close()  # the parent keeps only the read end, so a dead child reads as EOF
             procs.append(p)

@@ -18,21 +18,20 @@ PHASES = ("quantize", "pack", "communicate", "wait", "dequantize", "unpack", "ce
 
 
 def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1",
-              master_port: int | None = None) -> dict:
-    from adaqp.runtime.launch import spawn
+              master_port: int | None = None, link: str | None = None) -> dict:
+    """Train on ``cfg.nprocs`` local ranks; with ``link`` (e.g. ``100mbit``) each rank gets its own
+    emulated host with a NIC of that rate (:mod:`adaqp.runtime.emulate`; needs root), and the
+    rendezvous moves to rank 0's emulated address (``master_addr`` is then ignored)."""
     from adaqp.runtime.prepare import prepare_plan
-    from adaqp.runtime.transport import backend_for
 
     with tempfile.TemporaryDirectory(prefix="adaqp-plan-") as tmp:
         plan_dir = Path(cfg.plan_dir) if cfg.plan_dir else (out / "plan" if out else Path(tmp))
         plan_dir.mkdir(parents=True, exist_ok=True)
         prepare_plan(cfg, plan_dir)
         check_before_launch(cfg, plan_dir)
-        backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
-        results = spawn("adaqp.runtime.trainer:train_rank", cfg.nprocs, (cfg.to_dict(), str(plan_dir)),
-                        backend=backend, master_addr=master_addr, master_port=master_port,
-                        timeout_s=cfg.timeout_s)
-    return summarize_and_write(cfg, results, out)
+        results = launch("adaqp.runtime.trainer:train_rank", cfg, (cfg.to_dict(), str(plan_dir)), link,
+                         master_addr, master_port)
+    return summarize_and_write(cfg, results, out, link)
 
 
 def check_before_launch(cfg: TrainConfig, plan_dir: Path) -> None:
@@ -47,10 +46,15 @@ def check_before_launch(cfg: TrainConfig, plan_dir: Path) -> None:
     load_bitplan(cfg, plan.pair_rows())
 
 
-def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None) -> dict:
+def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None,
+                        link: str | None = None) -> dict:
+    from adaqp.cluster import parse_bandwidth_Bps
+
     records = [r for res in results for r in res["records"]]
     evals = results[0]["evals"]
     summary = summarize(cfg, records, evals)
+    # the configured per-direction NIC rate of an emulated run, in bits/s; None on loopback/torchrun
+    summary.update(link=link, link_bps=parse_bandwidth_Bps(link, "--link") * 8 if link else None)
     if out is not None:
         from adaqp.cli.report import write_csv, write_summary
         from adaqp.runtime.trace import chrome_trace
@@ -127,3 +131,42 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
     dist.all_gather_object(results, result)
     dist.destroy_process_group()
     return summarize_and_write(cfg, results, out) if rank == 0 else None
+
+
+def run_configs(cfgs: list[TrainConfig], plan_dir: Path, link: str | None = None) -> list[list[dict]]:
+    """Several configurations (same dataset and rank count) back to back in one process group:
+    one launch for the lot. Returns, per configuration, the per-rank results of ``train_rank``."""
+    from adaqp.errors import require
+    from adaqp.runtime.launch import spawn
+    from adaqp.runtime.prepare import prepare_plan
+
+    require(len({(c.dataset, c.nprocs, c.seed) for c in cfgs}) == 1,
+            "run_configs: every configuration must share dataset, rank count and seed")
+    first = cfgs[0]
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    prepare_plan(first, plan_dir)
+    check_before_launch(first, plan_dir)
+    args = ([c.to_dict() for c in cfgs], str(plan_dir))
+    timeout = max(c.timeout_s for c in cfgs)
+    per_rank = launch("adaqp.runtime.trainer:train_many", first, args, link, timeout_s=timeout)
+    return [[per_rank[r][i] for r in range(first.nprocs)] for i in range(len(cfgs))]
+
+
+def launch(fn: str, cfg: TrainConfig, args: tuple, link: str | None = None, master_addr: str = "127.0.0.1",
+           master_port: int | None = None, timeout_s: float | None = None) -> list:
+    """``spawn`` ``cfg.nprocs`` ranks with the backend ``cfg`` asks for: on loopback, or with ``link``
+    (e.g. ``100mbit``) each rank on its own emulated host with a NIC of that rate
+    (:mod:`adaqp.runtime.emulate`; needs root); the rendezvous then moves to rank 0's address."""
+    import contextlib
+
+    from adaqp.cluster import parse_bandwidth_Bps
+    from adaqp.runtime.emulate import EmulatedNetwork
+    from adaqp.runtime.launch import spawn
+    from adaqp.runtime.transport import backend_for
+
+    backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
+    rate_bps = parse_bandwidth_Bps(link, "--link") * 8 if link else None  # the parser gives bytes/s
+    with EmulatedNetwork(cfg.nprocs, rate_bps) if link else contextlib.nullcontext() as net:
+        return spawn(fn, cfg.nprocs, args, backend=backend, master_addr=net.addresses[0] if net else master_addr,
+                     master_port=master_port, timeout_s=timeout_s or cfg.timeout_s,
+                     netns=net.namespaces if net else None)

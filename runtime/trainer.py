@@ -127,9 +127,9 @@ def bitplan_from_tensors(t: dict):
     from adaqp.plans import BitPlan
 
     bits = t["bits"].numpy() if hasattr(t["bits"], "numpy") else np.asarray(t["bits"])
-    ends = np.cumsum(t["sizes"].tolist())
+    ends = np.cumsum(np.asarray(t["sizes"], dtype=np.int64))
     chans = np.split(bits.astype(np.int8), ends[:-1]) if len(ends) else []
-    keys = [(int(l), "fwd" if d == 0 else "bwd", int(a), int(b)) for l, d, a, b in t["keys"].tolist()]
+    keys = [(int(l), "fwd" if d == 0 else "bwd", int(a), int(b)) for l, d, a, b in np.asarray(t["keys"]).reshape(-1, 4).tolist()]
     return BitPlan(int(t["num_layers"]), int(t["num_parts"]), dict(zip(keys, chans)))
 
 
@@ -162,7 +162,11 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
         acc = {"val": f"{evals[-1]['val_acc']:.3f}"} if evals else {}
         bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", ms=f"{records[-1]['epoch_time_s'] * 1e3:.1f}", **acc)
     return {"rank": rank, "records": records, "evals": evals, "events": tr.timer.events(),
-            "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)]}
+            "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)],
+            # the plan an adaptive run ended with (what validation predicts the epoch of)
+            # as lists: tensors sent through a pipe travel as shared memory that dies with this process
+            "bitplan": {k: v.tolist() if hasattr(v, "tolist") else v
+                        for k, v in bitplan_to_tensors(tr.bitplan).items()} if cfg.adaptive else None}
 
 
 def train_many(rank: int, world: int, cfg_dicts: list[dict], plan_dir: str) -> list[dict]:

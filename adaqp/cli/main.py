@@ -24,6 +24,9 @@ COMMANDS = {
     "plan": "adaqp.cli.plan_cmd",
     "demo": "adaqp.cli.demo_cmd",
     "profile": "adaqp.cli.profile_cmd",
+    "whatif": "adaqp.cli.whatif_cmd",
+    "validate": "adaqp.cli.validate_cmd",
+    "reproduce": "adaqp.cli.reproduce_cmd",
 }
 
 

@@ -99,6 +99,9 @@ def op_rows(prof) -> list[dict]:
         med, mx = _errors(prof, name, [m.seconds(**p) for p in pts], [p["median_s"] for p in pts])
         if m.kind == "linear":
             model = " + ".join(f"{_ns(c)}·{f}" if f != "1" else _ns(c) for f, c in zip(m.features, m.coef))
+        elif m.kind == "nearest":
+            model = (f"nearest {len(m.points)} points, scaled by " +
+                     " + ".join(f"{_ns(c)}·{f}" for f, c in zip(m.features, m.coef)))
         else:
             model = f"loglog over {m.features[0]}, {len(m.xs)} knots, {_ns(m.ys[0])}..{_ns(m.ys[-1])}"
         rows.append({"op": name, "kind": m.kind, "model (ns)": model, "err_med_%": med, "err_max_%": mx,

@@ -23,7 +23,9 @@ def add_parser(sub) -> None:
     p.add_argument("--time-budget", default=None,
                    help="adaptive: solver budget, e.g. 0.5x (of the fp32 exchange time) or 1.2s; "
                         "default: the reference's lambda form")
-    p.add_argument("--cluster", default="local-cpu", help="adaptive: cluster spec the solver plans for")
+    p.add_argument("--cluster", default=None,
+                   help="adaptive: cluster spec the solver plans for (default: what runs - local-cpu, "
+                        "or with --link the emulated hosts' spec)")
     p.add_argument("--profile", default=None, help="adaptive: hardware profile (default: the cluster's)")
     p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
     p.add_argument("--layers", type=positive_int, default=3)
@@ -49,6 +51,12 @@ def add_parser(sub) -> None:
     p.add_argument("--master-addr", default="127.0.0.1", help="rendezvous address (default: loopback)")
     p.add_argument("--master-port", type=int, default=None)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung collective fails")
+    p.add_argument("--link", default=None, metavar="BANDWIDTH",
+                   help="run each rank on its own emulated host (Linux network namespace) whose NIC is "
+                        "shaped to BANDWIDTH per direction (tc tbf), e.g. 100mbit, 1gbit; needs root "
+                        "and iproute2 (ip, tc)")
+    p.add_argument("--link-fallback", action="store_true",
+                   help="with --link: if the emulation is unavailable, warn and run on plain loopback")
     add_out(p)
     p.set_defaults(run=run)
 
@@ -63,13 +71,38 @@ def config_from_args(args):
         model=ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm),
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         schedule=args.schedule, bits=args.bits, replan_every=args.replan_every, time_budget=args.time_budget,
-        cluster=args.cluster, profile=args.profile, partition_method=args.method, plan_dir=args.plan_dir,
+        cluster=args.cluster or "local-cpu", profile=args.profile, partition_method=args.method, plan_dir=args.plan_dir,
         eval_every=args.eval_every, warmup_epochs=args.warmup, feature_norm=args.feature_norm,
         checkpoint_every=args.checkpoint_every, checkpoint_dir=ckpt, resume=args.resume,
         transport=args.transport, device=args.device, timeout_s=args.timeout)
 
 
+def _usable_link(args) -> str | None:
+    """``--link``, checked: refused (one line, exit 2) when it cannot be emulated here, unless
+    ``--link-fallback`` asks for a warning and a loopback run instead."""
+    import sys
+
+    from adaqp.cluster import parse_bandwidth_Bps
+    from adaqp.errors import AdaqpInputError
+    from adaqp.runtime.emulate import check_available
+
+    if args.link is None:
+        return None
+    parse_bandwidth_Bps(args.link, "--link")  # a typo is an error even with --link-fallback
+    try:
+        check_available()
+    except AdaqpInputError as e:
+        if not args.link_fallback:
+            raise
+        print(f"adaqp train: warning: {e}; running on loopback without --link", file=sys.stderr)
+        return None
+    return args.link
+
+
 def run(args) -> int:
+    import dataclasses
+    import tempfile
+
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table
     from adaqp.errors import require
@@ -77,6 +110,8 @@ def run(args) -> int:
     from adaqp.runtime.run import run_local, run_torchrun
 
     require(not (args.checkpoint_every or args.resume) or args.out, "checkpoints need --out DIR")
+    require(args.link is None or args.launcher == "spawn", "--link needs --launcher spawn: it emulates "
+                                                           "the hosts of locally spawned ranks")
     out = prepare_out(args.out)
     cfg = config_from_args(args)
     try:
@@ -85,7 +120,14 @@ def run(args) -> int:
             if s is None:  # not rank 0: rank 0 reports
                 return 0
         else:
-            s = run_local(cfg, out, args.master_addr, args.master_port)
+            link = _usable_link(args)
+            with tempfile.TemporaryDirectory(prefix="adaqp-cluster-") as tmp:
+                if link and args.cluster is None:  # the solver plans for the hosts that really run
+                    from adaqp.cluster import ClusterSpec, parse_bandwidth_Bps
+
+                    spec = ClusterSpec.emulated(cfg.nprocs, parse_bandwidth_Bps(link, "--link"))
+                    cfg = dataclasses.replace(cfg, cluster=str(spec.to_yaml(Path(tmp) / "cluster.yaml")))
+                s = run_local(cfg, out, args.master_addr, args.master_port, link=link)
     except RankFailure as e:
         import sys
 

@@ -1,0 +1,62 @@
+"""`adaqp validate` on tiny grids: real runs on loopback ranks, predictions beside them."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from adaqp.errors import AdaqpInputError
+from adaqp.experiments.validate import Grid, quick, run_grid, summarize
+
+TINY = Grid(dataset="cora", ranks=(2,), links=(None,), schedules=("vanilla", "adaqp"), bits=("4", "adaptive"),
+            models=("gcn",), epochs=4, warmup=2, hidden=16, layers=2)
+
+
+def test_grid_counts_default_and_quick():
+    g = Grid()
+    # ranks {2,3,4} x links 2 x models 2 x (vanilla, overlap + quant, adaqp at 4 widths)
+    assert g.size() == 3 * 2 * 2 * (2 + 2 * 4) >= 48
+    assert 8 <= quick(g).size() <= 16
+
+
+@pytest.mark.parametrize("bad", [dict(ranks=(1,)), dict(epochs=3, warmup=3), dict(bits=("3",)),
+                                 dict(models=("gat",)), dict(schedules=("fast",))])
+def test_grid_refuses_bad_axes(bad):
+    with pytest.raises(AdaqpInputError):
+        Grid(**bad)
+
+
+def test_tiny_grid_measures_and_predicts(tmp_path):
+    rows = run_grid(TINY, tmp_path, log=lambda m: None)
+    assert [(r["schedule"], r["bits"]) for r in rows] == [("vanilla", "32"), ("adaqp", "4"), ("adaqp", "adaptive")]
+    for r in rows:
+        for ph in ("epoch", "comm", "compute"):
+            assert r[f"{ph}_meas_ms"] > 0 and r[f"{ph}_pred_ms"] > 0
+            assert math.isclose(r[f"{ph}_err_pct"], (r[f"{ph}_pred_ms"] / r[f"{ph}_meas_ms"] - 1) * 100)
+    s = summarize(rows, TINY)
+    errs = sorted(abs(r["epoch_err_pct"]) for r in rows)
+    assert s["configs"] == 3 and s["median_abs_err_pct"] == errs[1] and s["max_abs_err_pct"] == errs[-1]
+    assert (tmp_path / "r2-loopback" / "cluster.yaml").exists()
+
+
+def test_cli_writes_table_plot_and_summary(tmp_path):
+    out = tmp_path / "v"
+    cmd = [sys.executable, "-m", "adaqp", "validate", "--dataset", "cora", "--ranks", "2", "--link", "none",
+           "--schedules", "overlap", "--models", "sage", "--epochs", "3", "--warmup", "1", "--hidden", "8",
+           "--layers", "2", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["configs"] == 1 and set(s) >= {"configs", "median_abs_err_pct", "max_abs_err_pct"}
+    assert (out / "validate_scatter.png").stat().st_size > 1000
+    assert "median |error|" in r.stdout
+
+
+def test_cli_bad_ranks_is_one_line_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "adaqp", "validate", "--ranks", "1", "--link", "none"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "ranks" in r.stderr
