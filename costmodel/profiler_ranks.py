@@ -5,14 +5,15 @@ host <-> device copies.
 module-level function that a fresh interpreter can import by name). It times, on CPU tensors
 over the group's backend (Gloo here):
 
-* ``all_to_all``: ``all_to_all_single`` with ``nbytes`` to every peer and none to itself (the
-  runtime's exchanger never sends to itself), all ranks at once;
+* ``all_to_all``: the runtime's own exchange (:func:`adaqp.runtime.transport.duplex_all_to_all`)
+  with ``nbytes`` to every peer and none to itself (the runtime's exchanger never sends to
+  itself), all ranks at once;
 * ``p2p``: per ordered pair ``s->r``, ``s`` sends ``nbytes`` and ``r`` answers with a 1-byte ack
   while the other ranks wait; the points are these round trips, so the fitted intercept holds two
   one-way latencies (the parent halves it; subtracting a separately measured 1-byte round trip
   from each time was tried and gave negative times: both are noisy at small sizes);
 * ``allreduce``: ``all_reduce`` (sum) of an fp32 buffer of ``nbytes``;
-* ``interference``: a CSR SpMM timed alone, then while this rank's async ``all_to_all_single``
+* ``interference``: a CSR SpMM timed alone, then while this rank's async exchange
   is in flight (the runtime's overlap), per rank.
 
 Every rank times every rep; a collective is as slow as its slowest rank, so the per-rep times are
@@ -28,6 +29,8 @@ from functools import partial
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from adaqp.runtime.transport import duplex_all_to_all
 
 MORE_REPS = 5
 
@@ -89,7 +92,7 @@ def bench_all_to_all(rank, world, cfg) -> list[dict]:
     out = []
     for nb in cfg["sizes"]:
         send, recv, splits = _a2a_buffers(rank, world, nb)
-        ts = _timed(partial(dist.all_to_all_single, recv, send, splits, splits), cfg)
+        ts = _timed(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), cfg)
         out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
     return out
 
@@ -144,8 +147,7 @@ def _spmm_time(a, x, bufs=None, barrier: bool = True) -> tuple[float, bool]:
 
     if barrier:
         dist.barrier()
-    work = None if bufs is None else dist.all_to_all_single(bufs[1], bufs[0], bufs[2], bufs[2],
-                                                            async_op=True)
+    work = None if bufs is None else duplex_all_to_all(bufs[1], bufs[0], bufs[2], bufs[2])
     t0 = time.perf_counter()
     _spmm(a, x)
     t = time.perf_counter() - t0
@@ -262,3 +264,23 @@ def measure_copies(grid, device: str) -> dict:
             ps.append({"nbytes": nb, "median_s": med, "p10_s": p10, "p90_s": p90})
         links[name], _ = fit.link_model(nbs, [p["median_s"] for p in ps], ps)
     return links
+
+
+def exchange_worker(rank: int, world: int, cfg: dict) -> list[dict]:
+    """Only the exchange benchmark (``adaqp validate`` runs it on each emulated network)."""
+    return bench_all_to_all(rank, world, cfg)
+
+
+def measure_exchange(nprocs: int, sizes=(65536, 262144, 1048576), netns=None, master_addr="127.0.0.1",
+                     reps: int = 5) -> tuple[float, float, list[dict]]:
+    """``(latency_s, per-rank bytes/s, points)`` of the runtime's exchange with ``nbytes`` to every
+    peer: seconds = latency + (P - 1) nbytes / bw, so ``bw`` is what one rank's link delivers
+    while all ranks exchange (for emulated hosts: their NIC, TCP and shared cores together)."""
+    from adaqp.costmodel import fit
+    from adaqp.runtime.launch import spawn
+
+    cfg = {"sizes": list(sizes), "warmup": 2, "reps": reps, "budget_s": 2.0}
+    pts = spawn("adaqp.costmodel.profiler_ranks:exchange_worker", nprocs, (cfg,), netns=netns,
+                master_addr=master_addr, timeout_s=300.0)[0]
+    lat, bw, _ = fit.fit_link([p["nbytes"] * (nprocs - 1) for p in pts], [p["median_s"] for p in pts])
+    return lat, bw, pts

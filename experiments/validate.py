@@ -10,8 +10,15 @@ BitPlan the run actually solved (it depends on traced row ranges, known only aft
 
 Phases compared (medians over the measured epochs, slowest rank per epoch):
 - ``epoch``: wall time of the epoch;
-- ``comm``: exchange time from first post to last arrival, plus the all-reduce;
-- ``compute``: the epoch less the exposed communication (the wait for messages, the all-reduce).
+- ``comm``: exposed communication: the wait for messages (with overlap) or the whole blocking
+  exchange (without), plus the all-reduce; predicted: the simulator's critical-path share of them;
+- ``compute``: the epoch less the exposed communication.
+
+The emulated network of each cell is characterised first by a micro-benchmark of the runtime's
+exchange on it (dummy bytes, before any training; ``profiler_ranks.measure_exchange``): its
+effective per-host bandwidth and latency go into the cell's ClusterSpec, as a measured profile
+would, instead of the nominal tbf rate (TCP headers, contention of several flows for one NIC and
+of the hosts for this machine's cores all take their share).
 """
 
 from __future__ import annotations
@@ -68,13 +75,31 @@ class Grid:
         return len(self.cells()) * len(self.points())
 
 
-def cluster_for(ranks: int, link: str | None):
-    """The ClusterSpec of what runs: loopback ranks, or one emulated host per rank."""
+def cluster_for(ranks: int, link: str | None, measured: tuple[float, float] | None = None):
+    """The ClusterSpec of what runs: loopback ranks, or one emulated host per rank, with the
+    network's ``(latency_s, bw_Bps)`` as measured when given, else the nominal link."""
     from adaqp.cluster import ClusterSpec, parse_bandwidth_Bps
 
     if link is None:
         return ClusterSpec.local_cpu(ranks)
-    return ClusterSpec.emulated(ranks, parse_bandwidth_Bps(link, "--link"))
+    if measured is None:
+        return ClusterSpec.emulated(ranks, parse_bandwidth_Bps(link, "--link"))
+    return ClusterSpec.emulated(ranks, measured[1], latency_s=measured[0])
+
+
+def measure_network(ranks: int, link: str) -> tuple[float, float]:
+    """``(latency_s, bw_Bps)`` of the runtime's exchange on a fresh emulated network of this cell.
+    The simulator adds the transport endpoint's latency (the profile's) itself: only the rest is
+    the network's."""
+    from adaqp.cluster import parse_bandwidth_Bps
+    from adaqp.costmodel.profiler_ranks import measure_exchange
+    from adaqp.runtime.emulate import EmulatedNetwork
+
+    rate_Bps = parse_bandwidth_Bps(link, "--link")
+    sizes = tuple(int(rate_Bps * t) for t in (0.002, 0.008, 0.03))  # 2 .. 30 ms of traffic per peer
+    with EmulatedNetwork(ranks, rate_Bps * 8) as net:
+        lat, bw, _ = measure_exchange(ranks, sizes, netns=net.namespaces, master_addr=net.addresses[0])
+    return lat, bw
 
 
 def train_configs(grid: Grid, ranks: int, cluster_file: str | None):
@@ -91,8 +116,9 @@ def train_configs(grid: Grid, ranks: int, cluster_file: str | None):
     return cfgs
 
 
-def measured_phases(records: list[dict], warmup: int) -> dict:
-    """Median over the epochs after warm-up of each phase, slowest rank per epoch."""
+def measured_phases(records: list[dict], warmup: int, overlap: bool) -> dict:
+    """Median over the epochs after warm-up of each phase, slowest rank per epoch. Exposed
+    communication: the wait for messages with overlap; the whole exchange without (it blocks)."""
     by_epoch: dict[int, list[dict]] = {}
     for r in records:
         by_epoch.setdefault(r["epoch"], []).append(r)
@@ -101,16 +127,16 @@ def measured_phases(records: list[dict], warmup: int) -> dict:
     def med(fn):
         return statistics.median(max(fn(r) for r in by_epoch[e]) for e in kept)
 
-    return {"epoch": med(lambda r: r["epoch_time_s"]),
-            "comm": med(lambda r: r.get("communicate_s", 0.0) + r.get("allreduce_s", 0.0)),
-            "compute": med(lambda r: r["epoch_time_s"] - r.get("wait_s", 0.0) - r.get("allreduce_s", 0.0))}
+    exposed = lambda r: r.get("wait_s" if overlap else "communicate_s", 0.0) + r.get("allreduce_s", 0.0)  # noqa: E731
+    return {"epoch": med(lambda r: r["epoch_time_s"]), "comm": med(exposed),
+            "compute": med(lambda r: r["epoch_time_s"] - exposed(r))}
 
 
 def predicted_phases(stats, shape, schedule: str, bits, cluster, profile) -> dict:
     from adaqp.simulator import simulate
 
     r = simulate(stats, shape, schedule, cluster, profile, bits, trace=False)
-    return {"epoch": r.epoch_time_s, "comm": r.comm_time_s, "compute": r.compute_time_s}
+    return {"epoch": r.epoch_time_s, "comm": r.exposed_comm_s, "compute": r.compute_time_s}
 
 
 def _bits_of(cfg, result: dict):
@@ -131,7 +157,8 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None) 
     from adaqp.halo import HaloPlan
     from adaqp.runtime.run import run_configs
 
-    cluster = cluster_for(ranks, link)
+    measured = measure_network(ranks, link) if link is not None and runner is None else None
+    cluster = cluster_for(ranks, link, measured)
     cell_dir = work / f"r{ranks}-{link or 'loopback'}"
     cell_dir.mkdir(parents=True, exist_ok=True)
     cluster_file = str(cluster.to_yaml(cell_dir / "cluster.yaml"))
@@ -145,10 +172,13 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None) 
         widths = cfg.model.widths(graph.num_features, graph.num_classes)
         shape = ModelShape(cfg.model.model, tuple(widths), cfg.model.layer_norm, cfg.model.dropout > 0)
         bits = _bits_of(cfg, per_rank[0])
-        meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup)
+        meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup,
+                               Schedule.parse(cfg.schedule).overlap)
         pred = predicted_phases(stats, shape, cfg.schedule, bits, cluster, profile)
         row = {"ranks": ranks, "link": link or "loopback", "model": cfg.model.model,
-               "schedule": cfg.schedule, "bits": cfg.bits}
+               "schedule": cfg.schedule, "bits": cfg.bits,
+               "net_MBps": cluster.network.bw_Bps / 1e6 if cluster.network else None,
+               "net_latency_us": cluster.network.latency_s * 1e6 if cluster.network else None}
         for ph in PHASES:
             row[f"{ph}_pred_ms"] = pred[ph] * 1e3
             row[f"{ph}_meas_ms"] = meas[ph] * 1e3
