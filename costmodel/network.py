@@ -12,7 +12,9 @@ the ClusterSpec's transport:
 
 Flows share resources: a resource carrying L bytes is busy ``L / bw`` seconds. The analytic
 exchange time is the busiest resource plus the longest path latency (chunked messages pipeline
-the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth.
+the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth. CPU
+ranks time-sharing a host's cores need at least the profile's measured ``sync_s`` per exchange
+(see :func:`host_sync_s`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resou
         elif il.kind == "pcie":
             out[name] = Resource(name, il.bw_Bps, il.latency_s)
     return out
+
+
+def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile) -> float:
+    """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
+    (see ``HardwareProfile.sync_s``); 0 for GPU ranks. An exchange's flows cannot complete sooner
+    than this after they are posted (peers must get the CPU to send and to receive), but a transfer
+    that takes longer hides it: it is a floor on each flow's duration, not a term added to it."""
+    return profile.sync(cluster.cpu_sharing) if cluster.device == "cpu" else 0.0
 
 
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -108,6 +118,9 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
         return 0.0, "none"
     busy = {k: float((v / r.bw_Bps).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
+    sync = host_sync_s(cluster, profile)
+    if sync > busy[worst]:
+        return sync + float(lat.max()), "host scheduling"
     return busy[worst] + float(lat.max()), worst
 
 
@@ -120,10 +133,10 @@ def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float) -
         return 0.0
     if cluster.transport == "gloo-cpu" and cluster.nodes == 1:
         ar = profile.links["allreduce"]
-        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes))
+        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile)
     res = resources(cluster, profile)
     link = res["nic"] if cluster.nodes > 1 else (res["intra"] if cluster.transport == "nccl" else res["endpoint"])
-    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s)
+    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile)
     if cluster.transport == "gloo-staged":  # gradients cross PCIe both ways
         t += float(link_s(res["d2h"].latency_s, res["d2h"].bw_Bps, nbytes))
         t += float(link_s(res["h2d"].latency_s, res["h2d"].bw_Bps, nbytes))

@@ -213,6 +213,11 @@ class HardwareProfile:
     # compute runs this many times slower when every rank sharing the device computes at once
     # (memory bandwidth and caches are shared; ops are profiled one rank at a time) (>= 1)
     corun: float = 1.0
+    # extra seconds every synchronising step (an exchange, the all-reduce) costs when k ranks
+    # time-share this host's CPU cores, by k (as a string, JSON keys): a rank blocked on a message
+    # waits for its peer to be scheduled, then to be scheduled itself. Measured by
+    # ``profiler_ranks.measure_sync``; empty for GPUs (one rank per device).
+    sync_s: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -226,6 +231,20 @@ class HardwareProfile:
             v = getattr(self, f)
             require(isinstance(v, (int, float)) and math.isfinite(v) and v >= 1.0,
                     f"profile {self.name!r}: {f} must be a number >= 1, got {v!r}")
+        for k, v in self.sync_s.items():
+            require(str(k).isdigit() and int(k) >= 1 and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
+                    f"profile {self.name!r}: sync_s maps rank counts to seconds >= 0, got {k!r}: {v!r}")
+
+    def sync(self, ranks: int) -> float:
+        """``sync_s`` for ``ranks`` ranks sharing the host: the measured figure, the largest one's
+        scaled by ranks / its ranks beyond the table, 0 below it (or with no table)."""
+        if not self.sync_s or ranks <= 1:
+            return 0.0
+        table = {int(k): float(v) for k, v in self.sync_s.items()}
+        if ranks in table:
+            return table[ranks]
+        top = max(table)
+        return table[top] * ranks / top if ranks > top else 0.0
 
     def op(self, name: str, **sizes):
         return self.ops[name].seconds(**sizes)
@@ -233,7 +252,7 @@ class HardwareProfile:
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
                 "device": self.device, "meta": dict(self.meta), "interference": self.interference,
-                "corun": self.corun,
+                "corun": self.corun, "sync_s": dict(self.sync_s),
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -247,7 +266,8 @@ class HardwareProfile:
             ops = {k: OpModel.from_dict(v, f"{source}: op {k}") for k, v in d["ops"].items()}
             links = {k: LinkModel.from_dict(v, f"{source}: link {k}") for k, v in d["links"].items()}
             return cls(str(d["name"]), str(d["kind"]), str(d["device"]), dict(d.get("meta", {})), ops, links,
-                       float(d.get("interference", 1.0)), float(d.get("corun", 1.0)))
+                       float(d.get("interference", 1.0)), float(d.get("corun", 1.0)),
+                       {str(k): float(v) for k, v in dict(d.get("sync_s", {})).items()})
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

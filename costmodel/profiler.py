@@ -23,7 +23,7 @@ import torch
 
 from adaqp.costmodel import fit
 from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
-from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, n_reps,
+from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
 from adaqp.errors import require
 
@@ -271,8 +271,9 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     threads = max(1, (os.cpu_count() or 1) // nprocs)
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
     benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
-    steps = [*benches, "links"] + (["copies"] if device.startswith("cuda") else [])
-    ops, errors, links, extra = {}, {}, {}, {}
+    cpu = not device.startswith("cuda")
+    steps = [*benches, "links"] + (["sync"] if cpu else ["copies"])
+    ops, errors, links, extra, sync = {}, {}, {}, {}, {}
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -283,6 +284,8 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                     links, extra = measure_links(grid, nprocs)
                 elif step == "copies":
                     links.update(measure_copies(grid, device))
+                elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
+                    sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=100 if quick else 300)
                 else:
                     ops[step], errors[step] = _measure_op(step, *benches[step], device, grid)
     finally:
@@ -297,4 +300,4 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     name = name or (f"cpu-{os.cpu_count()}core" if device == "cpu" else f"{device.split(':')[0]}-measured")
     return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
                            interference=max(1.0, interf["factor"]),
-                           corun=max(1.0, interf.get("corun_factor") or 1.0))
+                           corun=max(1.0, interf.get("corun_factor") or 1.0), sync_s=sync)

@@ -220,6 +220,8 @@ def spawn(fn: Callable | str, nprocs: int, args: tuple = (), *, backend: str = "
 
         port = master_port or random.randint(20000, 60000)
         child_env = {"GLOO_SOCKET_IFNAME": IFNAME, **(env or {})}  # Gloo's data links on the shaped NIC
+        # the namespaces have no name service: c10d warns once per socket that it cannot name the peer
+        child_env.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     if "OMP_NUM_THREADS" not in child_env and "OMP_NUM_THREADS" not in os.environ:
         # N ranks x all-cores thread pools oversubscribe the CPU, and spinning OpenMP workers
         # then slow every rank down by orders of magnitude: share the cores out instead.

@@ -26,7 +26,7 @@ import numpy as np
 import simpy
 
 from adaqp.cluster import ClusterSpec
-from adaqp.costmodel.network import allreduce_s
+from adaqp.costmodel.network import allreduce_s, host_sync_s
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.program import AllReduce, Compute, Exchange
 from adaqp.errors import require
@@ -62,6 +62,7 @@ class Epoch:
         self.compute_busy = np.zeros(len(self.compute))
         self.last_release = [-1] * len(self.compute)  # node that last released each compute resource
         self.layout = network_layout(cluster, profile)
+        self.sync_s = host_sync_s(cluster, profile)
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
         self.nodes: list[Node] = []
@@ -104,7 +105,8 @@ class Epoch:
 
     def _on_drain(self, ids: np.ndarray, bott: np.ndarray) -> None:
         self.bott[ids] = bott
-        lat = self.lat[ids]
+        # path latency, after the host-scheduling floor (network.host_sync_s) for time-shared CPUs
+        lat = self.lat[ids] + np.maximum(0.0, self.start[ids] + self.sync_s - self.env.now)
         for value in np.unique(lat):  # one timer per distinct path latency, not per flow
             sel = ids[lat == value]
             self.env.timeout(float(value)).callbacks.append(lambda _e, sel=sel: self._deliver(sel))

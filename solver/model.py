@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from adaqp.costmodel import durations as D
 from adaqp.costmodel.analytic import device_max
-from adaqp.costmodel.network import allreduce_s, exchange_loads
+from adaqp.costmodel.network import allreduce_s, exchange_loads, host_sync_s
 from adaqp.costmodel.program import AllReduce, Compute, Exchange, build_program
 from adaqp.solver.groups import Groups
 
@@ -132,6 +132,7 @@ class _Builder:
                 for j in range(self.nb):
                     trip.append((np.full(sel.size, row), sel * self.nb + j,
                                  self.nbytes[sel, j] * amount / self.bw[row]))
+        floor = max(floor, host_sync_s(self.cluster, self.profile) + float(lat.max()))  # network.exchange_s
         return _term(floor, np.full(self.bw.size, float(lat.max())), trip, label)
 
     def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):

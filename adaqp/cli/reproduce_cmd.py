@@ -14,18 +14,22 @@ def add_parser(sub) -> None:
                     "predicted by the simulator) and the test accuracy at the best validation epoch. "
                     "Writes reproduce.csv, reproduce.png and summary.json (speedup_adaqp, speedup_quant, "
                     "speedup_overlap, acc_vanilla, acc_adaqp).")
-    p.add_argument("--dataset", default="cora", help="dataset spec (default: cora)")
+    p.add_argument("--dataset", default=None, help="dataset spec (default: a 12k-node, 16-class SBM graph "
+                                                   "whose halo exchange dominates at 100mbit)")
     p.add_argument("--ranks", type=positive_int, default=4, help="emulated hosts, one rank each (default: 4)")
     p.add_argument("--link", default="100mbit", help="per-host link bandwidth (default: 100mbit)")
     p.add_argument("--models", default="gcn,sage", help="gcn,sage (default: both)")
-    p.add_argument("--epochs", type=positive_int, default=200)
+    p.add_argument("--epochs", type=positive_int, default=100)
     p.add_argument("--seeds", default="0,1,2", help="training seeds; accuracy is their mean (default: 0,1,2)")
-    p.add_argument("--hidden", type=positive_int, default=256)
+    p.add_argument("--hidden", type=positive_int, default=64)
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--quant-bits", default="2", help="uniform width of the quant schedule (default: 2)")
-    p.add_argument("--replan-every", type=positive_int, default=50, help="adaqp: epochs between re-solves")
+    p.add_argument("--replan-every", type=positive_int, default=25, help="adaqp: epochs between re-solves")
+    p.add_argument("--time-budget", default="0.25x",
+                   help="adaqp: the solver's budget for the exchanges, e.g. 0.25x of fp32, or 'lambda' for the "
+                        "reference's lambda form (default: 0.25x)")
     p.add_argument("--profile", default="cpu-2core", help="profile the predictions use (default: cpu-2core)")
-    p.add_argument("--quick", action="store_true", help="GCN only, one seed, 60 epochs: a few minutes")
+    p.add_argument("--quick", action="store_true", help="GCN only, one seed, 40 epochs: a few minutes")
     add_out(p)
     p.set_defaults(run=run)
 
@@ -40,11 +44,13 @@ def setup_from_args(args):
     except ValueError:
         raise argparse.ArgumentTypeError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
     models = tuple(t.strip() for t in args.models.split(",") if t.strip())
-    kw = dict(dataset=args.dataset, ranks=args.ranks, link=args.link, models=models, epochs=args.epochs,
+    kw = dict(ranks=args.ranks, time_budget=None if args.time_budget == "lambda" else args.time_budget, link=args.link, models=models, epochs=args.epochs,
               seeds=seeds, hidden=args.hidden, layers=args.layers, quant_bits=args.quant_bits,
               replan_every=args.replan_every, profile=args.profile)
     if args.quick:
-        kw.update(models=models[:1], seeds=seeds[:1], epochs=min(args.epochs, 60), replan_every=min(args.replan_every, 20))
+        kw.update(models=models[:1], seeds=seeds[:1], epochs=min(args.epochs, 40), replan_every=min(args.replan_every, 10))
+    if args.dataset:
+        kw["dataset"] = args.dataset
     return Setup(**kw)
 
 

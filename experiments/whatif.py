@@ -1,0 +1,507 @@
+"""What-if capacity planning: sweep a cluster over device count, network bandwidth, GPUDirect RDMA
+and schedule, and predict the epoch time of each point with the simulator — no cluster needed.
+
+The pieces are plain functions returning rows (dicts), so a notebook can call them as the CLI
+(``adaqp whatif``) does::
+
+    wl = like_workload("ogbn-products")            # or built_workload(load_dataset("cora"))
+    grid = Grid(devices=[8, 16, 32], bandwidths=parse_bandwidths("25gbit,100gbit"),
+                gdr=[True, False], schedules=["vanilla", "adaqp"], bits=2)
+    rows = sweep(wl, model_shape(wl, "gcn", 3, 256), load_cluster("h100-8x-nvlink-ib200"), profile, grid)
+    best, reason = cheapest(rows, target_s=0.5)
+
+Modelling choices (each also stated in the CLI's summary.json under ``assumptions``):
+
+- **Layout.** ``devices`` GPUs fill nodes of ``per_node`` devices (default: the base cluster's
+  ``devices_per_node``): up to ``per_node`` devices sit on one node, where the network is not
+  used at all; beyond that, ``devices / per_node`` nodes. One rank per device. A base whose ranks
+  share one device (``h200-shared-*``, ``local-cpu``) is resized with ``ClusterSpec.with_ranks``
+  instead (more ranks on the device; rows then count ranks as ``devices`` and give
+  ``physical_devices`` apart). The base's intra-node link, latency, oversubscription and
+  profile are kept; only the per-node NIC bandwidth and GPUDirect RDMA change.
+- **Bits.** Quantized schedules (``quant``, ``adaqp``) send every message at one fixed width
+  (``bits``, default 2); ``vanilla`` and ``overlap`` send fp32. A solved per-row BitPlan would
+  do at least as well at equal variance budget: fixed widths bound what adaptive assignment buys.
+- **Graphs known by their counts** (``like_workload``): ``synthetic_stats`` with balanced parts,
+  cut edges spread evenly over ordered pairs and an **assumed** edge-cut fraction (default 0.3 of
+  the directed edges cross parts, capped at a random partition's ``1 - 1/P``), the same at every
+  part count — METIS cuts fewer edges at 2 parts and more at 256, so read small and large device
+  counts as optimistic and pessimistic respectively. Pass ``edge_cut`` to change it.
+- **Memory** (``memory_bytes``): a first-order peak per device — features and halo buffers,
+  activations kept for backward, gradient buffers of the widest layer, both CSR orientations,
+  parameters with Adam state — against 90 % of the device memory the profile states. A point
+  that does not fit is reported but never chosen as the cheapest.
+
+Nothing outside ``experiments`` and the CLI imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from adaqp.cluster import ClusterSpec, Network, parse_bandwidth_Bps, parse_latency_s
+from adaqp.costmodel.program import ModelShape
+from adaqp.costmodel.workload import PlanStats
+from adaqp.errors import require
+
+__all__ = [
+    "DEFAULT_EDGE_CUT",
+    "LIKE",
+    "MEMORY_HEADROOM",
+    "QUANTIZED",
+    "Grid",
+    "LikeGraph",
+    "Workload",
+    "auto_merge_rel",
+    "built_workload",
+    "cheapest",
+    "device_memory_bytes",
+    "heatmap_plot",
+    "layout",
+    "like_workload",
+    "lines_plot",
+    "memory_bytes",
+    "model_shape",
+    "parse_bandwidths",
+    "parse_bits",
+    "parse_devices",
+    "parse_gdr",
+    "parse_schedules",
+    "parse_target",
+    "sweep",
+    "with_network",
+]
+
+DEFAULT_EDGE_CUT = 0.3
+MEMORY_HEADROOM = 0.9  # usable fraction of device memory (CUDA context, allocator slack)
+QUANTIZED = ("quant", "adaqp")
+
+
+# ---- graphs known by their public counts -------------------------------------------------------
+@dataclass(frozen=True)
+class LikeGraph:
+    """A public graph by its counts: ``edges`` are directed edges as aggregated (an undirected
+    edge counts twice), ``classes`` the output width (labels for multi-label data)."""
+
+    name: str
+    nodes: int
+    edges: int
+    features: int
+    classes: int
+    source: str
+
+
+LIKE: dict[str, LikeGraph] = {g.name: g for g in (
+    LikeGraph("reddit", 232_965, 114_615_892, 602, 41,
+              "DGL RedditDataset (the AdaQP reference's Reddit): 232,965 nodes, 114,615,892 edges, 602 features, 41 classes"),
+    LikeGraph("yelp", 716_847, 13_954_819, 300, 100,
+              "GraphSAINT Yelp as in DGL/PyG: 716,847 nodes, 13,954,819 directed edges (6,977,410 undirected), 300 features, 100 labels"),
+    LikeGraph("ogbn-products", 2_449_029, 123_718_280, 100, 47,
+              "OGB ogbn-products: 2,449,029 nodes, 61,859,140 undirected edges = 123,718,280 directed, 100 features, 47 classes"),
+    LikeGraph("amazonproducts", 1_598_960, 264_339_468, 200, 107,
+              ("GraphSAINT Amazon: 1,598,960 nodes, 132,169,734 undirected edges (264,339,468 directed in PyG), "
+               "200 features, 107 labels")),
+    LikeGraph("ogbn-papers100M", 111_059_956, 3_231_371_744, 128, 172,
+              ("OGB ogbn-papers100M: 111,059,956 nodes, 1,615,685,872 directed citations, made symmetric for "
+               "full-graph training (3,231,371,744: an upper bound, reciprocal citations counted twice), "
+               "128 features, 172 classes")),
+)}
+
+
+@dataclass
+class Workload:
+    """A graph to sweep: its sizes and, per part count, the plan statistics the simulator needs."""
+
+    name: str
+    num_nodes: int
+    num_edges: int
+    features: int
+    classes: int
+    kind: str  # "built" (partitioned for real) | "like" (statistics alone)
+    stats_fn: Callable[[int], PlanStats]
+    assumptions: list[str] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def stats(self, parts: int) -> PlanStats:
+        require(parts <= self.num_nodes, f"{self.name}: cannot split {self.num_nodes:,} nodes into {parts} parts")
+        if parts not in self._cache:
+            self._cache[parts] = self.stats_fn(parts)
+        return self._cache[parts]
+
+
+def like_workload(name: str, edge_cut: float = DEFAULT_EDGE_CUT) -> Workload:
+    """A public graph known by its counts; plan statistics from ``synthetic_stats``."""
+    from adaqp.simulator.synthetic import synthetic_stats
+
+    key = {k.lower(): k for k in LIKE}.get(str(name).lower())
+    require(key is not None, f"unknown --like graph {name!r}; known: {', '.join(LIKE)}")
+    require(0.0 <= edge_cut <= 1.0, f"--edge-cut must be in [0, 1], got {edge_cut}")
+    g = LIKE[key]
+
+    def stats(parts: int) -> PlanStats:
+        return synthetic_stats(g.nodes, g.edges, parts, min(edge_cut, 1.0 - 1.0 / parts))
+
+    return Workload(g.name, g.nodes, g.edges, g.features, g.classes, "like", stats, [
+        f"graph known by its public counts only ({g.source})",
+        (f"ASSUMED edge cut: {edge_cut:g} of the directed edges cross parts at every part count "
+         "(capped at a random partition's 1 - 1/P); not measured on this graph"),
+        ("balanced parts; cut edges spread evenly over ordered part pairs; halo rows and marginal "
+         "nodes by a distinct-source estimate (simulator/synthetic.py)"),
+    ])
+
+
+def built_workload(graph, method: str = "metis", seed: int = 0, balance: str = "nodes") -> Workload:
+    """A graph built at its real size and partitioned for real at every part count."""
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+
+    def stats(parts: int) -> PlanStats:
+        return PlanStats.from_halo_plan(build_halo_plan(graph, partition_graph(graph, parts, method, seed, balance)))
+
+    return Workload(graph.name, graph.num_nodes, graph.num_edges, graph.num_features, graph.num_classes,
+                    "built", stats, [f"graph built and partitioned for real ({method}, balance {balance}, seed {seed})"])
+
+
+def model_shape(wl: Workload, model: str = "gcn", layers: int = 3, hidden: int = 256) -> ModelShape:
+    """The reference configuration's model on this graph: LayerNorm and dropout on."""
+    require(layers >= 1 and hidden >= 1, "--layers and --hidden must be >= 1")
+    return ModelShape(model, (wl.features,) + (hidden,) * (layers - 1) + (wl.classes,))
+
+
+# ---- parsing the grid ------------------------------------------------------------------------
+def _items(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",")]
+    require(all(items), f"{flag}: empty item in {text!r} (comma-separated list expected)")
+    return items
+
+
+def parse_devices(text: str) -> list[int]:
+    out = []
+    for t in _items(text, "--devices"):
+        require(t.isdigit() and int(t) >= 1, f"--devices: {t!r} is not a positive integer")
+        out.append(int(t))
+    return sorted(set(out))
+
+
+def parse_bandwidths(text: str) -> list[tuple[str, float]]:
+    """``"25gbit,100gbit"`` -> [(label, bytes/s)], sorted by bandwidth, duplicates dropped."""
+    seen: dict[float, str] = {}
+    for t in _items(text, "--bandwidth"):
+        seen.setdefault(parse_bandwidth_Bps(t, "--bandwidth"), t)
+    return [(label, bw) for bw, label in sorted(seen.items())]
+
+
+def parse_gdr(text: str | None, base: ClusterSpec) -> list[bool]:
+    """``on`` | ``off`` | ``both``; None: both where the transport allows GPUDirect RDMA (NCCL), else off."""
+    nccl = base.transport == "nccl"
+    if text is None:
+        return [False, True] if nccl else [False]
+    t = str(text).strip().lower()
+    require(t in ("on", "off", "both"), f"--gdr must be on, off or both, got {text!r}")
+    require(t == "off" or nccl, f"--gdr {t}: GPUDirect RDMA needs transport nccl, but cluster {base.name!r} "
+                                f"uses {base.transport}")
+    return {"on": [True], "off": [False], "both": [False, True]}[t]
+
+
+def parse_schedules(text: str) -> list[str]:
+    """Schedule names; ``vanilla`` is always included (first), as the baseline of the speedups."""
+    from adaqp.schedule import Schedule
+
+    names = [Schedule.parse(t).name for t in _items(text, "--schedules")]
+    return ["vanilla"] + [n for i, n in enumerate(names) if n != "vanilla" and n not in names[:i]]
+
+
+def parse_bits(text: str) -> int:
+    from adaqp import wire
+
+    t = str(text).strip()
+    require(t.isdigit(), f"--bits: whatif sends every quantized message at one fixed width "
+                         f"({', '.join(map(str, wire.ALL_BITS))}), got {text!r}")
+    return wire.check_bits(int(t))
+
+
+def parse_target(text: str | None) -> float | None:
+    if text is None:
+        return None
+    s = parse_latency_s(text, "--target-epoch-time")
+    require(s > 0, f"--target-epoch-time must be positive, got {text!r}")
+    return s
+
+
+@dataclass(frozen=True)
+class Grid:
+    devices: list[int]
+    bandwidths: list[tuple[str, float]]  # (label, bytes/s)
+    gdr: list[bool]
+    schedules: list[str]
+    bits: int = 2
+
+    @property
+    def points(self) -> int:
+        return len(self.devices) * len(self.bandwidths) * len(self.gdr) * len(self.schedules)
+
+    def to_dict(self) -> dict:
+        return {"devices": self.devices, "bandwidths": [b for b, _ in self.bandwidths],
+                "gdr": ["on" if g else "off" for g in self.gdr], "schedules": self.schedules, "bits": self.bits}
+
+
+# ---- clusters ----------------------------------------------------------------------------------
+def layout(base: ClusterSpec, devices: int, per_node: int | None = None) -> ClusterSpec:
+    """``base`` resized to ``devices`` devices filling nodes of ``per_node`` (see module doc)."""
+    if base.ranks_per_device > 1 or (base.nodes == 1 and base.devices_per_node == 1):
+        require(per_node is None, f"--per-node: cluster {base.name!r} runs its ranks on one shared device; "
+                                  "it is resized by ranks per device")
+        return base.with_ranks(devices)
+    k = per_node or base.devices_per_node
+    require(k >= 1, f"--per-node must be >= 1, got {k}")
+    if devices <= k:
+        return replace(base, nodes=1, devices_per_node=devices)
+    require(devices % k == 0, f"--devices: {devices} devices do not fill nodes of {k} devices; use multiples "
+                              f"of {k} above {k}, or set --per-node")
+    return replace(base, nodes=devices // k, devices_per_node=k)
+
+
+def with_network(cluster: ClusterSpec, bw_Bps: float, gdr: bool) -> ClusterSpec:
+    """The same cluster with a per-node NIC of ``bw_Bps`` and GPUDirect RDMA on or off."""
+    n = cluster.network
+    net = Network(bw_Bps, None if n is None else n.latency_s, gdr, 1.0 if n is None else n.oversubscription)
+    return replace(cluster, network=net)
+
+
+# ---- memory ------------------------------------------------------------------------------------
+def memory_bytes(stats: PlanStats, shape: ModelShape) -> np.ndarray:
+    """First-order peak bytes per rank (fp32): input features of inner + halo rows; per layer the
+    received halo rows, the aggregate, the linear output and (hidden layers) norm, activation and
+    dropout outputs, all kept for backward; gradient buffers for the widest layer; both CSR
+    orientations (index + value, 16 B per edge); parameters with gradients and Adam state."""
+    inner = stats.inner.astype(np.float64)
+    halo = stats.halo.astype(np.float64)
+    w = shape.widths
+    act = np.zeros_like(inner)
+    for lay in range(shape.layers):
+        act += (inner + halo) * w[lay] + inner * w[lay]  # input incl. halo rows, aggregate
+        act += inner * w[lay + 1] * (1 if lay == shape.layers - 1 else 4)  # linear [, norm, relu, dropout]
+    grads = 2 * (inner + halo) * max(w)
+    nnz = (stats.nnz_central + stats.nnz_marginal + stats.inner).astype(np.float64)  # self loops
+    return 4 * (act + grads) + 16 * nnz + 16 * shape.num_params
+
+
+def device_memory_bytes(profile) -> float | None:
+    """Device memory the profile states (``meta.memory``, e.g. ``HBM3 80 GB``, ``16/32 GB``:
+    the largest), in bytes; None when it says nothing (CPU profiles)."""
+    text = str(profile.meta.get("memory") or "")
+    m = re.search(r"((?:\d+(?:\.\d+)?/)*\d+(?:\.\d+)?)\s*(GB|GiB|TB)", text)
+    if not m:
+        return None
+    scale = {"GB": 1e9, "GiB": 2.0**30, "TB": 1e12}[m.group(2)]
+    return max(float(x) for x in m.group(1).split("/")) * scale
+
+
+# ---- the sweep ---------------------------------------------------------------------------------
+def auto_merge_rel(ranks: int) -> float:
+    """Exact flow draining up to 16 ranks; above, flows within 1 % of done drain together.
+
+    Real partitions give irregular traffic: every flow drains at its own time and each drain
+    re-divides bandwidth, which at 64-128 ranks makes one exact epoch take seconds to a minute
+    here; 1e-2 cuts that 5-10x for an error of at most 1 % of a flow's duration (on a 20,000-node
+    SBM at 32-128 ranks: at most 0.5 % on the epoch; see ``simulate(merge_rel=...)``)."""
+    return 0.0 if ranks <= 16 else 1e-2
+
+
+def sweep(wl: Workload, shape: ModelShape, base: ClusterSpec, profile, grid: Grid, *,
+          per_node: int | None = None, target_s: float | None = None, merge_rel: float | None = None,
+          on_point: Callable[[int, int, dict], None] | None = None) -> list[dict]:
+    """Simulate one epoch at every grid point; one row per (devices, bandwidth, gdr, schedule).
+
+    Where all devices sit on one node the network carries nothing, so bandwidth and GDR do not
+    change the epoch: it is simulated once and the row repeated (``network_used`` = False).
+    ``merge_rel``: the simulator's flow-merging tolerance; None picks :func:`auto_merge_rel`."""
+    from adaqp.costmodel.profile import check_fits
+    from adaqp.simulator import simulate
+
+    mem_cap = device_memory_bytes(profile)
+    rows: list[dict] = []
+    done = 0
+    for d in grid.devices:
+        shaped = layout(base, d, per_node)
+        check_fits(profile, shaped)
+        stats = wl.stats(shaped.num_ranks)
+        nnz = float((stats.nnz_central + stats.nnz_marginal).sum())
+        cut = float(stats.nnz_marginal_halo.sum()) / nnz if nnz else 0.0
+        mem = float(memory_bytes(stats, shape).max()) * shaped.ranks_per_device
+        fits = mem_cap is None or mem <= MEMORY_HEADROOM * mem_cap
+        merge = auto_merge_rel(shaped.num_ranks) if merge_rel is None else merge_rel
+        one_node: dict[str, object] = {}
+        for label, bw in grid.bandwidths:
+            for gdr in grid.gdr:
+                cluster = with_network(shaped, bw, gdr)
+                point = []
+                for sched in grid.schedules:
+                    bits = grid.bits if sched in QUANTIZED else 32
+                    r = one_node.get(sched) if shaped.nodes == 1 else None
+                    if r is None:
+                        t0 = time.perf_counter()
+                        r = simulate(stats, shape, sched, cluster, profile, bits, trace=False, merge_rel=merge)
+                        r = (r, time.perf_counter() - t0)
+                        if shaped.nodes == 1:
+                            one_node[sched] = r
+                    res, wall = r
+                    row = {"devices": d, "nodes": shaped.nodes, "per_node": shaped.ranks_per_node,
+                           "ranks": shaped.num_ranks, "physical_devices": shaped.num_devices,
+                           "bandwidth": label, "bandwidth_Bps": bw, "gdr": "on" if gdr else "off",
+                           "network_used": shaped.nodes > 1, "schedule": sched, "bits": bits,
+                           "epoch_time_s": res.epoch_time_s, "speedup": float("nan"),
+                           "comm_time_s": res.comm_time_s,
+                           "comm_share": res.comm_time_s / res.epoch_time_s if res.epoch_time_s else 0.0,
+                           "exposed_comm_s": res.exposed_comm_s,
+                           "exposed_share": res.exposed_comm_s / res.epoch_time_s if res.epoch_time_s else 0.0,
+                           "compute_time_s": res.compute_time_s, "edge_cut_frac": cut,
+                           "mem_GB": mem / 1e9, "fits_memory": fits, "merge_rel": merge,
+                           "meets_target": None if target_s is None else bool(fits and res.epoch_time_s <= target_s),
+                           "sim_wall_s": wall}
+                    point.append(row)
+                    done += 1
+                    if on_point is not None:
+                        on_point(done, grid.points, row)
+                van = next(r["epoch_time_s"] for r in point if r["schedule"] == "vanilla")
+                for row in point:
+                    row["speedup"] = van / row["epoch_time_s"] if row["epoch_time_s"] > 0 else float("nan")
+                rows.extend(point)
+    return rows
+
+
+def _hardware_key(r: dict) -> tuple:
+    """Cheapest first: fewest devices, then lowest bandwidth, then GDR off, then fastest."""
+    return (r["devices"], r["bandwidth_Bps"], r["gdr"] == "on", r["epoch_time_s"])
+
+
+def cheapest(rows: list[dict], target_s: float | None, schedule: str | None = None) -> tuple[dict | None, str]:
+    """The cheapest row (fewest devices, then lowest bandwidth, then GDR off; among equal hardware
+    the fastest schedule) whose epoch fits ``target_s`` and whose memory fits; else None and why."""
+    pool = [r for r in rows if schedule is None or r["schedule"] == schedule]
+    if target_s is None:
+        return None, "no --target-epoch-time given"
+    if not pool:
+        return None, f"no rows for schedule {schedule}"
+    ok = [r for r in pool if r["fits_memory"] and r["epoch_time_s"] <= target_s]
+    if ok:
+        best = min(ok, key=_hardware_key)
+        return best, (f"fewest devices, then lowest bandwidth, then GDR off, meeting {target_s:g} s "
+                      f"({len(ok)} of {len(pool)} points meet it)")
+    fast = min(pool, key=lambda r: r["epoch_time_s"])
+    net = f"{fast['bandwidth']}, GDR {fast['gdr']}" if fast["network_used"] else "one node"
+    where = f"{fast['devices']} devices, {net}, {fast['schedule']}"
+    if fast["epoch_time_s"] <= target_s:  # fast enough but too big for memory
+        return None, (f"points meeting {target_s:g} s do not fit device memory (fastest: "
+                      f"{fast['epoch_time_s']:.3g} s at {where}, ~{fast['mem_GB']:.0f} GB per device)")
+    return None, f"no point in the grid meets {target_s:g} s; the fastest is {fast['epoch_time_s']:.3g} s ({where})"
+
+
+# ---- plots -------------------------------------------------------------------------------------
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _fmt_s(s: float) -> str:
+    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2g} s"
+
+
+def heatmap_plot(path: Path, rows: list[dict], schedule: str, title: str, target_s: float | None = None,
+                 best: dict | None = None) -> Path:
+    """Predicted epoch time of ``schedule`` over devices (y) x bandwidth (x), one panel per GDR
+    setting; each cell also gives the speedup over vanilla; cells where ``schedule`` meets the
+    target are outlined and ``best`` (the cheapest such row of ``schedule``) is starred."""
+    plt = _plt()
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FuncFormatter
+
+    mine = [r for r in rows if r["schedule"] == schedule]
+    devs = sorted({r["devices"] for r in mine})
+    nodes = {r["devices"]: r["nodes"] for r in mine}
+    bws = sorted({(r["bandwidth_Bps"], r["bandwidth"]) for r in mine})
+    gdrs = sorted({r["gdr"] for r in mine}, reverse=True)  # "on" first
+    cell = {(r["devices"], r["bandwidth_Bps"], r["gdr"]): r for r in mine}
+    times = np.array([r["epoch_time_s"] for r in mine])
+    norm = LogNorm(vmin=max(times.min(), 1e-9), vmax=max(times.max(), times.min() * 1.01, 1e-9))
+    fig, axes = plt.subplots(1, len(gdrs), figsize=(1.6 + 1.0 * len(bws) * len(gdrs), 1.5 + 0.42 * len(devs)),
+                             squeeze=False, layout="constrained")
+    im = None
+    for ax, g in zip(axes[0], gdrs):
+        grid = np.array([[cell[(d, bw, g)]["epoch_time_s"] for bw, _ in bws] for d in devs])
+        im = ax.imshow(grid, cmap="viridis_r", norm=norm, aspect="auto", origin="lower")
+        ax.set_xticks(range(len(bws)), [lab for _, lab in bws], fontsize=7)
+        ax.set_yticks(range(len(devs)), [f"{d}\n{nodes[d]} node{'s' if nodes[d] > 1 else ''}" for d in devs],
+                      fontsize=6.5)
+        ax.set_xlabel("network bandwidth per node", fontsize=8)
+        ax.set_ylabel("devices", fontsize=8)
+        ax.set_title(f"GPUDirect RDMA {g}", fontsize=8)
+        for i, d in enumerate(devs):
+            for j, (bw, _) in enumerate(bws):
+                r = cell[(d, bw, g)]
+                dark = np.log(r["epoch_time_s"]) > (np.log(norm.vmin) + np.log(norm.vmax)) / 2
+                txt = f"{_fmt_s(r['epoch_time_s'])}\n×{r['speedup']:.2f}" + ("" if r["fits_memory"] else "\nOOM")
+                ax.text(j, i, txt, ha="center", va="center", fontsize=5.5, color="w" if dark else "k")
+                if target_s is not None and r["meets_target"]:
+                    ax.add_patch(plt.Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, ec="red", lw=1.2))
+                if best is not None and (best["devices"], best["bandwidth_Bps"], best["gdr"]) == (d, bw, g):
+                    ax.plot(j + 0.34, i + 0.28, marker="*", color="red", ms=8)
+    cb = fig.colorbar(im, ax=list(axes[0]), label=f"{schedule} epoch time", shrink=0.9)
+    lo, hi = np.floor(np.log10(norm.vmin)), np.ceil(np.log10(norm.vmax))
+    nice = [m * 10.0**k for k in np.arange(lo, hi + 1) for m in (1, 2, 5)]
+    cb.set_ticks([t for t in nice if norm.vmin <= t <= norm.vmax] or [norm.vmin, norm.vmax])
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _fmt_s(v)))
+    cb.ax.minorticks_off()
+    sub = "" if target_s is None else f"\nred: meets the {_fmt_s(target_s)} target; ★ cheapest such point"
+    fig.suptitle(f"{title}\n{schedule} epoch time and speedup over vanilla{sub}", fontsize=8)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def lines_plot(path: Path, rows: list[dict], title: str, gdr: str, target_s: float | None = None) -> Path:
+    """Epoch time against devices, one line per schedule, one panel per bandwidth (GDR ``gdr``)."""
+    plt = _plt()
+    mine = [r for r in rows if r["gdr"] == gdr]
+    bws = sorted({(r["bandwidth_Bps"], r["bandwidth"]) for r in mine})
+    scheds = list(dict.fromkeys(r["schedule"] for r in mine))
+    devs = sorted({r["devices"] for r in mine})
+    cols = min(3, len(bws))
+    nrow = -(-len(bws) // cols)
+    fig, axes = plt.subplots(nrow, cols, figsize=(3.2 * cols, 2.6 * nrow), squeeze=False, sharey=True)
+    for k, (bw, label) in enumerate(bws):
+        ax = axes[k // cols][k % cols]
+        for i, s in enumerate(scheds):
+            pts = sorted((r["devices"], r["epoch_time_s"]) for r in mine if r["bandwidth_Bps"] == bw and r["schedule"] == s)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="os^v"[i % 4], ms=3.5 - 0.5 * (i % 4),
+                    ls=("-", "--", "-.", ":")[i % 4], lw=1.1, label=s)
+        if target_s is not None:
+            ax.axhline(target_s, color="red", ls="--", lw=0.8, label="target")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(devs, [str(d) for d in devs])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        ax.set_title(f"{label} per node", fontsize=8)
+        ax.set_xlabel("devices", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    for k in range(len(bws), nrow * cols):
+        axes[k // cols][k % cols].axis("off")
+    for row in axes:
+        row[0].set_ylabel("epoch time (s)", fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(f"{title} (GPUDirect RDMA {gdr})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,50 @@
+"""Ranks time-sharing a CPU: each exchange takes at least the profile's measured ``sync_s``
+(a floor, hidden by a longer transfer), the all-reduce pays it once. Exact times, tiny cases."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from adaqp.costmodel.network import exchange_s, host_sync_s
+from adaqp.costmodel.program import AllReduce, Exchange
+from adaqp.simulator import simulate_program
+
+
+def _prof(kit, sync):
+    return dataclasses.replace(kit.profile(net=(0.0, 1e6)), sync_s={"2": sync})
+
+
+@pytest.mark.parametrize("nbytes, sync, expect", [
+    (1e3, 0.5, 0.5),   # 1 ms of transfer: the floor decides
+    (2e6, 0.5, 2.0),   # 2 s of transfer hides the 0.5 s floor
+    (1e3, 0.0, 1e-3),  # no table: bytes / bandwidth
+])
+def test_exchange_lasts_max_of_transfer_and_floor(kit, nbytes, sync, expect):
+    prof, cluster = _prof(kit, sync), kit.cpu()
+    swap = kit.traffic([[0, nbytes], [nbytes, 0]])
+    r = simulate_program([Exchange(swap, None)], cluster, prof)
+    assert r.epoch_time_s == pytest.approx(expect, rel=1e-9)
+    assert exchange_s(cluster, prof, swap.nbytes)[0] == pytest.approx(expect, rel=1e-9)  # analytic agrees
+
+
+def test_floor_counts_from_each_flows_post(kit):
+    # rank 1 posts 0.3 s late (after its compute): its flow ends 0.5 s after that, at 0.8 s
+    from adaqp.costmodel.program import Compute
+
+    prof = _prof(kit, 0.5)
+    prog = [Compute("dense", np.array([0.0, 0.3])), Exchange(kit.traffic([[0, 1e3], [1e3, 0]]), None)]
+    assert simulate_program(prog, kit.cpu(), prof).epoch_time_s == pytest.approx(0.8, rel=1e-9)
+
+
+def test_allreduce_pays_the_floor_once(kit):
+    prof, cluster = _prof(kit, 0.25), kit.cpu()
+    base = simulate_program([AllReduce(4e3)], cluster, kit.profile(net=(0.0, 1e6))).epoch_time_s
+    assert simulate_program([AllReduce(4e3)], cluster, prof).epoch_time_s == pytest.approx(base + 0.25, rel=1e-9)
+
+
+def test_gpu_ranks_and_single_ranks_have_no_floor(kit):
+    prof = _prof(kit, 0.5)
+    assert host_sync_s(kit.cpu(ranks_per_node=1), prof) == 0.0
+    gpu = dataclasses.replace(kit.cpu(), device="cuda", transport="gloo-staged", profile="cuda")
+    assert host_sync_s(gpu, dataclasses.replace(prof, device="cuda")) == 0.0
