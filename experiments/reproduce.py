@@ -42,7 +42,7 @@ class Setup:
     layers: int = 3
     quant_bits: str = "2"
     replan_every: int = 25
-    time_budget: str | None = "0.25x"  # adaqp's solver budget; None: the reference's lambda form
+    time_budget: str | None = "0.4x"  # adaqp's solver budget; None: the reference's lambda form
     warmup: int = 5
     eval_every: int = 5
     profile: str = "cpu-2core"
@@ -101,6 +101,7 @@ def run(s: Setup, work: Path, runner=None, log=print) -> list[dict]:
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
+    from adaqp.experiments.validate import cluster_for, measure_network
     from adaqp.halo import HaloPlan
     from adaqp.runtime.run import run_configs
 
@@ -165,9 +166,9 @@ def bar_plot(path: Path, rows: list[dict]) -> Path:
     """Measured and predicted speedup over vanilla per schedule and model, accuracy annotated."""
     import numpy as np
 
-    from adaqp.cli.plots import plt_module
+    from adaqp.experiments.plotting import pyplot
 
-    plt = plt_module()
+    plt = pyplot()
     models = sorted({r["model"] for r in rows})
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.4), squeeze=False)
     for ax, m in zip(axes[0], models):

@@ -80,13 +80,15 @@ def cluster_for(ranks: int, link: str | None, measured: tuple[float, float] | No
     network's ``(latency_s, bw_Bps)`` as measured when given, else the nominal link."""
     from adaqp.cluster import ClusterSpec, parse_bandwidth_Bps
 
-    if link is None:
-        return ClusterSpec.local_cpu(ranks)
+    if link is None:  # the bundled spec of this machine (its measured loopback), resized
+        from adaqp.costmodel.bundled import load_cluster
+
+        return load_cluster("local-cpu").with_ranks(ranks)
     if measured is None:
         return ClusterSpec.emulated(ranks, parse_bandwidth_Bps(link, "--link"))
     # only the bandwidth: the intercept of a fit over 10-100 ms messages is no per-message latency
     # (it soaks up TCP's ramp); small messages pay the profile's measured endpoint latency instead
-    return ClusterSpec.emulated(ranks, measured[1])
+    return replace(ClusterSpec.emulated(ranks, measured[1]), name=f"local-cpu-{link}-measured")
 
 
 def measure_network(ranks: int, link: str) -> tuple[float, float]:
@@ -227,20 +229,20 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print) -> list[dict]:
 
 def scatter(path: Path, rows: list[dict]) -> Path:
     """Predicted vs measured epoch time, log-log, with y = x and a +-15 % band."""
-    from adaqp.cli.plots import plt_module
+    from adaqp.experiments.plotting import pyplot
 
-    plt = plt_module()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     marks = {"vanilla": "o", "overlap": "s", "quant": "^", "adaqp": "D"}
     links = sorted({r["link"] for r in rows})
     colours = dict(zip(links, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
     for r in rows:
         ax.scatter(r["epoch_meas_ms"], r["epoch_pred_ms"], marker=marks.get(r["schedule"], "x"),
-                   color=colours.get(r["link"], "k"), s=22, alpha=0.8)
+                   color=colours.get(r["link"], "k"), s=22, alpha=0.8, zorder=3)
     lo = min(min(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 0.8
     hi = max(max(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 1.25
-    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x")
-    ax.fill_between([lo, hi], [lo * 0.85, hi * 0.85], [lo * 1.15, hi * 1.15], color="0.85", label="±15 %")
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x", zorder=2)
+    ax.fill_between([lo, hi], [lo * 0.85, hi * 0.85], [lo * 1.15, hi * 1.15], color="0.88", label="±15 %", zorder=1)
     for s, m in marks.items():
         ax.scatter([], [], marker=m, color="0.3", label=s)
     for link, c in colours.items():
@@ -249,6 +251,11 @@ def scatter(path: Path, rows: list[dict]) -> Path:
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, major ticks only (minor labels collide)
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("measured epoch time (ms)")
     ax.set_ylabel("predicted epoch time (ms)")
     ax.legend(fontsize=7, loc="upper left")

@@ -283,8 +283,11 @@ def _read_report(proc, conn):
     if conn.poll():
         try:
             return conn.recv()
-        except (EOFError, OSError):
+        except EOFError:
             pass
+        except Exception as e:  # noqa: BLE001 - e.g. a tensor in the result: its shared memory died with the child
+            return ("error", f"its result could not be read ({type(e).__name__}: {e}); return plain "
+                             "Python values or numpy arrays, not tensors", "", False)
     if proc.exitcode is None:
         proc.join(timeout=0.05)  # the pipe can close a moment before the exit status is known
         if proc.exitcode is None:

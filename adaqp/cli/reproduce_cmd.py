@@ -25,9 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--quant-bits", default="2", help="uniform width of the quant schedule (default: 2)")
     p.add_argument("--replan-every", type=positive_int, default=25, help="adaqp: epochs between re-solves")
-    p.add_argument("--time-budget", default="0.25x",
+    p.add_argument("--time-budget", default="0.4x",
                    help="adaqp: the solver's budget for the exchanges, e.g. 0.25x of fp32, or 'lambda' for the "
-                        "reference's lambda form (default: 0.25x)")
+                        "reference's lambda form (default: 0.4x)")
     p.add_argument("--profile", default="cpu-2core", help="profile the predictions use (default: cpu-2core)")
     p.add_argument("--quick", action="store_true", help="GCN only, one seed, 40 epochs: a few minutes")
     add_out(p)

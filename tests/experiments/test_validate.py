@@ -60,3 +60,23 @@ def test_cli_bad_ranks_is_one_line_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "-m", "adaqp", "validate", "--ranks", "1", "--link", "none"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "ranks" in r.stderr
+
+
+def _can_emulate() -> bool:
+    try:
+        from adaqp.runtime.emulate import check_available
+
+        check_available()
+        return True
+    except Exception:  # noqa: BLE001 - any reason means: skip
+        return False
+
+
+@pytest.mark.skipif(not _can_emulate(), reason="network emulation needs root and iproute2 (ip, tc)")
+def test_measured_network_is_within_the_shaped_rate():
+    from adaqp.experiments.validate import cluster_for, measure_network
+
+    lat, bw = measure_network(2, "100mbit")
+    assert 0.5 * 12.5e6 < bw <= 12.5e6 and lat >= 0
+    spec = cluster_for(2, "100mbit", (lat, bw))
+    assert spec.network.bw_Bps == bw and spec.shared_host and spec.nodes == 2
