@@ -54,12 +54,12 @@ def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resou
     return out
 
 
-def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile) -> float:
+def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exchange") -> float:
     """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
     (see ``HardwareProfile.sync_s``); 0 for GPU ranks. An exchange's flows cannot complete sooner
     than this after they are posted (peers must get the CPU to send and to receive), but a transfer
     that takes longer hides it: it is a floor on each flow's duration, not a term added to it."""
-    return profile.sync(cluster.cpu_sharing) if cluster.device == "cpu" else 0.0
+    return profile.sync(cluster.cpu_sharing, step) if cluster.device == "cpu" else 0.0
 
 
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -133,10 +133,10 @@ def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float) -
         return 0.0
     if cluster.transport == "gloo-cpu" and cluster.nodes == 1:
         ar = profile.links["allreduce"]
-        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile)
+        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile, "allreduce")
     res = resources(cluster, profile)
     link = res["nic"] if cluster.nodes > 1 else (res["intra"] if cluster.transport == "nccl" else res["endpoint"])
-    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile)
+    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile, "allreduce")
     if cluster.transport == "gloo-staged":  # gradients cross PCIe both ways
         t += float(link_s(res["d2h"].latency_s, res["d2h"].bw_Bps, nbytes))
         t += float(link_s(res["h2d"].latency_s, res["h2d"].bw_Bps, nbytes))

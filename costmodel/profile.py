@@ -218,6 +218,8 @@ class HardwareProfile:
     # waits for its peer to be scheduled, then to be scheduled itself. Measured by
     # ``profiler_ranks.measure_sync``; empty for GPUs (one rank per device).
     sync_s: Mapping[str, float] = field(default_factory=dict)
+    # the same for the gradient all-reduce (a chain of dependent steps: each waits for its peers)
+    allreduce_sync_s: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -231,16 +233,18 @@ class HardwareProfile:
             v = getattr(self, f)
             require(isinstance(v, (int, float)) and math.isfinite(v) and v >= 1.0,
                     f"profile {self.name!r}: {f} must be a number >= 1, got {v!r}")
-        for k, v in self.sync_s.items():
+        for k, v in [*self.sync_s.items(), *self.allreduce_sync_s.items()]:
             require(str(k).isdigit() and int(k) >= 1 and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                     f"profile {self.name!r}: sync_s maps rank counts to seconds >= 0, got {k!r}: {v!r}")
 
-    def sync(self, ranks: int) -> float:
-        """``sync_s`` for ``ranks`` ranks sharing the host: the measured figure, the largest one's
-        scaled by ranks / its ranks beyond the table, 0 below it (or with no table)."""
-        if not self.sync_s or ranks <= 1:
+    def sync(self, ranks: int, step: str = "exchange") -> float:
+        """``sync_s`` (``step="allreduce"``: ``allreduce_sync_s``) for ``ranks`` ranks sharing the
+        host: the measured figure, the largest one's scaled by ranks / its ranks beyond the table,
+        0 below it (or with no table)."""
+        table = self.sync_s if step == "exchange" else self.allreduce_sync_s
+        if not table or ranks <= 1:
             return 0.0
-        table = {int(k): float(v) for k, v in self.sync_s.items()}
+        table = {int(k): float(v) for k, v in table.items()}
         if ranks in table:
             return table[ranks]
         top = max(table)
@@ -253,6 +257,7 @@ class HardwareProfile:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
                 "device": self.device, "meta": dict(self.meta), "interference": self.interference,
                 "corun": self.corun, "sync_s": dict(self.sync_s),
+                "allreduce_sync_s": dict(self.allreduce_sync_s),
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -267,7 +272,8 @@ class HardwareProfile:
             links = {k: LinkModel.from_dict(v, f"{source}: link {k}") for k, v in d["links"].items()}
             return cls(str(d["name"]), str(d["kind"]), str(d["device"]), dict(d.get("meta", {})), ops, links,
                        float(d.get("interference", 1.0)), float(d.get("corun", 1.0)),
-                       {str(k): float(v) for k, v in dict(d.get("sync_s", {})).items()})
+                       {str(k): float(v) for k, v in dict(d.get("sync_s", {})).items()},
+                       {str(k): float(v) for k, v in dict(d.get("allreduce_sync_s", {})).items()})
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

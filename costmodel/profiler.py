@@ -273,7 +273,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
     cpu = not device.startswith("cuda")
     steps = [*benches, "links"] + (["sync"] if cpu else ["copies"])
-    ops, errors, links, extra, sync = {}, {}, {}, {}, {}
+    ops, errors, links, extra, sync = {}, {}, {}, {}, ({}, {})
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -300,4 +300,5 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     name = name or (f"cpu-{os.cpu_count()}core" if device == "cpu" else f"{device.split(':')[0]}-measured")
     return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
                            interference=max(1.0, interf["factor"]),
-                           corun=max(1.0, interf.get("corun_factor") or 1.0), sync_s=sync)
+                           corun=max(1.0, interf.get("corun_factor") or 1.0), sync_s=sync[0],
+                           allreduce_sync_s=sync[1])

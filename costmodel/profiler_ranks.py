@@ -286,32 +286,25 @@ def measure_exchange(nprocs: int, sizes=(65536, 262144, 1048576), netns=None, ma
     return lat, bw, pts
 
 
-def sync_worker(rank: int, world: int, cfg: dict) -> float:
-    """Seconds one synchronising step adds while every rank computes between steps: each rank
-    runs a SpMM loop alone-paced (no messages), then the same loop with a tiny exchange after each
-    SpMM; the difference per step, MAX over ranks (as a collective waits for the slowest)."""
-    from adaqp.runtime.aggregate import _csr, _spmm
+def _loaded_extra(step, a, x, reps: int) -> float:
+    """Seconds ``step`` adds per iteration to a SpMM loop run by every rank at once, less what it
+    costs with nothing else running (the link models already hold that); MAX over ranks."""
+    from adaqp.runtime.aggregate import _spmm
 
-    a = _csr(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
-    x = torch.randn(cfg["rows"], cfg["width"])
-
-    splits = [0 if p == rank else 64 for p in range(world)]
-    send = torch.zeros(64 * (world - 1), dtype=torch.uint8)
-    recv = torch.empty_like(send)
-    reps, out = cfg["reps"], []
-    for with_sync in (False, True, False, True):  # alternate, so drift hits both alike
+    out = []
+    for with_step in (False, True, False, True):  # alternate, so drift hits both alike
         dist.barrier()
         t0 = time.perf_counter()
         for _ in range(reps):
             _spmm(a, x)
-            if with_sync:
-                duplex_all_to_all(recv, send, splits, splits).wait()
+            if with_step:
+                step()
         out.append((time.perf_counter() - t0) / reps)
-    idle = []  # the same exchange with nothing else running: what the link latency already covers
+    idle = []
     for _ in range(reps):
         dist.barrier()
         t0 = time.perf_counter()
-        duplex_all_to_all(recv, send, splits, splits).wait()
+        step()
         idle.append(time.perf_counter() - t0)
     loaded = (out[1] + out[3] - out[0] - out[2]) / 2
     extra = torch.tensor([max(0.0, loaded - float(np.median(idle)))], dtype=torch.float64)
@@ -319,19 +312,35 @@ def sync_worker(rank: int, world: int, cfg: dict) -> float:
     return float(extra)
 
 
-def measure_sync(max_ranks: int, reps: int = 100) -> dict[str, float]:
-    """``HardwareProfile.sync_s``: for 2 .. ``max_ranks`` ranks on this host (each with cores / k
-    threads, as the launcher gives them), the delay a synchronising step adds under load, minus
-    what the same tiny exchange costs on an idle host (the profile's link latency already holds that)."""
+def sync_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
+    """The delay a synchronising step adds while every rank computes between steps (ranks
+    time-sharing cores wait for each other to be scheduled): a tiny exchange, and an all-reduce
+    of a gradient-sized buffer, each after every SpMM of a loop."""
+    from adaqp.runtime.aggregate import _csr
+
+    a = _csr(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
+    x = torch.randn(cfg["rows"], cfg["width"])
+    splits = [0 if p == rank else 64 for p in range(world)]
+    send = torch.zeros(64 * (world - 1), dtype=torch.uint8)
+    recv = torch.empty_like(send)
+    grad = torch.zeros(cfg["allreduce_floats"])
+    return {"exchange": _loaded_extra(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), a, x, cfg["reps"]),
+            "allreduce": _loaded_extra(lambda: dist.all_reduce(grad), a, x, cfg["reps"])}
+
+
+def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dict[str, float]]:
+    """``HardwareProfile.sync_s`` and ``allreduce_sync_s``: for 2 .. ``max_ranks`` ranks on this
+    host (each with cores / k threads, as the launcher gives them), the delay an exchange and an
+    all-reduce (32k floats) add under load, beyond their cost on an idle host."""
     import os
 
     from adaqp.runtime.launch import spawn
 
     cores = os.cpu_count() or 1
-    cfg = {"rows": 20_000, "nnz": 200_000, "width": 32, "reps": reps}
-    table = {}
+    cfg = {"rows": 20_000, "nnz": 200_000, "width": 32, "reps": reps, "allreduce_floats": 32_768}
+    exchange, allreduce = {}, {}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
-        table[str(k)] = r4(spawn("adaqp.costmodel.profiler_ranks:sync_worker", k, (cfg,), env=env,
-                                 timeout_s=300.0)[0])
-    return table
+        got = spawn("adaqp.costmodel.profiler_ranks:sync_worker", k, (cfg,), env=env, timeout_s=300.0)[0]
+        exchange[str(k)], allreduce[str(k)] = r4(got["exchange"]), r4(got["allreduce"])
+    return exchange, allreduce

@@ -11,11 +11,13 @@ from adaqp.errors import AdaqpInputError
 
 
 def test_sync_table_lookup_and_extrapolation():
-    p = dataclasses.replace(load_profile("cpu-2core"), sync_s={"2": 0.001, "4": 0.004})
+    p = dataclasses.replace(load_profile("cpu-2core"), sync_s={"2": 0.001, "4": 0.004}, allreduce_sync_s={})
     assert p.sync(1) == 0.0 and p.sync(2) == 0.001 and p.sync(4) == 0.004
     assert p.sync(3) == 0.0  # not measured and below the largest entry: no guess
     assert p.sync(8) == pytest.approx(0.008)  # beyond the table: scaled by ranks
     assert p.to_dict()["sync_s"] == {"2": 0.001, "4": 0.004}
+    q = dataclasses.replace(p, allreduce_sync_s={"2": 0.002})
+    assert q.sync(2, "allreduce") == 0.002 and q.sync(2) == 0.001 and p.sync(2, "allreduce") == 0.0
 
 
 @pytest.mark.parametrize("bad", [{"two": 0.1}, {"2": -1.0}, {"2": float("nan")}])

@@ -37,8 +37,8 @@ def test_floor_counts_from_each_flows_post(kit):
     assert simulate_program(prog, kit.cpu(), prof).epoch_time_s == pytest.approx(0.8, rel=1e-9)
 
 
-def test_allreduce_pays_the_floor_once(kit):
-    prof, cluster = _prof(kit, 0.25), kit.cpu()
+def test_allreduce_pays_its_own_measured_delay_once(kit):
+    prof, cluster = dataclasses.replace(_prof(kit, 0.5), allreduce_sync_s={"2": 0.25}), kit.cpu()
     base = simulate_program([AllReduce(4e3)], cluster, kit.profile(net=(0.0, 1e6))).epoch_time_s
     assert simulate_program([AllReduce(4e3)], cluster, prof).epoch_time_s == pytest.approx(base + 0.25, rel=1e-9)
 
