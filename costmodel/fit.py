@@ -154,17 +154,18 @@ def fit_op(op: str, points: Sequence[Mapping[str, float]], y: Sequence[float],
     Linear first; log-log only if the linear max error exceeds ``threshold_pct``, one feature
     dominates, and log-log's leave-one-out max error beats the line's in-sample one; then
     ``nearest`` replaces the winner when its leave-one-out median error is smaller."""
-    best, err = _fit_line_or_loglog(op, points, y, threshold_pct)
-    coef, _ = fit_linear(OPS[op], points, y)
-    near = fit_nearest(OPS[op], coef, points, y)
+    line = fit_linear(OPS[op], points, y)
+    best, err = _fit_line_or_loglog(op, points, y, threshold_pct, line)
+    near = fit_nearest(OPS[op], line[0], points, y)
     if near is not None and near[1][0] < err[0]:
         return near
     return best, err
 
 
-def _fit_line_or_loglog(op, points, y, threshold_pct):
+def _fit_line_or_loglog(op, points, y, threshold_pct, line=None):
+    """The line, or log-log where it beats the line; ``line``: ``fit_linear``'s answer if known."""
     features = OPS[op]
-    coef, err = fit_linear(features, points, y)
+    coef, err = line if line is not None else fit_linear(features, points, y)
     best = OpModel(tuple(features), tuple(float(c) for c in coef), fit_err_pct=err[1])
     if err[1] > threshold_pct:
         f = dominant_feature(features, coef, points)

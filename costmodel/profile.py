@@ -163,9 +163,8 @@ def nearest_seconds(m: OpModel, sizes: Mapping[str, Any]):
 
 def _work(m: OpModel, points) -> np.ndarray:
     """The op's size-dependent work at each point (vectorised when a point holds arrays)."""
-    cols = [c * np.asarray(FEATURES[f](p), np.float64) for p in points for c, f in zip(m.coef, m.features)]
-    n = len(m.features)
-    return np.array([sum(cols[i * n:(i + 1) * n]) for i in range(len(points))])
+    return np.array([sum(c * np.asarray(FEATURES[f](p), np.float64) for c, f in zip(m.coef, m.features))
+                     for p in points])
 
 
 @dataclass(frozen=True)

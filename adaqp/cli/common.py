@@ -21,6 +21,18 @@ def positive_int(text: str) -> int:
     return v
 
 
+def comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` -> ``("a", "b", "c")`` (an argparse type for list options)."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def comma_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in comma_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def add_dataset(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
 

@@ -37,13 +37,15 @@ def add_parser(sub) -> None:
 def setup_from_args(args):
     import argparse
 
+    from adaqp.cli.common import comma_ints, comma_list
+    from adaqp.errors import AdaqpInputError
     from adaqp.experiments.reproduce import Setup
 
     try:
-        seeds = tuple(int(t) for t in args.seeds.split(",") if t.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds: expected comma-separated integers, got {args.seeds!r}") from None
-    models = tuple(t.strip() for t in args.models.split(",") if t.strip())
+        seeds = comma_ints(args.seeds)
+    except argparse.ArgumentTypeError as e:
+        raise AdaqpInputError(f"--seeds: {e}") from None
+    models = comma_list(args.models)
     kw = dict(ranks=args.ranks, time_budget=None if args.time_budget == "lambda" else args.time_budget, link=args.link, models=models, epochs=args.epochs,
               seeds=seeds, hidden=args.hidden, layers=args.layers, quant_bits=args.quant_bits,
               replan_every=args.replan_every, profile=args.profile)
@@ -62,15 +64,11 @@ def run(args) -> int:
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table, write_csv, write_summary
     from adaqp.cluster import parse_bandwidth_Bps
-    from adaqp.errors import AdaqpInputError
     from adaqp.experiments.reproduce import bar_plot, run as run_setup, summarize
     from adaqp.runtime.emulate import check_available
 
     out = prepare_out(args.out)
-    try:
-        s = setup_from_args(args)
-    except Exception as e:  # argparse-style errors from the seeds list
-        raise AdaqpInputError(str(e)) from None
+    s = setup_from_args(args)
     parse_bandwidth_Bps(s.link, "--link")
     check_available()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731

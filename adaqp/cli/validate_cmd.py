@@ -2,20 +2,7 @@
 
 from __future__ import annotations
 
-from adaqp.cli.common import add_out, positive_int
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    import argparse
-
-    try:
-        return tuple(int(t) for t in _csv(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+from adaqp.cli.common import add_out, comma_ints as _ints, comma_list as _csv, positive_int
 
 
 def add_parser(sub) -> None:

@@ -1,5 +1,7 @@
 """Small hand-checkable profiles, clusters and programs for the simulator tests (as fixtures)."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -40,8 +42,4 @@ def traffic(nbytes, layer=0, direction="fwd"):
 @pytest.fixture
 def kit():
     """The helpers above, as one namespace (tests/simulator has no package to import from)."""
-    class Kit:
-        pass
-    k = Kit()
-    k.profile, k.cpu, k.traffic = profile, cpu, traffic
-    return k
+    return SimpleNamespace(profile=profile, cpu=cpu, traffic=traffic)
