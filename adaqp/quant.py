@@ -8,7 +8,8 @@ Quantizing one row ``x`` (length F) to ``b`` bits, ``n = 2^b - 1`` levels above 
 * ``lo`` = ``min(x)`` rounded *down* to a bfloat16 value, so ``lo <= x`` for every element;
 * ``step`` = the smallest bfloat16 value with ``n * step >= max(x) - lo`` (checked exactly), so
   every ``t = (x - lo) / step`` lies in ``[0, n]``;
-* ``q = floor(t) + [u < t - floor(t)]`` with ``u ~ U[0, 1)`` drawn from the generator, clamped to
+* ``q = floor(t) + [u < t - floor(t)]`` with ``u ~ U[0, 1)`` a counter-based draw
+  (:mod:`adaqp.rng`: a function of a per-call key and the element's row and column), clamped to
   ``[0, n]`` (the clamp only guards float32 rounding of ``t``); this equals ``floor(t + u)`` but
   cannot round up a value that already lies on the grid;
 * dequantize ``x_hat = lo + q * step``.
@@ -30,6 +31,11 @@ host synchronisation) and raises :class:`~adaqp.errors.AdaqpInputError` otherwis
 Bit packing: ``b`` bits per value, values little-endian within a byte (value ``j`` of a byte sits
 at bits ``j*b .. j*b+b-1``), ``ceil(F*b/8)`` bytes per row, the last byte zero-padded.
 
+Backends: this module is the eager torch code (CPU and CUDA). On CUDA, :func:`pack_message` and
+:func:`unpack_message` run the fused Triton kernels of :mod:`adaqp.quant_triton` instead when
+Triton is installed (``backend="auto"``; ``ADAQP_QUANT_BACKEND=torch`` turns them off). Both give
+bit-identical buffers for the same key, because the draws are counter-based.
+
 Widths 16 and 32 are pass-through: bfloat16 (2 bytes/feature) and float32 (4 bytes/feature)
 rows in native (little-endian) byte order, no header.
 
@@ -41,9 +47,12 @@ through groups have no headers. Its length is ``sum(wire.row_nbytes(F, b) for ea
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
+from adaqp import rng as _rng
 from adaqp import wire
 from adaqp.errors import require
 
@@ -203,15 +212,21 @@ def _as_rows(x: torch.Tensor, what: str) -> torch.Tensor:
     return x.to(torch.float32).contiguous()
 
 
-def quantize(x: torch.Tensor, bits: int, generator: torch.Generator | None = None, *,
-             check: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize(x: torch.Tensor, bits: int, generator=None, *, check: bool = True,
+             row_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Stochastically quantize each row of ``x`` ``[R, F]`` to ``bits`` in {1, 2, 4, 8}.
 
     Returns ``(q_packed, header)``: uint8 ``[R, ceil(F*bits/8)]`` and bfloat16 ``[R, 2]`` holding
-    ``(lo, step)``. ``generator`` (on ``x``'s device) drives the uniform draws; ``None`` uses
-    torch's default generator. ``check`` refuses non-finite rows (one host synchronisation)."""
+    ``(lo, step)``. ``generator`` gives the key of the counter-based draws (an
+    :class:`adaqp.rng.KeyStream`, an int key, a ``torch.Generator`` or ``None``, see
+    :func:`adaqp.rng.as_key`); ``row_ids`` (default ``0..R-1``) are the rows' counters, so a row
+    draws the same numbers wherever it sits. ``check`` refuses non-finite rows (one host
+    synchronisation)."""
     require(bits in wire.QUANT_BITS, f"quantize: bits must be one of {wire.QUANT_BITS}, got {bits}")
     x = _as_rows(x, "quantize")
+    key = _rng.as_key(generator)
+    if row_ids is None:
+        row_ids = torch.arange(x.shape[0], dtype=torch.int64, device=x.device)
     n = (1 << bits) - 1
     header = row_headers(x, bits)
     lo = header[:, 0:1].to(torch.float32)
@@ -227,7 +242,7 @@ def quantize(x: torch.Tensor, bits: int, generator: torch.Generator | None = Non
     t = torch.sub(x, lo).div_(torch.where(step > 0, step, torch.ones_like(step))).clamp_(0, n)
     q = t.to(torch.uint8)  # t >= 0: truncation is floor
     frac = t.frac_()  # t - trunc(t) = t - floor(t), exact
-    u = torch.rand(x.shape, generator=generator, dtype=torch.float32, device=x.device)
+    u = _rng.uniform(key, row_ids, x.shape[1])
     q.add_(torch.lt(u, frac))
     return pack_bits(q, bits), header
 
@@ -275,17 +290,47 @@ def message_size(row_bits: torch.Tensor, width: int) -> int:
     return sum(r * wire.row_nbytes(width, b) for b, _, r, _ in message_layout(row_bits, width))
 
 
-def pack_message(x: torch.Tensor, row_bits: torch.Tensor,
-                 generator: torch.Generator | None = None, *, check: bool = True,
-                 out: torch.Tensor | None = None) -> torch.Tensor:
+BACKENDS = ("auto", "torch", "triton")
+
+
+def use_fused(device: torch.device, backend: str = "auto") -> bool:
+    """Whether messages on ``device`` go through the fused Triton kernels: ``"triton"`` forces
+    them (the interpreter runs them on CPU tensors when ``TRITON_INTERPRET=1``), ``"torch"``
+    never; ``"auto"`` on CUDA when Triton imports, unless ``ADAQP_QUANT_BACKEND=torch``."""
+    require(backend in BACKENDS, f"quantization backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = os.environ.get("ADAQP_QUANT_BACKEND", "auto")
+        require(backend in BACKENDS, f"ADAQP_QUANT_BACKEND must be one of {BACKENDS}, got {backend!r}")
+        if backend == "auto":
+            if device.type != "cuda":
+                return False
+            from adaqp import quant_triton
+
+            return quant_triton.available()
+    if backend == "triton":
+        from adaqp import quant_triton
+
+        require(quant_triton.available(), "the triton quantization backend needs the triton package")
+    return backend == "triton"
+
+
+def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, check: bool = True,
+                 out: torch.Tensor | None = None, index: torch.Tensor | None = None,
+                 backend: str = "auto") -> torch.Tensor:
     """Encode ``x`` ``[R, F]`` with one bit-width per row (``row_bits`` ``[R]``, values in
     ``wire.ALL_BITS``) into one uint8 buffer; see the module docstring for the layout.
 
-    Groups draw their random numbers in ascending order of width, so one generator state gives
-    one buffer. ``out``: write into this preallocated buffer (exactly the message's size).
-    One host synchronisation (group sizes), plus one per quantized group if ``check``."""
+    ``index`` (int64 ``[R]``): the message is ``x[index]`` (gathered inside the kernel on the
+    fused path). One key is drawn from ``generator`` per message; element ``(i, j)`` of the
+    message uses counter ``(i, j)``, so the buffer does not depend on the backend. ``out``: write
+    into this preallocated buffer (exactly the message's size). One host synchronisation (group
+    sizes), plus one per quantized group if ``check``."""
+    fused = use_fused(x.device, backend)
+    if index is not None and not fused:
+        x, index = x.index_select(0, index), None
     x = _as_rows(x, "pack_message")
-    require(row_bits.shape == (x.shape[0],), "pack_message: row_bits must be [R] for x [R, F]")
+    n_rows = x.shape[0] if index is None else index.shape[0]
+    require(row_bits.shape == (n_rows,), "pack_message: row_bits must be [R] for a message of R rows")
     width = x.shape[1]
     layout = message_layout(row_bits, width)
     total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
@@ -293,19 +338,39 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor,
         require(out.dtype == torch.uint8 and out.dim() == 1 and out.numel() == total,
                 f"pack_message: out must be a 1-D uint8 tensor of {total} bytes")
     buf = out if out is not None else torch.empty(total, dtype=torch.uint8, device=x.device)
+    key = _rng.as_key(generator) if any(b in wire.QUANT_BITS for b, *_ in layout) else 0
     order = torch.argsort(row_bits.to(x.device), stable=True) if len(layout) > 1 else None
     for b, first, rows, off in layout:
-        xg = x if order is None else x.index_select(0, order[first:first + rows])
-        if b == 32:
-            buf[off:off + rows * width * 4] = xg.reshape(-1).view(torch.uint8)
-        elif b == 16:
-            buf[off:off + rows * width * 2] = xg.to(torch.bfloat16).reshape(-1).view(torch.uint8)
+        ids = (order[first:first + rows] if order is not None
+               else torch.arange(rows, dtype=torch.int64, device=x.device))
+        if b in wire.PASS_BITS:
+            xg = x.index_select(0, ids if index is None else index[ids])
+            dt = torch.float32 if b == 32 else torch.bfloat16
+            buf[off:off + rows * width * b // 8] = xg.to(dt).reshape(-1).view(torch.uint8)
+        elif fused:
+            from adaqp import quant_triton
+
+            src = ids if index is None else index[ids]
+            seg = buf[off:off + rows * wire.row_nbytes(width, b)]
+            if check:  # the kernel's min/max skip NaN: look at the rows themselves first
+                require(bool(torch.isfinite(x.index_select(0, src)).all()), "quantize: rows must be finite")
+            quant_triton.quantize_pack(x, src, ids, b, key, seg)
+            if check:
+                _check_headers(_view(seg[rows * packed_row_nbytes(width, b):], torch.bfloat16), b)
         else:
-            q, header = quantize(xg, b, generator, check=check)
+            q, header = quantize(x.index_select(0, ids) if order is not None else x, b, key,
+                                 check=check, row_ids=ids)
             nd = q.numel()
             buf[off:off + nd] = q.reshape(-1)
             buf[off + nd:off + nd + rows * wire.HEADER_NBYTES] = header.reshape(-1).view(torch.uint8)
     return buf
+
+
+def _check_headers(header: torch.Tensor, bits: int) -> None:
+    h = header.reshape(-1, 2).to(torch.float32)
+    top = h[:, 0] + h[:, 1] * ((1 << bits) - 1)
+    require(bool(torch.isfinite(h[:, 0]).all() & torch.isfinite(top).all()),
+            "quantize: rows must be finite, |x| below bfloat16 max and each row's range below float32 max")
 
 
 def _view(data: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -315,7 +380,8 @@ def _view(data: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return data.view(dtype)
 
 
-def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int) -> torch.Tensor:
+def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int, *,
+                   backend: str = "auto") -> torch.Tensor:
     """Decode :func:`pack_message`'s buffer back to float32 ``[R, width]`` in the original row order."""
     require(isinstance(buf, torch.Tensor) and buf.dim() == 1 and buf.dtype == torch.uint8,
             "unpack_message: buf must be a 1-D uint8 tensor")
@@ -324,18 +390,24 @@ def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int) -> tor
     total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
     require(buf.numel() == total,
             f"unpack_message: buffer holds {buf.numel()} bytes, the layout needs {total}")
+    fused = use_fused(buf.device, backend)
     out = torch.empty(row_bits.shape[0], width, dtype=torch.float32, device=buf.device)
     order = torch.argsort(row_bits.to(buf.device), stable=True) if len(layout) > 1 else None
     for b, first, rows, off in layout:
+        seg = buf[off:off + rows * wire.row_nbytes(width, b)]
+        if b in wire.QUANT_BITS and fused:
+            from adaqp import quant_triton
+
+            ids = (order[first:first + rows] if order is not None
+                   else torch.arange(rows, dtype=torch.int64, device=buf.device))
+            quant_triton.unpack_dequantize(seg, rows, b, width, out, ids)
+            continue
         if b in wire.PASS_BITS:
-            data = buf[off:off + rows * width * b // 8]
-            dtype = torch.float32 if b == 32 else torch.bfloat16
-            group = _view(data, dtype).reshape(rows, width)
+            group = _view(seg, torch.float32 if b == 32 else torch.bfloat16).reshape(rows, width)
         else:
             nb = packed_row_nbytes(width, b)
-            q = buf[off:off + rows * nb].reshape(rows, nb)
-            header = buf[off + rows * nb:off + rows * (nb + wire.HEADER_NBYTES)]
-            group = dequantize(q, _view(header, torch.bfloat16).reshape(rows, 2), b, width)
+            header = _view(seg[rows * nb:], torch.bfloat16).reshape(rows, 2)
+            group = dequantize(seg[:rows * nb].reshape(rows, nb), header, b, width)
         if order is None:
             out.copy_(group)
         else:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from adaqp import quant, wire
+from adaqp.rng import KeyStream
 from adaqp.halo import RankHalo
 from adaqp.plans import BitPlan
 
@@ -47,8 +48,9 @@ class HaloExchanger:
         self.halo, self.widths, self.transport, self.device = halo, list(widths), transport, device
         self.timer = timer
         self.rank, self.num_parts = halo.rank, halo.num_parts
-        self.generator = torch.Generator(device=device)
-        self.generator.manual_seed(seed * 1_000_003 + self.rank)
+        # Keys for the counter-based stochastic rounding (adaqp.rng): drawn on the host, so
+        # encoding a message never waits for the device; the same on the torch and Triton paths.
+        self.generator = KeyStream(seed * 1_000_003 + self.rank)
         ptr = lambda a: [int(a[p]) for p in range(self.num_parts + 1)]  # noqa: E731
         self.send_ptr, self.recv_ptr = ptr(halo.send_ptr), ptr(halo.recv_ptr)
         self.send_index = torch.as_tensor(halo.send_local, dtype=torch.int64, device=device)
@@ -106,15 +108,21 @@ class HaloExchanger:
                 lo, hi = ptr[p], ptr[p + 1]
                 if hi == lo:
                     continue
-                x = rows.index_select(0, self.send_index[lo:hi]) if direction == "fwd" else rows[lo:hi]
+                # forward rows are gathered by index (inside the fused kernel when it runs)
+                x, index = (rows, self.send_index[lo:hi]) if direction == "fwd" else (rows[lo:hi], None)
                 if self.trace_ranges:
-                    self.row_ranges[(layer, direction, self.rank, p)] = (x.amax(1) - x.amin(1)).cpu()
+                    xs = x if index is None else x.index_select(0, index)
+                    self.row_ranges[(layer, direction, self.rank, p)] = (xs.amax(1) - xs.amin(1)).cpu()
                 n = c.send_splits[p]
                 if c.send_bits[p] is None:
-                    c.send_buf[off:off + n].view(torch.float32).view(hi - lo, c.width).copy_(x)
+                    dst = c.send_buf[off:off + n].view(torch.float32).view(hi - lo, c.width)
+                    if index is None:
+                        dst.copy_(x)
+                    else:
+                        torch.index_select(x, 0, index, out=dst)
                 else:
                     quant.pack_message(x, c.send_bits[p], self.generator, check=False,
-                                       out=c.send_buf[off:off + n])
+                                       out=c.send_buf[off:off + n], index=index)
                 off += n
         t0 = time.perf_counter_ns()
         work = self.transport.all_to_all(c.recv_buf, c.send_buf, c.recv_splits, c.send_splits, async_op)

@@ -6,3 +6,13 @@ from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, str(Path(__file__).parent))
+
+# Without a GPU, Triton kernels run only in its interpreter (numpy on CPU tensors). The switch is
+# read when a kernel is defined, so it is set before any test imports adaqp.quant_triton.
+try:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+except ImportError:  # pragma: no cover
+    pass

@@ -9,6 +9,7 @@ import torch
 from adaqp import quant as Q
 from adaqp import wire
 from adaqp.errors import AdaqpInputError
+from adaqp.rng import as_key
 
 WIDTHS = [1, 3, 7, 13, 300, 2000]
 ROWS = [0, 1, 3, 17]
@@ -273,8 +274,9 @@ def _mixed_bits(rows, seed):
 
 
 def _expected_buffer(x, row_bits, seed):
-    """The layout spelled out: widths ascending, stable; [data][headers] per group."""
-    g = _gen(seed)
+    """The layout spelled out: widths ascending, stable; [data][headers] per group; one key per
+    message, each row drawing with its position in the message as its counter."""
+    key = as_key(_gen(seed))
     parts = []
     for b in sorted(set(row_bits.tolist())):
         idx = torch.nonzero(row_bits == b)[:, 0]  # ascending: stable
@@ -284,7 +286,7 @@ def _expected_buffer(x, row_bits, seed):
         elif b == 16:
             parts.append(xg.to(torch.bfloat16).reshape(-1).view(torch.uint8))
         else:
-            qp, h = Q.quantize(xg, b, g)
+            qp, h = Q.quantize(xg, b, key, row_ids=idx)
             parts += [qp.reshape(-1), h.reshape(-1).view(torch.uint8)]
     return torch.cat(parts) if parts else torch.empty(0, dtype=torch.uint8)
 

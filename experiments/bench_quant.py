@@ -1,0 +1,162 @@
+"""Fused Triton quantize+pack / unpack+dequantize vs the eager torch path vs a device copy.
+
+    python3 -m adaqp.experiments.bench_quant [--quick] [--out DIR]
+
+For every (width, rows, bits) it times, with CUDA events (median of ``triton.testing.do_bench``):
+
+* ``copy``: ``y.copy_(x)`` of the fp32 rows, the memory-bandwidth limit (bytes read + written);
+* ``fused_q`` / ``eager_q``: quantize+pack one width group (``quant_triton.quantize_pack`` vs
+  ``quant.quantize``, the eager code, with the same counter-based draws);
+* ``fused_dq`` / ``eager_dq``: unpack+dequantize it back to fp32 rows.
+
+Bandwidth counts the fewest bytes each must move: quantize reads ``4F`` and writes
+``ceil(F b / 8) + 4`` per row, dequantize the reverse, the copy ``2 * 4F``. ``frac`` is a kernel's
+bandwidth over the copy's (target >= 0.5 for the fused kernels). Inputs smaller than a few L2s are
+rotated among several copies so the cache does not flatter them. Sizes that do not fit in memory
+are skipped and say so (the eager path needs about 30 bytes per element).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import torch
+
+WIDTHS = (64, 128, 256, 512, 1024)
+ROWS = (10_000, 100_000, 1_000_000, 10_000_000)
+BITS = (2, 4, 8)
+QUICK = dict(widths=(64, 256, 1024), rows=(10_000, 1_000_000, 10_000_000), bits=(2, 8))
+_ROTATE_NBYTES = 512 << 20  # rotate inputs until a set spans this much (H200 L2: 60 MB)
+_EAGER_BYTES_PER_ELEMENT = 32
+
+
+def _bench(fn, device: str) -> float:
+    """Median seconds of ``fn()``."""
+    if device == "cuda":
+        import triton.testing
+
+        return triton.testing.do_bench(fn, warmup=10, rep=60, return_mode="median") / 1e3
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _free_nbytes(device: str) -> int:
+    return torch.cuda.mem_get_info()[0] if device == "cuda" else 8 << 30
+
+
+def _cycle(items):
+    state = {"i": 0}
+
+    def nxt():
+        state["i"] = (state["i"] + 1) % len(items)
+        return items[state["i"]]
+    return nxt
+
+
+def _case(width: int, rows: int, bits: int, device: str) -> dict:
+    from adaqp import quant, quant_triton, wire
+
+    nb = quant.packed_row_nbytes(width, bits)
+    x_nbytes, msg_nbytes = rows * width * 4, rows * (nb + wire.HEADER_NBYTES)
+    row = dict(width=width, rows=rows, bits=bits, x_nbytes=x_nbytes, msg_nbytes=msg_nbytes)
+    if 2 * x_nbytes + msg_nbytes > 0.8 * _free_nbytes(device):
+        return {**row, "note": "skipped: does not fit in device memory"}
+    copies = max(1, min(8, _ROTATE_NBYTES // max(1, x_nbytes)))
+    xs = [torch.randn(rows, width, device=device) for _ in range(copies)]
+    ids = torch.arange(rows, device=device)
+    bufs = [torch.empty(msg_nbytes, dtype=torch.uint8, device=device) for _ in range(copies)]
+    y = torch.empty(rows, width, device=device)
+    for x, buf in zip(xs, bufs):
+        quant_triton.quantize_pack(x, ids, ids, bits, 1234, buf)
+    pairs = _cycle(list(zip(xs, bufs)))
+
+    def fused_q():
+        x, buf = pairs()
+        quant_triton.quantize_pack(x, ids, ids, bits, 1234, buf)
+
+    def fused_dq():
+        _, buf = pairs()
+        quant_triton.unpack_dequantize(buf, rows, bits, width, y, ids)
+
+    row["copy_s"] = _bench(lambda: y.copy_(pairs()[0]), device)
+    row["fused_q_s"] = _bench(fused_q, device)
+    row["fused_dq_s"] = _bench(fused_dq, device)
+    if rows * width * _EAGER_BYTES_PER_ELEMENT < 0.8 * _free_nbytes(device) - 2 * x_nbytes:
+        hdr = lambda b: b[rows * nb:].view(torch.bfloat16).view(rows, 2)  # noqa: E731
+        row["eager_q_s"] = _bench(lambda: quant.quantize(pairs()[0], bits, 1234, check=False), device)
+        row["eager_dq_s"] = _bench(
+            lambda: quant.dequantize(bufs[0][:rows * nb].view(rows, nb), hdr(bufs[0]), bits, width), device)
+    else:
+        row["note"] = "eager skipped: its temporaries do not fit in device memory"
+    del xs, bufs, y
+    return _rates(row)
+
+
+def _rates(row: dict) -> dict:
+    moved = {"copy": 2 * row["x_nbytes"], "q": row["x_nbytes"] + row["msg_nbytes"],
+             "dq": row["x_nbytes"] + row["msg_nbytes"]}
+    row["copy_GBps"] = moved["copy"] / row["copy_s"] / 1e9
+    for name in ("fused_q", "fused_dq", "eager_q", "eager_dq"):
+        if f"{name}_s" in row:
+            gbps = moved[name.split("_")[1]] / row[f"{name}_s"] / 1e9
+            row[f"{name}_GBps"], row[f"{name}_frac"] = gbps, gbps / row["copy_GBps"]
+    return row
+
+
+def run_grid(quick: bool = False, device: str | None = None, widths=None, rows=None, bits=None,
+             progress=print) -> list[dict]:
+    """Every (width, rows, bits) case as a dict row (seconds, GB/s, fractions of copy)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    grid = QUICK if quick else dict(widths=WIDTHS, rows=ROWS, bits=BITS)
+    widths, rows, bits = widths or grid["widths"], rows or grid["rows"], bits or grid["bits"]
+    out = []
+    for w in widths:
+        for r in rows:
+            for b in bits:
+                try:
+                    row = _case(w, r, b, device)
+                except torch.cuda.OutOfMemoryError as e:  # noqa: PERF203 - a size too big for this card
+                    row = dict(width=w, rows=r, bits=b, note=f"out of memory: {str(e).splitlines()[0]}")
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                out.append(row)
+                if progress:
+                    progress(_line(row))
+    return out
+
+
+def _line(row: dict) -> str:
+    f = lambda k: f"{row[k]:.2f}" if k in row else "-"  # noqa: E731
+    return (f"F={row['width']:>5} R={row['rows']:>9} b={row['bits']}  copy {row.get('copy_GBps', 0):7.0f} GB/s  "
+            f"fused q {f('fused_q_frac')} dq {f('fused_dq_frac')}  eager q {f('eager_q_frac')} "
+            f"dq {f('eager_dq_frac')}  (fractions of copy)  {row.get('note', '')}")
+
+
+def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("width", "rows", "bits"), k))
+    with open(out_dir / "kernels.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    (out_dir / "kernels.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 widths x 3 row counts x 2 widths of bits")
+    ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json here")
+    args = ap.parse_args(argv)
+    rows = run_grid(args.quick)
+    if args.out:
+        write(rows, args.out, {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
+
+
+if __name__ == "__main__":
+    main()
