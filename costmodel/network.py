@@ -38,7 +38,7 @@ class Resource:
 def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resource]:
     """Bandwidth and latency of each kind of resource for this cluster and device profile."""
     out = {}
-    net: LinkModel = profile.links["net"]
+    net: LinkModel = profile.net_for(cluster.ranks_per_node)  # measured with this many on a host, if it was
     out["endpoint"] = Resource("endpoint", net.bw_Bps, net.latency_s)
     if cluster.network is not None:
         n = cluster.network
@@ -56,10 +56,14 @@ def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resou
 
 def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exchange") -> float:
     """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
-    (see ``HardwareProfile.sync_s``); 0 for GPU ranks. An exchange's flows cannot complete sooner
-    than this after they are posted (peers must get the CPU to send and to receive), but a transfer
-    that takes longer hides it: it is a floor on each flow's duration, not a term added to it."""
-    return profile.sync(cluster.cpu_sharing, step) if cluster.device == "cpu" else 0.0
+    (see ``HardwareProfile.sync_s``), or for GPU ranks staging through the host (gloo-staged: a
+    stream synchronisation and a thread hand-off per exchange, peers time-sharing the GPU); 0 for
+    NCCL. An exchange's flows cannot complete sooner than this after they are posted (peers must
+    get the CPU to send and to receive), but a transfer that takes longer hides it: it is a floor
+    on each flow's duration, not a term added to it."""
+    if cluster.device == "cpu":
+        return profile.sync(cluster.cpu_sharing, step)
+    return profile.sync(cluster.ranks_per_node, step) if cluster.transport == "gloo-staged" else 0.0
 
 
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

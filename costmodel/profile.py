@@ -53,9 +53,15 @@ OPS: dict[str, tuple[str, ...]] = {
     **{f"dequantize_b{b}": ("1", "elements", "rows") for b in QUANT_BITS},
 }
 # Links: latency + bytes / bandwidth. "net" is the transport between ranks as measured (per
-# ordered pair where measured), "allreduce" the collective's effective figures.
+# ordered pair where measured), "allreduce" the collective's effective figures. "net@K" (optional)
+# is "net" measured with K ranks on the host at once (Gloo's loopback throughput per rank changes
+# with K: ~0.9 GB/s with 2 ranks sharing an H200, ~1.2 with 4); bytes are all a rank sends.
 LINKS = ("net", "allreduce", "h2d_pinned", "d2h_pinned", "h2d_pageable", "d2h_pageable")
 REQUIRED_LINKS = ("net", "allreduce")
+
+
+def _link_name_ok(name: str) -> bool:
+    return name in LINKS or (name.startswith("net@") and name[4:].isdigit() and int(name[4:]) >= 2)
 
 
 @dataclass(frozen=True)
@@ -215,7 +221,8 @@ class HardwareProfile:
     # extra seconds every synchronising step (an exchange, the all-reduce) costs when k ranks
     # time-share this host's CPU cores, by k (as a string, JSON keys): a rank blocked on a message
     # waits for its peer to be scheduled, then to be scheduled itself. Measured by
-    # ``profiler_ranks.measure_sync``; empty for GPUs (one rank per device).
+    # ``profiler_ranks.measure_sync``; for a GPU, the same for k ranks sharing it through the
+    # host-staged exchange (``profiler_gpu``); empty for GPUs profiled from their specs.
     sync_s: Mapping[str, float] = field(default_factory=dict)
     # the same for the gradient all-reduce (a chain of dependent steps: each waits for its peers)
     allreduce_sync_s: Mapping[str, float] = field(default_factory=dict)
@@ -226,7 +233,7 @@ class HardwareProfile:
         require(not missing, f"profile {self.name!r} lacks op(s): {', '.join(missing)}")
         missing = [k for k in REQUIRED_LINKS if k not in self.links]
         require(not missing, f"profile {self.name!r} lacks link(s): {', '.join(missing)}")
-        unknown = [k for k in self.links if k not in LINKS]
+        unknown = [k for k in self.links if not _link_name_ok(k)]
         require(not unknown, f"profile {self.name!r} has unknown link(s): {', '.join(unknown)}")
         for f in ("interference", "corun"):
             v = getattr(self, f)
@@ -248,6 +255,10 @@ class HardwareProfile:
             return table[ranks]
         top = max(table)
         return table[top] * ranks / top if ranks > top else 0.0
+
+    def net_for(self, ranks: int) -> LinkModel:
+        """The "net" link measured with ``ranks`` ranks on the host ("net@K"), else "net"."""
+        return self.links.get(f"net@{ranks}", self.links["net"])
 
     def op(self, name: str, **sizes):
         return self.ops[name].seconds(**sizes)

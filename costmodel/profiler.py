@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 import torch
 
 from adaqp.costmodel import fit
+from adaqp.costmodel.profiler_gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
 from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
 from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
@@ -47,6 +48,7 @@ class Grid:
     reps: int = 7
     budget_s: float = 1.0  # per point: repetitions stop adding up past this
     interference: dict = field(default_factory=dict)
+    shared_ranks: tuple = (2, 4)  # CUDA: ranks sharing the GPU through the host-staged exchange
 
 
 def full_grid() -> Grid:
@@ -75,6 +77,7 @@ def quick_grid() -> Grid:
                 allreduce_bytes=(4096, 65_536, MiB, 4 * MiB), copy_bytes=(4096, 262_144, 16 * MiB),
                 warmup=1, reps=3, budget_s=0.15,
                 interference=dict(rows=50_000, nnz=400_000, width=64, reps=6, max_bytes=32 * MiB))
+
 
 
 # ---- timing ---------------------------------------------------------------------------------
@@ -267,12 +270,12 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     require(nprocs >= 2, f"links need a process group of at least 2 ranks, got nprocs={nprocs}")
     if device.startswith("cuda"):
         require(torch.cuda.is_available(), "--device cuda: no CUDA device is available on this machine")
-    grid = grid or (quick_grid() if quick else full_grid())
+    cpu = not device.startswith("cuda")
+    grid = grid or ((quick_grid() if cpu else gpu_quick_grid()) if quick else full_grid())
     threads = max(1, (os.cpu_count() or 1) // nprocs)
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
     benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
-    cpu = not device.startswith("cuda")
-    steps = [*benches, "links"] + (["sync"] if cpu else ["copies"])
+    steps = [*benches] + (["links", "sync"] if cpu else ["shared", "copies"])
     ops, errors, links, extra, sync = {}, {}, {}, {}, ({}, {})
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -282,6 +285,9 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                 bar.set_postfix_str(step)
                 if step == "links":
                     links, extra = measure_links(grid, nprocs)
+                elif step == "shared":  # k ranks time-sharing the GPU, host-staged exchange
+                    links, extra = measure_shared_gpu(grid, device, grid.shared_ranks, nprocs)
+                    sync = (extra.pop("sync_s"), extra.pop("allreduce_sync_s"))
                 elif step == "copies":
                     links.update(measure_copies(grid, device))
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
@@ -294,11 +300,15 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     errors.update(extra.pop("errors"))
     meta = _meta(device, grid, nprocs, threads, {
         "fit_errors": {k: [round(e[0], 2), round(e[1], 2)] for k, e in errors.items()},
-        "interference": interf, "links_p2p_points": extra["p2p_points"],
-        "rank_threads": extra["rank_threads"], "backend": extra["backend"],
-        "elapsed_s": round(time.perf_counter() - t_start, 1), "loadavg_before": load})
+        "interference": interf, "elapsed_s": round(time.perf_counter() - t_start, 1), "loadavg_before": load,
+        **({"links_p2p_points": extra["p2p_points"], "rank_threads": extra["rank_threads"],
+            "backend": extra["backend"]} if cpu else
+           {"staged_exchange": extra["staged_exchange"], "shared_ranks": extra["shared_ranks"],
+            "shared_method": SHARED_METHOD,
+            "backend": "gloo (host-staged)"})})
     name = name or (f"cpu-{os.cpu_count()}core" if device == "cpu" else f"{device.split(':')[0]}-measured")
+    # on a GPU alone/solo is the time-sharing of the device itself, which the models serialise
+    corun = max(1.0, interf.get("corun_factor") or 1.0) if cpu else 1.0
     return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
-                           interference=max(1.0, interf["factor"]),
-                           corun=max(1.0, interf.get("corun_factor") or 1.0), sync_s=sync[0],
+                           interference=max(1.0, interf["factor"]), corun=corun, sync_s=sync[0],
                            allreduce_sync_s=sync[1])

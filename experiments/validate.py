@@ -46,8 +46,10 @@ class Grid:
     warmup: int = 3
     hidden: int = 64
     layers: int = 3
-    profile: str = "cpu-2core"
+    profile: str = "cpu-2core"  # a bundled name or a profile file
     seed: int = 0
+    device: str = "cpu"  # cuda: the ranks share the visible GPU(s) (experiments/gpu_check.py)
+    timeout_s: float = 600.0  # per cell: a hung rank costs at most this
 
     def __post_init__(self) -> None:
         require(self.ranks and min(self.ranks) >= 2, "validate needs ranks >= 2 (one rank sends nothing)")
@@ -124,7 +126,8 @@ def train_configs(grid: Grid, ranks: int, cluster_file: str | None):
             dataset=grid.dataset, nprocs=ranks, model=ModelConfig(model, grid.layers, grid.hidden),
             epochs=grid.epochs, seed=grid.seed, schedule=schedule, bits=bits,
             replan_every=grid.warmup, cluster=cluster_file or "local-cpu", profile=grid.profile,
-            eval_every=grid.epochs, warmup_epochs=grid.warmup, progress=False, timeout_s=600.0))
+            eval_every=grid.epochs, warmup_epochs=grid.warmup, progress=False, timeout_s=grid.timeout_s,
+            device=grid.device))
     return cfgs
 
 
@@ -160,8 +163,9 @@ def _bits_of(cfg, result: dict):
     return bitplan_from_tensors(result["bitplan"])
 
 
-def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None) -> list[dict]:
-    """Every point of one (ranks, link) cell: measured, predicted, errors per phase."""
+def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None) -> list[dict]:
+    """Every point of one (ranks, link) cell: measured, predicted, errors per phase. ``cluster``:
+    the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one GPU)."""
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.program import ModelShape
     from adaqp.costmodel.workload import PlanStats
@@ -169,8 +173,9 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None) 
     from adaqp.halo import HaloPlan
     from adaqp.runtime.run import run_configs
 
-    measured = measure_network(ranks, link) if link is not None and runner is None else None
-    cluster = cluster_for(ranks, link, measured)
+    if cluster is None:
+        measured = measure_network(ranks, link) if link is not None and runner is None else None
+        cluster = cluster_for(ranks, link, measured)
     cell_dir = work / f"r{ranks}-{link or 'loopback'}"
     cell_dir.mkdir(parents=True, exist_ok=True)
     cluster_file = str(cluster.to_yaml(cell_dir / "cluster.yaml"))

@@ -132,6 +132,7 @@ def _child_main(spec, rank, world, args, backend, addr, port, timeout_s, env, co
         # env first: torch is imported only below, so settings read at import (threads...) apply
         os.environ.update(env)
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                          LOCAL_WORLD_SIZE=str(world),  # all on this host (runtime.placement reads both)
                           MASTER_ADDR=addr, MASTER_PORT=str(port))
         import torch
         import torch.distributed as dist

@@ -113,10 +113,17 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
     from adaqp.runtime.launch import init_process_group_from_env
     from adaqp.runtime.prepare import prepare_plan
     from adaqp.runtime.trainer import train_rank
-    from adaqp.runtime.transport import backend_for
+    from adaqp.runtime.placement import check_agreement, placement_for
 
-    backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
-    rank, world = init_process_group_from_env(backend, cfg.timeout_s)
+    # every rank decides from its own host (LOCAL_RANK / LOCAL_WORLD_SIZE), before the group exists
+    placement = placement_for(cfg.device, int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                              cfg.transport)
+    if placement.cuda_index is not None:
+        import torch
+
+        torch.cuda.set_device(placement.cuda_index)
+    rank, world = init_process_group_from_env(placement.backend, cfg.timeout_s)
+    check_agreement(placement)
     cfg = dataclasses.replace(cfg, nprocs=world, progress=cfg.progress and rank == 0)
     if "LOCAL_WORLD_SIZE" in os.environ and "OMP_NUM_THREADS" not in os.environ:
         import torch
@@ -163,9 +170,10 @@ def launch(fn: str, cfg: TrainConfig, args: tuple, link: str | None = None, mast
     from adaqp.cluster import parse_bandwidth_Bps
     from adaqp.runtime.emulate import EmulatedNetwork
     from adaqp.runtime.launch import spawn
-    from adaqp.runtime.transport import backend_for
+    from adaqp.runtime.placement import placement_for
 
-    backend = backend_for(cfg.transport or ("nccl" if cfg.device == "cuda" else "gloo"))
+    # every spawned rank is on this host: rank 0's placement has the backend they all need
+    backend = placement_for(cfg.device, 0, cfg.nprocs, cfg.transport, env={}).backend
     rate_bps = parse_bandwidth_Bps(link, "--link") * 8 if link else None  # the parser gives bytes/s
     with EmulatedNetwork(cfg.nprocs, rate_bps) if link else contextlib.nullcontext() as net:
         return spawn(fn, cfg.nprocs, args, backend=backend, master_addr=net.addresses[0] if net else master_addr,

@@ -24,14 +24,18 @@ from adaqp.runtime.instrument import instrument_dense
 from adaqp.runtime.model import GNN, correct_counts, loss_sum
 from adaqp.runtime.prepare import load_bitplan, load_rank
 from adaqp.runtime.trace import PhaseTimer
-from adaqp.runtime.transport import choose_transport
+from adaqp.runtime.placement import placement_for
+from adaqp.runtime.transport import make_transport
 from adaqp.schedule import Schedule
 
 
 class RankTrainer:
     def __init__(self, cfg: TrainConfig, rank: int, world: int, plan_dir: Path) -> None:
         self.cfg, self.rank, self.world = cfg, rank, world
-        self.device = torch.device(cfg.device if cfg.device == "cpu" else f"cuda:{rank % max(torch.cuda.device_count(), 1)}")
+        self.placement = placement_for(cfg.device, rank, world, cfg.transport)
+        self.device = torch.device(self.placement.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # NCCL and the default stream follow it
         self.data = d = load_rank(cfg, rank, world, plan_dir, self.device)
         self.schedule = Schedule.parse(cfg.schedule)
         self.bitplan = load_bitplan(cfg, d.pair_rows)
@@ -41,7 +45,7 @@ class RankTrainer:
         torch.manual_seed(cfg.seed * 7919 + rank + 1)  # dropout masks differ per rank
         self.timer = PhaseTimer(rank)
         instrument_dense(self.model, self.timer)
-        transport = choose_transport(self.device, cfg.transport)
+        self.transport = transport = make_transport(self.placement.transport)
         widths = cfg.model.widths(d.in_dim, d.num_classes)[:-1]
         ex = HaloExchanger(d.halo, widths, transport, self.device, self.bitplan, self.schedule.quantize,
                            seed=cfg.seed, timer=self.timer)
@@ -66,10 +70,12 @@ class RankTrainer:
             loss.backward()
         with t.phase("allreduce"):
             flat = torch.cat([p.grad.reshape(-1) for p in self.params] + [loss.detach().reshape(1)])
-            dist.all_reduce(flat)  # the training loss rides along: no extra collective
+            self.transport.all_reduce(flat)  # the training loss rides along: no extra collective
         self._unflatten(flat)
         with t.phase("optimizer"):
             self.opt.step()
+        if self.device.type == "cuda":  # the epoch ends when its kernels do, not when they are queued
+            torch.cuda.synchronize(self.device)
         wall = time.perf_counter() - t0
         return {"epoch": epoch, "rank": self.rank, "loss": float(flat[-1]), "epoch_time_s": wall,
                 **{f"{k}_s": v for k, v in t.epoch_breakdown(epoch).items()}}

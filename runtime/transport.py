@@ -4,7 +4,9 @@
   one TCP connection per *direction* of every pair (see :class:`GlooTransport`).
 - ``nccl``: CUDA tensors through NCCL, for ranks that own distinct GPUs.
 - ``gloo-staged``: CUDA ranks sharing a GPU (NCCL refuses two ranks on one device, Gloo crashed
-  on CUDA tensors): copy to a pinned host buffer, Gloo, copy back.
+  on CUDA tensors): copy to a pinned host buffer, Gloo, copy back (:mod:`adaqp.runtime.staged`).
+
+Which one a rank uses is decided by :mod:`adaqp.runtime.placement`.
 
 Every message is a flat uint8 buffer with per-peer byte splits, so quantized and fp32 payloads
 take the same path (an fp32 tensor is reinterpreted as bytes, no copy).
@@ -13,7 +15,6 @@ take the same path (an fp32 tensor is reinterpreted as bytes, no copy).
 from __future__ import annotations
 
 import itertools
-import threading
 
 import torch
 import torch.distributed as dist
@@ -89,6 +90,9 @@ class GlooTransport:
             return _Done()
         return work
 
+    def all_reduce(self, t: torch.Tensor) -> None:
+        dist.all_reduce(t)
+
 
 class NcclTransport:
     name = "nccl"  # one collective; NCCL runs it on its own stream
@@ -97,60 +101,29 @@ class NcclTransport:
         work = dist.all_to_all_single(recv, send, recv_splits, send_splits, async_op=async_op)
         return work if async_op else _Done()
 
-
-class StagedTransport:
-    """CUDA tensors through pinned host buffers and Gloo; async via one communication thread."""
-
-    name = "gloo-staged"
-
-    def __init__(self) -> None:
-        self._pinned: dict[tuple[str, int], torch.Tensor] = {}
-
-    def _host(self, key: str, nbytes: int) -> torch.Tensor:
-        buf = self._pinned.get((key, nbytes))
-        if buf is None:  # allocated once per size, then reused every epoch
-            buf = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-            self._pinned[(key, nbytes)] = buf
-        return buf
-
-    def _run(self, recv, send, recv_splits, send_splits) -> None:
-        h_send, h_recv = self._host("send", send.numel()), self._host("recv", recv.numel())
-        h_send.copy_(send)
-        duplex_all_to_all(h_recv, h_send, recv_splits, send_splits).wait()
-        recv.copy_(h_recv)
-
-    def all_to_all(self, recv, send, recv_splits, send_splits, async_op: bool):
-        if not async_op:
-            self._run(recv, send, recv_splits, send_splits)
-            return _Done()
-        stream = torch.cuda.current_stream()
-        stream.synchronize()  # the send buffer must be complete before the thread reads it
-        t = threading.Thread(target=self._run, args=(recv, send, recv_splits, send_splits))
-        t.start()
-        return _ThreadWork(t)
+    def all_reduce(self, t: torch.Tensor) -> None:
+        dist.all_reduce(t)
 
 
-class _ThreadWork:
-    def __init__(self, thread: threading.Thread) -> None:
-        self._thread = thread
+def make_transport(name: str):
+    """A transport by name (:func:`adaqp.runtime.placement.decide` picks the name)."""
+    from adaqp.runtime.staged import StagedTransport
 
-    def wait(self) -> None:
-        self._thread.join()
+    require(name in TRANSPORTS, f"unknown transport {name!r}; choose from {', '.join(TRANSPORTS)}")
+    return {"gloo": GlooTransport, "nccl": NcclTransport, "gloo-staged": StagedTransport}[name]()
 
 
 def choose_transport(device: torch.device, override: str | None = None, gpus_distinct: bool = True):
-    """Pick the transport for this device (``override`` wins when given)."""
-    if override:
-        require(override in TRANSPORTS, f"unknown transport {override!r}; choose from {', '.join(TRANSPORTS)}")
-        name = override
-    elif device.type == "cuda":
-        name = "nccl" if gpus_distinct else "gloo-staged"
-    else:
-        name = "gloo"
-    require(name == "gloo" or device.type == "cuda", f"transport {name!r} needs CUDA tensors")
-    return {"gloo": GlooTransport, "nccl": NcclTransport, "gloo-staged": StagedTransport}[name]()
+    """Kept for callers that know whether their GPUs are distinct; ranks use
+    :func:`adaqp.runtime.placement.placement_for`, which finds out."""
+    from adaqp.runtime.placement import decide
+
+    local_world = 1 if gpus_distinct else 2  # what the flag stands for: alone on a GPU, or not
+    return make_transport(decide(device.type, 0, local_world, 1, override).transport)
 
 
 def backend_for(transport_name: str) -> str:
     """The process-group backend a transport needs."""
-    return "nccl" if transport_name == "nccl" else "gloo"
+    from adaqp.runtime.placement import backend_for as _backend_for
+
+    return _backend_for(transport_name)

@@ -17,7 +17,9 @@ def add_parser(sub) -> None:
                     "slow-down while communication runs), fit them and write a HardwareProfile JSON. "
                     "With --show, print the tables of an existing profile instead.")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="what to measure (default: cpu)")
-    p.add_argument("--quick", action="store_true", help="a small grid and few repetitions (< 1 min on 2 cores)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small grid and few repetitions (< 1 min on 2 cores; ~1.5 min on a GPU, with 2 and "
+                        "4 ranks sharing it through the host-staged exchange)")
     p.add_argument("--nprocs", type=positive_int, default=2,
                    help="ranks for the link benchmarks; compute uses cpu_count // nprocs threads (default: 2)")
     p.add_argument("--name", default=None, help="profile name (default: cpu-<cores>core or cuda-measured)")
@@ -139,6 +141,11 @@ def print_profile(prof) -> None:
     i = m.get("interference") if isinstance(m.get("interference"), dict) else {}
     spread = f" (p10 {i['p10']:.2f}, p90 {i['p90']:.2f}" if "p10" in i else ""
     spread += ", clamped from {:.2f}".format(i["raw_median"]) if i.get("clamped") else ""
+    if prof.sync_s:
+        print("\nSync floor per exchange / all-reduce, by ranks sharing the host"
+              f"{' (GPU, host-staged)' if prof.device == 'cuda' else ''}: " +
+              ", ".join(f"{k}: {v * 1e6:.0f} / {prof.allreduce_sync_s.get(k, 0.0) * 1e6:.0f} us"
+                        for k, v in sorted(prof.sync_s.items(), key=lambda kv: int(kv[0]))))
     print(f"\nInterference: compute runs {prof.interference:.2f}x slower while communication runs"
           f"{spread + ')' if spread else ''}")
     if isinstance(i.get("corun_factor"), (int, float)):

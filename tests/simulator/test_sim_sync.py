@@ -43,8 +43,16 @@ def test_allreduce_pays_its_own_measured_delay_once(kit):
     assert simulate_program([AllReduce(4e3)], cluster, prof).epoch_time_s == pytest.approx(base + 0.25, rel=1e-9)
 
 
-def test_gpu_ranks_and_single_ranks_have_no_floor(kit):
+def test_nccl_ranks_and_single_ranks_have_no_floor(kit):
     prof = _prof(kit, 0.5)
     assert host_sync_s(kit.cpu(ranks_per_node=1), prof) == 0.0
-    gpu = dataclasses.replace(kit.cpu(), device="cuda", transport="gloo-staged", profile="cuda")
-    assert host_sync_s(gpu, dataclasses.replace(prof, device="cuda")) == 0.0
+    one_each = dataclasses.replace(kit.cpu(ranks_per_node=1), device="cuda", transport="nccl", profile="cuda")
+    assert host_sync_s(dataclasses.replace(one_each, devices_per_node=2), dataclasses.replace(prof, device="cuda")) == 0.0
+
+
+def test_ranks_sharing_a_gpu_pay_the_staged_floor(kit):
+    # gloo-staged: a stream sync and a thread hand-off per exchange, measured per k by profiler_gpu
+    prof = dataclasses.replace(_prof(kit, 0.5), device="cuda")
+    shared = dataclasses.replace(kit.cpu(), device="cuda", transport="gloo-staged", profile="cuda")
+    assert host_sync_s(shared, prof) == 0.5
+    assert host_sync_s(shared, dataclasses.replace(prof, sync_s={})) == 0.0  # spec-derived: no table
