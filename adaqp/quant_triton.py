@@ -99,6 +99,31 @@ if triton is not None:
                              tl.where(_covers(c, N, lo64, hi64), c, up))
         return lo_bits, step_bits
 
+    @triton.jit
+    def _round(x, lo, step, row_mix, col_mix, N: tl.constexpr):
+        """q = floor(t) + [u < frac(t)], t = (x - lo) / step clamped to [0, N] (broadcasting)."""
+        safe = tl.where(step > 0, step, 1.0)
+        t = tl.math.div_rn(x - lo, tl.broadcast_to(safe, x.shape))
+        t = tl.minimum(tl.maximum(t, 0.0), N * 1.0)
+        fl = tl.floor(t)
+        # counter-based draws (adaqp.rng.uniform): row mix ^ column mix, one multiply
+        h = (row_mix ^ col_mix) * tl.full([], _C1, tl.uint32)
+        u = (h >> 8).to(tl.float32) * (1.0 / 16777216.0)
+        return fl.to(tl.uint32) + (u < (t - fl)).to(tl.uint32)
+
+    @triton.jit
+    def _col_mix(col):
+        return _hash32(col.to(tl.uint32) + tl.full([], _GOLDEN, tl.uint32))
+
+    @triton.jit
+    def _row_header(x, m, rmask, N: tl.constexpr):
+        """(lo, step) bit patterns of each row of the 2-D tile ``x`` (``m``: valid elements)."""
+        mn = tl.min(tl.where(m, x, float("inf")), axis=1)
+        mx = tl.max(tl.where(m, x, -float("inf")), axis=1)
+        mn = tl.where(rmask, mn, 0.0)  # rows past the end: keep their (unused) header finite
+        mx = tl.where(rmask, mx, 0.0)
+        return _header(mn, mx, N)
+
     @triton.jit(do_not_specialize=["rows", "key"])
     def _quantize_pack_kernel(x_ptr, src_ptr, ids_ptr, out_ptr, rows, width, x_stride, key, NB,
                               BITS: tl.constexpr,
@@ -106,39 +131,32 @@ if triton is not None:
         N: tl.constexpr = (1 << BITS) - 1
         PER: tl.constexpr = 8 // BITS
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-        c = tl.arange(0, BLOCK_F)
         rmask = r < rows
-        cmask = c < width
-        m = rmask[:, None] & cmask[None, :]
+        r64 = r.to(tl.int64)
         src = tl.load(src_ptr + r, mask=rmask, other=0).to(tl.int64)
-        x = tl.load(x_ptr + src[:, None] * x_stride + c[None, :], mask=m, other=0.0)
-        mn = tl.min(tl.where(m, x, float("inf")), axis=1)
-        mx = tl.max(tl.where(m, x, -float("inf")), axis=1)
-        mn = tl.where(rmask, mn, 0.0)  # rows past the end: keep their (unused) header finite
-        mx = tl.where(rmask, mx, 0.0)
-        lo_bits, step_bits = _header(mn, mx, N)
-        lo = _bits_f32(lo_bits)[:, None]
-        step = _bits_f32(step_bits)[:, None]
-        safe = tl.where(step > 0, step, 1.0)
-        t = tl.math.div_rn(x - lo, tl.broadcast_to(safe, x.shape))
-        t = tl.minimum(tl.maximum(t, 0.0), N * 1.0)
-        fl = tl.floor(t)
-        # counter-based draws (adaqp.rng.uniform): row mix ^ column mix, one multiply
         ids = tl.load(ids_ptr + r, mask=rmask, other=0).to(tl.uint32)
         row_mix = _hash32(ids ^ key.to(tl.uint32))
-        col_mix = _hash32(c.to(tl.uint32) + tl.full([], _GOLDEN, tl.uint32))
-        h = (row_mix[:, None] ^ col_mix[None, :]) * tl.full([], _C1, tl.uint32)
-        u = (h >> 8).to(tl.float32) * (1.0 / 16777216.0)
-        q = fl.to(tl.uint32) + (u < (t - fl)).to(tl.uint32)
-        q = tl.where(m, q, 0)  # padding values pack as zero bits
-        r64 = r.to(tl.int64)
-        if BITS == 8:
+        if BITS == 8:  # one value per byte: a 2-D tile [rows, columns]
+            c = tl.arange(0, BLOCK_F)
+            m = rmask[:, None] & (c[None, :] < width)
+            x = tl.load(x_ptr + src[:, None] * x_stride + c[None, :], mask=m, other=0.0)
+            lo_bits, step_bits = _row_header(x, m, rmask, N)
+            q = _round(x, _bits_f32(lo_bits)[:, None], _bits_f32(step_bits)[:, None],
+                       row_mix[:, None], _col_mix(c)[None, :], N)
             tl.store(out_ptr + r64[:, None] * NB + c[None, :], q.to(tl.uint8), mask=m)
-        else:
-            q3 = tl.reshape(q, (BLOCK_R, BLOCK_F // PER, PER))
-            shifts = tl.arange(0, PER).to(tl.uint32) * BITS
-            byte = tl.sum(q3 << shifts[None, None, :], axis=2)
+        else:  # a 3-D tile [rows, bytes, values of a byte]: each byte's values stay in one thread
             j = tl.arange(0, BLOCK_F // PER)
+            k = tl.arange(0, PER)
+            col = j[:, None] * PER + k[None, :]
+            m = rmask[:, None, None] & (col < width)[None, :, :]
+            x = tl.load(x_ptr + src[:, None, None] * x_stride + col[None, :, :], mask=m, other=0.0)
+            mn = tl.min(tl.min(tl.where(m, x, float("inf")), axis=2), axis=1)
+            mx = tl.max(tl.max(tl.where(m, x, -float("inf")), axis=2), axis=1)
+            lo_bits, step_bits = _header(tl.where(rmask, mn, 0.0), tl.where(rmask, mx, 0.0), N)
+            q = _round(x, _bits_f32(lo_bits)[:, None, None], _bits_f32(step_bits)[:, None, None],
+                       row_mix[:, None, None], _col_mix(col)[None, :, :], N)
+            q = tl.where(m, q, 0)  # padding values pack as zero bits
+            byte = tl.sum(q << (k.to(tl.uint32) * BITS)[None, None, :], axis=2)
             tl.store(out_ptr + r64[:, None] * NB + j[None, :], byte.to(tl.uint8),
                      mask=rmask[:, None] & (j[None, :] < NB))
         hdr = out_ptr + rows.to(tl.int64) * NB + r64 * 4  # headers follow the group's data
@@ -155,22 +173,32 @@ if triton is not None:
         PER: tl.constexpr = 8 // BITS
         MASK: tl.constexpr = (1 << BITS) - 1
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
-        c = tl.arange(0, BLOCK_F)
         rmask = r < rows
-        m = rmask[:, None] & (c[None, :] < width)
         r64 = r.to(tl.int64)
-        byte = tl.load(buf_ptr + r64[:, None] * NB + (c // PER)[None, :], mask=m, other=0).to(tl.uint32)
-        q = (byte >> ((c % PER) * BITS).to(tl.uint32)[None, :]) & MASK
         hdr = buf_ptr + rows.to(tl.int64) * NB + r64 * 4
         b0 = tl.load(hdr, mask=rmask, other=0).to(tl.uint32)
         b1 = tl.load(hdr + 1, mask=rmask, other=0).to(tl.uint32)
         b2 = tl.load(hdr + 2, mask=rmask, other=0).to(tl.uint32)
         b3 = tl.load(hdr + 3, mask=rmask, other=0).to(tl.uint32)
-        lo = _bits_f32((b0 | (b1 << 8)) << 16)[:, None]
-        step = _bits_f32((b2 | (b3 << 8)) << 16)[:, None]
-        x = q.to(tl.float32) * step + lo
+        lo = _bits_f32((b0 | (b1 << 8)) << 16)
+        step = _bits_f32((b2 | (b3 << 8)) << 16)
         dst = tl.load(dst_ptr + r, mask=rmask, other=0).to(tl.int64)
-        tl.store(out_ptr + dst[:, None] * width + c[None, :], x, mask=m)
+        if BITS == 8:
+            c = tl.arange(0, BLOCK_F)
+            m = rmask[:, None] & (c[None, :] < width)
+            q = tl.load(buf_ptr + r64[:, None] * NB + c[None, :], mask=m, other=0)
+            x = q.to(tl.float32) * step[:, None] + lo[:, None]
+            tl.store(out_ptr + dst[:, None] * width + c[None, :], x, mask=m)
+        else:  # load each packed byte once, spread its values along a third axis
+            j = tl.arange(0, BLOCK_F // PER)
+            k = tl.arange(0, PER)
+            col = j[:, None] * PER + k[None, :]
+            byte = tl.load(buf_ptr + r64[:, None] * NB + j[None, :],
+                           mask=rmask[:, None] & (j[None, :] < NB), other=0).to(tl.uint32)
+            q = (byte[:, :, None] >> (k.to(tl.uint32) * BITS)[None, None, :]) & MASK
+            x = q.to(tl.float32) * step[:, None, None] + lo[:, None, None]
+            m = rmask[:, None, None] & (col < width)[None, :, :]
+            tl.store(out_ptr + dst[:, None, None] * width + col[None, :, :], x, mask=m)
 
 
 def quantize_pack(x: torch.Tensor, src_rows: torch.Tensor, row_ids: torch.Tensor, bits: int,

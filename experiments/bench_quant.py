@@ -7,7 +7,9 @@ For every (width, rows, bits) it times, with CUDA events (median of ``triton.tes
 * ``copy``: ``y.copy_(x)`` of the fp32 rows, the memory-bandwidth limit (bytes read + written);
 * ``fused_q`` / ``eager_q``: quantize+pack one width group (``quant_triton.quantize_pack`` vs
   ``quant.quantize``, the eager code, with the same counter-based draws);
-* ``fused_dq`` / ``eager_dq``: unpack+dequantize it back to fp32 rows.
+* ``fused_dq`` / ``eager_dq``: unpack+dequantize it back to fp32 rows;
+* ``identical``: the fused kernels' bytes and decoded rows equal the eager path's on the first
+  100k rows (a poisoned output buffer, so an unwritten byte shows).
 
 Bandwidth counts the fewest bytes each must move: quantize reads ``4F`` and writes
 ``ceil(F b / 8) + 4`` per row, dequantize the reverse, the copy ``2 * 4F``. ``frac`` is a kernel's
@@ -29,7 +31,7 @@ import torch
 WIDTHS = (64, 128, 256, 512, 1024)
 ROWS = (10_000, 100_000, 1_000_000, 10_000_000)
 BITS = (2, 4, 8)
-QUICK = dict(widths=(64, 256, 1024), rows=(10_000, 1_000_000, 10_000_000), bits=(2, 8))
+QUICK = dict(widths=(64, 256, 1024), rows=(10_000, 1_000_000, 10_000_000), bits=(2, 4, 8))
 _ROTATE_NBYTES = 512 << 20  # rotate inputs until a set spans this much (H200 L2: 60 MB)
 _EAGER_BYTES_PER_ELEMENT = 32
 
@@ -84,6 +86,7 @@ def _case(width: int, rows: int, bits: int, device: str) -> dict:
         _, buf = pairs()
         quant_triton.unpack_dequantize(buf, rows, bits, width, y, ids)
 
+    row["identical"] = _identical(xs[0], bits, width)
     row["copy_s"] = _bench(lambda: y.copy_(pairs()[0]), device)
     row["fused_q_s"] = _bench(fused_q, device)
     row["fused_dq_s"] = _bench(fused_dq, device)
@@ -96,6 +99,21 @@ def _case(width: int, rows: int, bits: int, device: str) -> dict:
         row["note"] = "eager skipped: its temporaries do not fit in device memory"
     del xs, bufs, y
     return _rates(row)
+
+
+def _identical(x: torch.Tensor, bits: int, width: int, max_rows: int = 100_000) -> bool:
+    """Fused and eager give the same bytes (and the same decoded rows) on the first rows."""
+    from adaqp import quant, quant_triton
+
+    n = min(x.shape[0], max_rows)
+    ids = torch.arange(n, device=x.device)
+    q, header = quant.quantize(x[:n], bits, 99, check=False)
+    ref = torch.cat([q.reshape(-1), header.reshape(-1).view(torch.uint8)])
+    buf = torch.full_like(ref, 0xA5)  # poisoned: an unwritten byte shows
+    quant_triton.quantize_pack(x, ids, ids, bits, 99, buf)
+    y = torch.full((n, width), float("nan"), device=x.device)
+    quant_triton.unpack_dequantize(buf, n, bits, width, y, ids)
+    return bool(torch.equal(buf, ref)) and bool(torch.equal(y, quant.dequantize(q, header, bits, width)))
 
 
 def _rates(row: dict) -> dict:
@@ -135,7 +153,7 @@ def _line(row: dict) -> str:
     f = lambda k: f"{row[k]:.2f}" if k in row else "-"  # noqa: E731
     return (f"F={row['width']:>5} R={row['rows']:>9} b={row['bits']}  copy {row.get('copy_GBps', 0):7.0f} GB/s  "
             f"fused q {f('fused_q_frac')} dq {f('fused_dq_frac')}  eager q {f('eager_q_frac')} "
-            f"dq {f('eager_dq_frac')}  (fractions of copy)  {row.get('note', '')}")
+            f"dq {f('eager_dq_frac')}  (fractions of copy)  identical={row.get('identical')}  {row.get('note', '')}")
 
 
 def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
@@ -150,7 +168,7 @@ def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 widths x 3 row counts x 2 widths of bits")
+    ap.add_argument("--quick", action="store_true", help="3 widths x 3 row counts x 3 bit-widths")
     ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json here")
     args = ap.parse_args(argv)
     rows = run_grid(args.quick)

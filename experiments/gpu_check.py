@@ -81,7 +81,8 @@ def stage_kernels(out: Path, device: str, hook=None) -> dict:
             return {"skipped": "adaqp.experiments.bench_quant is not there"}
         from adaqp.experiments import bench_quant
 
-        hook = bench_quant.run_grid
+        tiny = dict(widths=(8,), rows=(64,), bits=(2, 8)) if device == "cpu" else {}
+        hook = lambda quick, device: bench_quant.run_grid(quick=quick, device=device, **tiny)  # noqa: E731
     rows = list(hook(quick=True, device=device))
     from adaqp.experiments.gpu_check_report import write_csv
 
@@ -161,6 +162,10 @@ def run(out: Path, device: str = "cuda", dry: bool = False, plan: CheckPlan | No
     from adaqp.experiments import gpu_check_report as report
 
     require(device in ("cpu", "cuda"), f"--device must be cpu or cuda, got {device!r}")
+    if device == "cpu":  # kernels run in Triton's interpreter, which is chosen when they are defined
+        import os
+
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     if device == "cuda":
         import torch
 

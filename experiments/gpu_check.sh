@@ -25,7 +25,7 @@ if [ "$(stamp)" != "$(cat .whl/SOURCES.sha256 2>/dev/null)" ]; then
 fi
 cd /tmp  # not the repository root: its adaqp/ folder would shadow the installed package
 python3 -c "import adaqp.runtime, simpy, pulp, pymetis, torch; print('adaqp from', adaqp.__file__, '| torch', torch.__version__)"
-PYTHONUNBUFFERED=1 timeout 330 python3 -m adaqp.experiments.gpu_check --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
+PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT_S:-330}" python3 -m adaqp.experiments.gpu_check --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
 rc="${PIPESTATUS[0]}"
 # then the tests that skip without a GPU (GPU_TESTS="" skips this; add files to run more)
 GPU_TESTS="${GPU_TESTS-tests/runtime/test_staged_transport.py tests/costmodel/test_profiler_gpu.py tests/runtime/test_placement.py}"
