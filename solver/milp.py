@@ -10,7 +10,7 @@ Rows:
 Objective: ``sum V_g * level(b_j) x[g, j]`` (``min-variance``); ``lambda * var / var_max +
 (1 - lambda) * time / time_max`` (``lambda``, no budget); ``sum t`` (``min-time``, to name the
 smallest feasible budget). Times are scaled by the budget (or the widest plan's time) and
-variances by the narrowest plan's, so coefficients sit near 1 for the solvers' tolerances.
+variances by :func:`var_scale`, so coefficients sit near 1 for the solvers' tolerances.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from adaqp.solver.greedy import _raise_back, greedy
 from adaqp.solver.groups import level_factor
 from adaqp.solver.model import LinearModel
+from adaqp.solver.patterns import best_pattern, fix_y
 
 from adaqp.errors import AdaqpInputError, require
 
@@ -69,6 +70,15 @@ def variance_matrix(model: LinearModel) -> np.ndarray:
     return model.groups.V[:, None] * level_factor(model.bits_set)[None, :]
 
 
+def var_scale(var: np.ndarray, mode: str) -> float:
+    """``lambda``: the narrowest plan's variance (the reference's normalisation); else the least
+    positive uniform plan's: by the narrowest one the objective sat near 0.015 and the solvers'
+    1e-7 tolerances hid 0.1 % differences (HiGHS called plans 0.1 % worse than CBC's optimal)."""
+    tot = var.sum(0)
+    pos = tot[tot > 0]
+    return max(float(tot[0]), 1e-300) if mode == "lambda" else (float(pos.min()) if pos.size else 1.0)
+
+
 def _problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | None, lam: float) -> _Problem:
     G, nb = var.shape
     nx, ny = model.nx, len(model.ysets)
@@ -76,7 +86,7 @@ def _problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | Non
     const = sum(t.floor for t in model.terms if not t.const.size)
     nt, n = len(live), nx + ny + len(live)
     t_scale = budget if budget else max(model.time(np.full(G, nb - 1)), 1e-12)
-    v_scale = max(float(var[:, 0].sum()), 1e-300)
+    v_scale = var_scale(var, mode)
     c = np.zeros(n)
     if mode != "min-time":
         c[:nx] = var.ravel() / v_scale * (lam if mode == "lambda" else 1.0)
@@ -113,16 +123,6 @@ def _lp(pb: _Problem):
     return (float(r.fun), r.x) if r.status == 0 else (None, None)
 
 
-def _fix_y(pb: _Problem, model: LinearModel, y: np.ndarray) -> _Problem:
-    """The problem with every coding-intercept indicator fixed: y = 0 forbids its widths."""
-    lb, ub = pb.lb.copy(), pb.ub.copy()
-    ny = len(model.ysets)
-    lb[pb.nx:pb.nx + ny] = ub[pb.nx:pb.nx + ny] = y
-    for i in np.flatnonzero(y < 0.5):
-        ub[model.ysets[i]] = 0.0
-    return _Problem(pb.c, pb.A_ub, pb.b_ub, pb.A_eq, pb.b_eq, lb, ub, pb.integer, pb.nx, pb.t_scale)
-
-
 def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float, warm: np.ndarray | None):
     """Solve with PuLP; returns (z, status, solver's own lower bound or None)."""
     import pulp
@@ -154,21 +154,16 @@ def _variables(pulp, pb: _Problem, n: int) -> list:
 def _run(prob, z, solver: str, time_limit: float, gap: float, warm: bool, log: Path):
     import pulp
 
-    if solver == "cbc":
-        cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=gap, warmStart=warm,
-                                logPath=str(log))
-    else:
-        cmd = pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap)
+    cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=gap, warmStart=warm, logPath=str(log)) \
+        if solver == "cbc" else pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         prob.solve(cmd)
     values = np.array([v.varValue if v.varValue is not None else np.nan for v in z])
-    bound = None
+    bound = _cbc_bound(log.read_text(), gap) if solver == "cbc" and log.exists() else None
     if solver == "highs":
         info = prob.solverModel.getInfo()
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    elif log.exists():
-        bound = _cbc_bound(log.read_text(), gap)
     return values, pulp.LpStatus[prob.status], bound
 
 
@@ -222,9 +217,8 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
     """Pick one width per group. ``budget``: seconds of the model's time (``min-variance``).
 
     ``fixed_costs`` says how the coding ops' per-call constants (the y indicators) are handled
-    (default ``"exact"``: on the 10,000-group benchmark the conservative model over-charges about
-    1.4 ms of a 4.8 ms slack, ending at variance ~1960 against 916, and CBC/HiGHS reach only
-    0.6-0.8 % gap on it within 10 s):
+    (default ``"exact"``; on the 10,000-group benchmark the conservative model over-charges about
+    1.4 ms of a 4.8 ms slack and ends far worse):
 
     - ``"conservative"``: every rank pays the constant of every width of the bit set in every
       (exchange, side) where it codes rows, whichever widths it ends up using (all y fixed to 1).
@@ -233,15 +227,15 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
       bound for *that* formulation. The budget the unused constants free is then spent greedily
       under the exact model. If the conservative problem is infeasible (the budget lies below the
       all-narrowest plan plus every constant), the ``"exact"`` path is taken.
-    - ``"exact"``: two stages: the LP relaxation decides which widths each rank codes per exchange
-      (the y indicators, whose big-M rows make branch and bound slow), then the MILP with y fixed
-      picks every group's width; ``gap`` is against the y-fixed problem's bound.
+    - ``"exact"``: two stages: a width pattern (which widths each rank codes per exchange, the y)
+      is chosen among candidates by their y-fixed LP relaxations (:mod:`patterns`), then the MILP
+      with y fixed picks every group's width; ``gap`` is against the y-fixed problem's bound.
 
-    Either way the greedy answer is kept when it is better (never worse than it). ``size`` holds
-    ``formulation`` (the one solved), ``formulation_gap`` (the solver's answer to it, before the
-    raise and the greedy comparison, against the solver's own bound), ``gap_full_lp`` (against the full LP relaxation of the exact
-    model: the only true lower bound of the exact problem, weak as y fractional pays a fraction of
-    an intercept) and ``greedy_gap`` / ``greedy_gap_full_lp`` (the greedy answer, same bounds)."""
+    Either way the greedy answer is kept when it is better. ``size`` holds ``formulation``,
+    ``formulation_gap`` (the solver's answer to it against its own bound, before the raise and the
+    greedy comparison), ``gap_full_lp`` (against the full LP relaxation: a true lower bound of the
+    exact problem, weak as a fractional y pays a fraction of an intercept) and ``greedy_gap`` /
+    ``greedy_gap_full_lp`` (the greedy answer, same bounds)."""
     require(mode in MODES, f"mode must be one of {MODES}, got {mode!r}")
     require(solver in SOLVERS, f"solver must be one of {SOLVERS}, got {solver!r}")
     require(fixed_costs in FIXED_COSTS, f"fixed_costs must be one of {FIXED_COSTS}, got {fixed_costs!r}")
@@ -268,12 +262,12 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
     if solver != "greedy" and x_lp is not None:
         found = None
         if fixed_costs == "conservative":
-            pc = _fix_y(pb, model, np.ones(len(model.ysets)))
+            pc = fix_y(pb, model, np.ones(len(model.ysets)))
             obj_c, _ = _lp(pc)
             if obj_c is not None:
                 found, size["formulation"] = (pc, obj_c), "conservative"
         if found is None:
-            found = _best_pattern(pb, model, x_lp, warm)
+            found = best_pattern(pb, model, x_lp, warm, _lp)
             size["formulation"] = "exact"
         if found is not None:  # columns the formulation fixes (y, forbidden x) are constants
             size["free_variables"] = int((~np.isclose(found[0].lb, found[0].ub)).sum())
@@ -301,16 +295,3 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
                     status, time.perf_counter() - t0, _gap(obj, max(bounds)) if bounds else size["gap_full_lp"],
                     size, float(var[np.arange(G), warm].sum()))
 
-
-def _best_pattern(pb: _Problem, model: LinearModel, x_lp: np.ndarray, warm: np.ndarray):
-    """Which widths each rank codes (y): the LP's (y >= 0.5 or > 0), all, or the greedy answer's,
-    whichever y-fixed LP relaxation is feasible and lowest. The greedy pattern is always feasible."""
-    ny = len(model.ysets)
-    best = None
-    y_lp = x_lp[pb.nx:pb.nx + ny]
-    for y in ((y_lp >= 0.5).astype(float), (y_lp > 1e-6).astype(float), np.ones(ny), model.z(warm)[pb.nx:]):
-        pf = _fix_y(pb, model, y)
-        obj, _ = _lp(pf)
-        if obj is not None and (best is None or obj < best[1]):
-            best = (pf, obj)
-    return best

@@ -1,0 +1,11 @@
+"""The solver benchmark runs end to end on a small instance and states the issue's target."""
+
+from adaqp.experiments import bench_solver
+
+
+def test_bench_solver_prints_the_target_lines(capsys):
+    assert bench_solver.main(["--groups", "150", "--nodes", "3000", "--time-limit", "5"]) == 0
+    out = capsys.readouterr().out
+    for solver in ("cbc", "highs"):
+        line = next(x for x in out.splitlines() if x.startswith(f"target {solver}/exact"))
+        assert "certified gap (full LP" in line and ("met" in line)
