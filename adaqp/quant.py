@@ -63,6 +63,7 @@ __all__ = [
     "bf16_round_up",
     "dequantize",
     "message_layout",
+    "message_plan",
     "message_size",
     "pack_bits",
     "pack_message",
@@ -285,6 +286,18 @@ def message_layout(row_bits: torch.Tensor, width: int) -> list[tuple[int, int, i
     return layout
 
 
+def message_plan(row_bits: torch.Tensor, width: int, device=None) -> tuple[list, torch.Tensor | None]:
+    """``(layout, order)`` of a message: :func:`message_layout` and the stable sort of the rows by
+    width on ``device`` (None for a single width). Sizes are fixed per BitPlan, so callers that
+    send the same widths every epoch build this once and pass it as ``plan=``: encoding and
+    decoding then never wait for the device (counting rows per width is a host synchronisation,
+    which stalls most when several processes time-share one GPU)."""
+    layout = message_layout(row_bits, width)
+    dev = device if device is not None else row_bits.device
+    order = torch.argsort(row_bits.to(dev), stable=True) if len(layout) > 1 else None
+    return layout, order
+
+
 def message_size(row_bits: torch.Tensor, width: int) -> int:
     """Bytes of the message :func:`pack_message` builds for these row widths."""
     return sum(r * wire.row_nbytes(width, b) for b, _, r, _ in message_layout(row_bits, width))
@@ -316,7 +329,7 @@ def use_fused(device: torch.device, backend: str = "auto") -> bool:
 
 def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, check: bool = True,
                  out: torch.Tensor | None = None, index: torch.Tensor | None = None,
-                 backend: str = "auto") -> torch.Tensor:
+                 backend: str = "auto", plan: tuple | None = None) -> torch.Tensor:
     """Encode ``x`` ``[R, F]`` with one bit-width per row (``row_bits`` ``[R]``, values in
     ``wire.ALL_BITS``) into one uint8 buffer; see the module docstring for the layout.
 
@@ -332,14 +345,13 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, che
     n_rows = x.shape[0] if index is None else index.shape[0]
     require(row_bits.shape == (n_rows,), "pack_message: row_bits must be [R] for a message of R rows")
     width = x.shape[1]
-    layout = message_layout(row_bits, width)
+    layout, order = plan if plan is not None else message_plan(row_bits, width, x.device)
     total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
     if out is not None:  # the caller's reused send buffer: no allocation per message
         require(out.dtype == torch.uint8 and out.dim() == 1 and out.numel() == total,
                 f"pack_message: out must be a 1-D uint8 tensor of {total} bytes")
     buf = out if out is not None else torch.empty(total, dtype=torch.uint8, device=x.device)
     key = _rng.as_key(generator) if any(b in wire.QUANT_BITS for b, *_ in layout) else 0
-    order = torch.argsort(row_bits.to(x.device), stable=True) if len(layout) > 1 else None
     for b, first, rows, off in layout:
         ids = (order[first:first + rows] if order is not None
                else torch.arange(rows, dtype=torch.int64, device=x.device))
@@ -381,18 +393,17 @@ def _view(data: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int, *,
-                   backend: str = "auto") -> torch.Tensor:
+                   backend: str = "auto", plan: tuple | None = None) -> torch.Tensor:
     """Decode :func:`pack_message`'s buffer back to float32 ``[R, width]`` in the original row order."""
     require(isinstance(buf, torch.Tensor) and buf.dim() == 1 and buf.dtype == torch.uint8,
             "unpack_message: buf must be a 1-D uint8 tensor")
     require(int(width) >= 1, "unpack_message: width must be >= 1")
-    layout = message_layout(row_bits, width)
+    layout, order = plan if plan is not None else message_plan(row_bits, width, buf.device)
     total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
     require(buf.numel() == total,
             f"unpack_message: buffer holds {buf.numel()} bytes, the layout needs {total}")
     fused = use_fused(buf.device, backend)
     out = torch.empty(row_bits.shape[0], width, dtype=torch.float32, device=buf.device)
-    order = torch.argsort(row_bits.to(buf.device), stable=True) if len(layout) > 1 else None
     for b, first, rows, off in layout:
         seg = buf[off:off + rows * wire.row_nbytes(width, b)]
         if b in wire.QUANT_BITS and fused:

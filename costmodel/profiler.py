@@ -27,6 +27,7 @@ from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
 from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
 from adaqp.errors import require
+from adaqp.rng import KeyStream
 
 MiB = 1 << 20
 
@@ -144,17 +145,18 @@ def _elementwise_op(op: str):
             ln = torch.nn.LayerNorm(width).to(dev)
             return lambda: ln(x)
         idx = torch.randint(0, rows, (rows,), device=dev)
-        gen = torch.Generator(device=dev).manual_seed(0)
-        if op == "copy":  # the exchanger's fp32 path: gather rows, copy into the send buffer
+        keys = KeyStream(0)
+        if op == "copy":  # the exchanger's fp32 path: gather rows into the send buffer
             buf = torch.empty(rows * width * 4, dtype=torch.uint8, device=dev)
-            return lambda: buf.view(torch.float32).view(rows, width).copy_(x.index_select(0, idx))
+            return lambda: torch.index_select(x, 0, idx, out=buf.view(torch.float32).view(rows, width))
         bits = torch.full((rows,), int(op.rsplit("_b", 1)[1]), dtype=torch.int64, device=dev)
+        plan = quant.message_plan(bits, width, dev)  # built once per BitPlan, as the exchanger does
         buf = torch.empty(quant.message_size(bits, width), dtype=torch.uint8, device=dev)
-        if op.startswith("quantize"):
-            return lambda: buf.copy_(quant.pack_message(x.index_select(0, idx), bits, gen, check=False))
-        buf.copy_(quant.pack_message(x, bits, gen, check=False))
+        if op.startswith("quantize"):  # gathered inside the fused kernel on CUDA
+            return lambda: quant.pack_message(x, bits, keys, check=False, out=buf, index=idx, plan=plan)
+        quant.pack_message(x, bits, keys, check=False, out=buf, plan=plan)
         out = torch.empty(rows, width, device=dev)
-        return lambda: out.copy_(quant.unpack_message(buf, bits, width))
+        return lambda: out.copy_(quant.unpack_message(buf, bits, width, plan=plan))
     return setup
 
 
@@ -178,10 +180,10 @@ OP_DEFINITIONS = {
     "gemm_bwd": "autograd.grad of nn.Linear: dX, dW and db",
     "relu": "F.relu, forward only", "dropout": "runtime.model.dropout(p=0.5), forward only",
     "layernorm": "nn.LayerNorm(width) forward only (its backward is not measured)",
-    "copy": "exchanger fp32 path: index_select rows + copy into a preallocated send buffer",
-    "quantize_bN": "exchanger quantized path: index_select rows + quant.pack_message (uniform N bits, "
-                   "check=False) + copy into the send buffer",
-    "dequantize_bN": "quant.unpack_message (uniform N bits) + copy into the output rows",
+    "copy": "exchanger fp32 path: index_select rows into a preallocated send buffer (out=)",
+    "quantize_bN": "exchanger quantized path: quant.pack_message of rows gathered by index (uniform N bits, "
+                   "check=False, out= the send buffer, message plan built once; fused kernel on CUDA)",
+    "dequantize_bN": "quant.unpack_message (uniform N bits, message plan built once) + copy into the output rows",
     "adam": "torch.optim.Adam(lr=0.01).step() over `elements` parameters in 10 tensors",
 }
 

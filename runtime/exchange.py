@@ -28,6 +28,8 @@ class _Channel:
     width: int
     send_bits: list[torch.Tensor | None]  # per peer; None = fp32 pass-through (no packing)
     recv_bits: list[torch.Tensor | None]
+    send_plans: list  # per peer: quant.message_plan (layout, order), built once per BitPlan
+    recv_plans: list
     send_splits: list[int]
     recv_splits: list[int]
     send_buf: torch.Tensor
@@ -86,11 +88,13 @@ class HaloExchanger:
             send_n, recv_n = recv_n, send_n
         sb = [self._bits(layer, direction, me, p, send_n[p]) for p in range(P)]
         rb = [self._bits(layer, direction, p, me, recv_n[p]) for p in range(P)]
+        mplan = lambda bits: None if bits is None else quant.message_plan(bits, F, self.device)  # noqa: E731
+        sp, rp = [mplan(b) for b in sb], [mplan(b) for b in rb]
         size = lambda bits, n: n * F * 4 if bits is None else quant.message_size(bits, F)  # noqa: E731
         ss = [size(sb[p], send_n[p]) for p in range(P)]
         rs = [size(rb[p], recv_n[p]) for p in range(P)]
         buf = lambda n: torch.empty(n, dtype=torch.uint8, device=self.device)  # noqa: E731
-        return _Channel(F, sb, rb, ss, rs, buf(sum(ss)), buf(sum(rs)))
+        return _Channel(F, sb, rb, sp, rp, ss, rs, buf(sum(ss)), buf(sum(rs)))
 
     def channel_nbytes(self, layer: int, direction: str) -> tuple[int, int]:
         c = self.channels[(layer, direction)]
@@ -122,7 +126,7 @@ class HaloExchanger:
                         torch.index_select(x, 0, index, out=dst)
                 else:
                     quant.pack_message(x, c.send_bits[p], self.generator, check=False,
-                                       out=c.send_buf[off:off + n], index=index)
+                                       out=c.send_buf[off:off + n], index=index, plan=c.send_plans[p])
                 off += n
         t0 = time.perf_counter_ns()
         work = self.transport.all_to_all(c.recv_buf, c.send_buf, c.recv_splits, c.send_splits, async_op)
@@ -148,7 +152,7 @@ class HaloExchanger:
                 rows = n // (c.width * 4) if bits is None else bits.shape[0]
                 data = c.recv_buf[off:off + n]
                 out[row:row + rows] = (data.view(torch.float32).view(rows, c.width) if bits is None
-                                       else quant.unpack_message(data, bits, c.width))
+                                       else quant.unpack_message(data, bits, c.width, plan=c.recv_plans[p]))
                 off, row = off + n, row + rows
         return out
 

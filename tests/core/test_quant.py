@@ -422,3 +422,13 @@ def test_pack_message_into_a_preallocated_buffer_is_identical():
     assert (big[:5] == 7).all() and (big[-5:] == 7).all()  # nothing written outside the slice
     with pytest.raises(AdaqpInputError, match="out must be"):
         Q.pack_message(x, row_bits, out=big)
+
+
+def test_a_message_plan_built_once_gives_the_same_buffers():
+    """The exchanger builds (layout, order) once per BitPlan and passes it with every message."""
+    x = _rows(40, 9, seed=2)
+    for rb in (_mixed_bits(40, seed=4), torch.full((40,), 2, dtype=torch.int8)):
+        plan = Q.message_plan(rb, 9)
+        buf = Q.pack_message(x, rb, 21, plan=plan)
+        assert torch.equal(buf, Q.pack_message(x, rb, 21))
+        assert torch.equal(Q.unpack_message(buf, rb, 9, plan=plan), Q.unpack_message(buf, rb, 9))
