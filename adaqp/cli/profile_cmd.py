@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from adaqp.cli.common import positive_int
+from adaqp.cli.common import comma_list, positive_int
 
 
 def add_parser(sub) -> None:
@@ -26,6 +26,13 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="FILE", type=Path, default=None, help="write the profile here (.json)")
     p.add_argument("--show", metavar="FILE_OR_NAME", default=None,
                    help="print an existing profile (a file, or a bundled name such as cpu-2core)")
+    p.add_argument("--update", metavar="FILE_OR_NAME", default=None,
+                   help="re-measure only --ops of this measured profile, at the sizes it holds, and write "
+                        "the result to --out (after the code behind an op changed)")
+    p.add_argument("--ops", type=comma_list, default=None,
+                   help="with --update: comma list of ops to re-measure (e.g. copy,quantize_b2,dequantize_b2)")
+    p.add_argument("--why", default="the code behind these ops changed",
+                   help="with --update: the reason, kept in the profile's meta.remeasured")
     p.set_defaults(run=run)
 
 
@@ -39,6 +46,9 @@ def run(args) -> int:
     require(args.out.suffix == ".json", f"--out must name a .json file, got {args.out}")
     require(not args.out.is_dir(), f"--out {args.out} is a folder")
     require(args.nprocs >= 2, f"--nprocs must be at least 2 (links need a peer), got {args.nprocs}")
+    require((args.update is None) == (args.ops is None), "--update and --ops go together")
+    if args.update is not None:
+        return _update(args)
     import time
 
     import torch
@@ -151,3 +161,16 @@ def print_profile(prof) -> None:
     if isinstance(i.get("corun_factor"), (int, float)):
         print(f"Co-running: a SpMM runs {i['corun_factor']:.2f}x slower with every rank computing than alone "
               "(the ops above were timed alone; the cost model applies this factor when ranks share a CPU)")
+
+
+def _update(args) -> int:
+    from adaqp.cli.report import stage
+    from adaqp.costmodel.remeasure import remeasure
+
+    prof = _load(args.update)
+    print(f"· re-measuring {', '.join(args.ops)} of {prof.name} at its stored sizes ...", file=sys.stderr, flush=True)
+    new = remeasure(prof, list(args.ops), args.why)
+    with stage(f"writing {args.out}"):
+        new.save(args.out)
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,75 @@
+"""Re-measure some ops of an existing profile at the sizes it already holds.
+
+When the code behind an op changes (a new kernel, a new random-number generator), the op's
+points in a measured profile describe code that no longer runs. ``remeasure`` times the named
+ops again, at the same sizes, thread count and repetition settings the profile was measured
+with, refits them with :func:`fit.fit_op` and records what was done in ``meta["remeasured"]``;
+every other op, link and table stays as it was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import torch
+
+from adaqp.costmodel.profile import OPS, HardwareProfile
+from adaqp.errors import require
+
+_SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
+
+
+def _sizes(op: str, points) -> list[dict]:
+    """The setup keyword arguments of each stored point (``elements`` is derived for row ops)."""
+    out = []
+    for p in points:
+        s = {k: int(p[k]) for k in _SIZE_KEYS if k in p}
+        if op != "adam":
+            s.pop("elements", None)
+        out.append(s)
+    return out
+
+
+def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print) -> HardwareProfile:
+    """``profile`` with ``ops`` measured again on this machine (its device, threads, timing)."""
+    from adaqp.costmodel import profiler
+
+    unknown = [o for o in ops if o not in OPS]
+    require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OPS)}")
+    require(profile.kind == "measured", f"profile {profile.name!r} is {profile.kind}: only a measured "
+                                        "profile can be re-measured")
+    no_points = [o for o in ops if not profile.ops[o].points]
+    require(not no_points, f"profile {profile.name!r} keeps no measured sizes for {', '.join(no_points)}")
+    timing = dict(profile.meta.get("timing", {}))
+    grid = replace(profiler.quick_grid(), warmup=int(timing.get("warmup", 2)), reps=int(timing.get("reps", 7)),
+                   budget_s=float(timing.get("budget_s_per_point", 1.0)))
+    setups = {name: setup for name, setup, _ in profiler._op_benchmarks(profiler.full_grid())}
+    threads = int(profile.meta.get("compute_threads", torch.get_num_threads()))
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    new_ops, changes = dict(profile.ops), []
+    try:
+        for op in ops:
+            before = profile.ops[op]
+            model, err = profiler._measure_op(op, setups[op], _sizes(op, before.points), profile.device, grid)
+            new_ops[op] = model
+            ratio = _median_ratio(before.points, model.points)
+            err_med, err_max = (float(v) for v in err)  # fit errors over the points: median, max %
+            changes.append({"op": op, "kind": model.kind, "fit_errors_pct": [round(err_med, 1), round(err_max, 1)],
+                            "median_time_ratio_new_over_old": round(ratio, 3)})
+            if progress:
+                progress(f"  {op:<14} {model.kind:<8} new/old median time {ratio:5.2f}x  "
+                         f"fit error median {err_med:4.1f} % max {err_max:5.1f} %")
+    finally:
+        torch.set_num_threads(old_threads)
+    meta = dict(profile.meta)
+    meta["remeasured"] = [*meta.get("remeasured", []),
+                          {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": why,
+                           "threads": threads, "ops": changes}]
+    return replace(profile, ops=new_ops, meta=meta)
+
+
+def _median_ratio(old_points, new_points) -> float:
+    ratios = sorted(n["median_s"] / o["median_s"] for o, n in zip(old_points, new_points) if o["median_s"] > 0)
+    return ratios[len(ratios) // 2] if ratios else float("nan")

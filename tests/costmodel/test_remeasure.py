@@ -1,0 +1,47 @@
+"""Re-measuring some ops of a measured profile keeps the rest and the sizes, and says so."""
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from adaqp.costmodel.profile import load_profile
+from adaqp.costmodel.remeasure import remeasure
+from adaqp.errors import AdaqpInputError
+
+
+def _small(prof, op, sizes):
+    """The bundled profile with ``op`` keeping only a few small stored points (a fast test)."""
+    m = prof.ops[op]
+    pts = tuple({**p, "median_s": p["median_s"]} for p in m.points if (p["rows"], p["width"]) in sizes)
+    assert len(pts) == len(sizes)
+    return replace(prof, ops={**prof.ops, op: replace(m, points=pts)})
+
+
+def test_remeasure_replaces_only_the_named_op_at_the_same_sizes():
+    prof = _small(load_profile("cpu-2core"), "relu", {(1000, 16), (1000, 64)})
+    new = remeasure(prof, ["relu"], "a test", progress=None)
+    old_pts, new_pts = prof.ops["relu"].points, new.ops["relu"].points
+    assert [(p["rows"], p["width"]) for p in new_pts] == [(p["rows"], p["width"]) for p in old_pts]
+    assert all(p["median_s"] > 0 for p in new_pts)
+    assert all(new.ops[o] is prof.ops[o] for o in prof.ops if o != "relu")
+    assert new.links == prof.links and new.sync_s == prof.sync_s
+    entry = new.meta["remeasured"][-1]
+    assert entry["why"] == "a test" and [c["op"] for c in entry["ops"]] == ["relu"]
+    assert entry["threads"] == prof.meta["compute_threads"]
+
+
+def test_remeasure_refuses_what_it_cannot_do():
+    prof = load_profile("cpu-2core")
+    with pytest.raises(AdaqpInputError, match="unknown op"):
+        remeasure(prof, ["spmm_sideways"], "x", progress=None)
+    with pytest.raises(AdaqpInputError, match="spec-derived"):
+        remeasure(load_profile("h200"), ["relu"], "x", progress=None)
+
+
+def test_cli_update_needs_ops():
+    r = subprocess.run([sys.executable, "-m", "adaqp", "profile", "--update", "cpu-2core", "--out", "x.json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--update and --ops go together" in r.stderr
+    assert "Traceback" not in r.stderr
