@@ -6,7 +6,8 @@ the ClusterSpec's transport:
 - ``gloo-cpu``: sender's transport endpoint -> [node NICs if the ranks sit on different nodes]
   -> receiver's endpoint (endpoints: the profile's measured ``net`` link);
 - ``gloo-staged``: device-to-host copy (PCIe, shared by the ranks of a device) -> the gloo-cpu
-  path -> host-to-device copy;
+  path -> host-to-device copy; or, when the profile measured the whole staged exchange for this
+  many ranks (``staged@k``), that measurement as the endpoint and no PCIe hops;
 - ``nccl``: the intra-node link between devices of one node; across nodes the NICs, plus the two
   PCIe hops when GPUDirect RDMA is off.
 
@@ -35,10 +36,34 @@ class Resource:
     latency_s: float
 
 
+def staged_measured(cluster: ClusterSpec, profile: HardwareProfile) -> LinkModel | None:
+    """The profile's measurement of the whole host-staged exchange for this many ranks on a host
+    ("staged@k": D2H, Gloo in the communication thread, H2D, as the runtime runs it), if any.
+
+    When it is there, a ``gloo-staged`` exchange is costed by it alone (it is the endpoint and no
+    PCIe hops are added: they are inside the measurement). Composing the Gloo exchange measured on
+    host tensors with the pinned copies predicted an 8 MB exchange in 2.4 ms where the staged
+    transport took 4.9 ms on an H200 (experiments/results/h200-2026-11-26, ``staged_check``)."""
+    if cluster.transport != "gloo-staged":
+        return None
+    return profile.links.get(f"staged@{cluster.ranks_per_node}")
+
+
+def staged_through_pcie(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
+    """Whether messages cross PCIe as hops of their own: host-staged without a measurement of the
+    whole staged exchange, or NCCL across nodes without GPUDirect RDMA."""
+    t = cluster.transport
+    if t == "gloo-staged":
+        return staged_measured(cluster, profile) is None
+    return t == "nccl" and cluster.network is not None and not cluster.network.gdr
+
+
 def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resource]:
     """Bandwidth and latency of each kind of resource for this cluster and device profile."""
     out = {}
-    net: LinkModel = profile.net_for(cluster.ranks_per_node)  # measured with this many on a host, if it was
+    # the endpoint: the measured staged exchange when there is one, else the Gloo exchange
+    # measured with this many ranks on a host (if it was), else "net"
+    net: LinkModel = staged_measured(cluster, profile) or profile.net_for(cluster.ranks_per_node)
     out["endpoint"] = Resource("endpoint", net.bw_Bps, net.latency_s)
     if cluster.network is not None:
         n = cluster.network
@@ -87,8 +112,7 @@ def exchange_loads(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.nd
     loads: dict[str, tuple[np.ndarray, Resource]] = {}
     lat = np.zeros((P, P))
     t = cluster.transport
-    staged_pcie = t == "gloo-staged" or (t == "nccl" and cluster.network is not None
-                                         and not cluster.network.gdr)
+    staged_pcie = staged_through_pcie(cluster, profile)
     if t in ("gloo-cpu", "gloo-staged"):
         loads["endpoint_tx"] = (B.sum(1), res["endpoint"])
         loads["endpoint_rx"] = (B.sum(0), res["endpoint"])

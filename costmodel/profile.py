@@ -61,7 +61,8 @@ REQUIRED_LINKS = ("net", "allreduce")
 
 
 def _link_name_ok(name: str) -> bool:
-    return name in LINKS or (name.startswith("net@") and name[4:].isdigit() and int(name[4:]) >= 2)
+    kind, _, k = name.partition("@")
+    return name in LINKS or (kind in ("net", "staged") and k.isdigit() and int(k) >= 2)
 
 
 @dataclass(frozen=True)

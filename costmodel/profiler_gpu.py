@@ -7,7 +7,8 @@ and ``shared_worker`` times, on the group:
   endpoint of a ``gloo-staged`` path; its PCIe hops come from the measured pinned copies);
   fitted on the bytes a rank sends in all, as the model charges them;
 * ``staged@k``: the whole host-staged exchange (:class:`~adaqp.runtime.staged.StagedTransport`,
-  D2H + Gloo + H2D) on CUDA tensors, kept in the profile's meta to check that decomposition;
+  D2H + Gloo + H2D) on CUDA tensors; the network model costs ``gloo-staged`` exchanges by it
+  (``costmodel.network.staged_measured``), ``net@k`` + the pinned copies stay for comparison;
 * ``allreduce``: Gloo's all-reduce of an fp32 host buffer;
 * ``sync_s[k]`` / ``allreduce_sync_s[k]``: the delay a staged exchange (and the staged
   all-reduce) adds per step while every rank keeps the GPU busy between steps, beyond its cost
@@ -209,9 +210,8 @@ def fit_shared(got: dict[int, dict], nprocs: int) -> tuple[dict, dict]:
             ps = pts(res[name])
             model, errors[key] = fit.link_model([p["nbytes"] * (k - 1) for p in ps],
                                                 [p["median_s"] for p in ps], ps)
-            if name == "net":
-                links[key] = model
-            else:
+            links[key] = model  # staged@k: the network model costs gloo-staged exchanges by it
+            if name == "staged":
                 staged[str(k)] = {"latency_s": model.latency_s, "bw_Bps": model.bw_Bps, "points": ps}
     base = nprocs if nprocs in got else min(got)
     links["net"] = links[f"net@{base}"]

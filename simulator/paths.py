@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaqp.cluster import ClusterSpec
-from adaqp.costmodel.network import resources
+from adaqp.costmodel.network import resources, staged_through_pcie
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.errors import require
 
@@ -78,7 +78,7 @@ def network_layout(cluster: ClusterSpec, profile: HardwareProfile) -> NetworkLay
     cross = node != rnode
     every = np.ones((P, P), bool)
     t = cluster.transport
-    staged = t == "gloo-staged" or (t == "nccl" and cluster.network is not None and not cluster.network.gdr)
+    staged = staged_through_pcie(cluster, profile)
     b = _Builder(P)
     moved = every if t == "gloo-staged" else cross  # what crosses PCIe when staged
     if staged:

@@ -48,3 +48,27 @@ def test_gdr_off_routes_cross_node_flows_through_both_copy_engines(kit):
     names = lambda s, r: [layout.names[h] for h in layout.hops[s, r] if h != layout.pad]  # noqa: E731
     assert names(0, 2) == ["d2h[0]", "nic_out[0]", "nic_in[1]", "h2d[2]"]
     assert names(0, 1) == ["intra_out[0]", "intra_in[1]"]
+
+
+def test_a_measured_staged_exchange_replaces_the_composed_path(kit):
+    """With ``staged@k`` in the profile a gloo-staged exchange is that link alone: no PCIe hops
+    (the copies are inside the measurement), its latency once, bytes over its bandwidth."""
+    from dataclasses import replace
+
+    from adaqp.costmodel.network import exchange_s
+    from adaqp.costmodel.profile import LinkModel
+
+    cluster = _clusters()["gloo-staged shared gpu"]
+    prof = kit.profile(net=(1e-4, 1e9), device="cuda", pcie=(7e-6, 2e10))
+    staged = replace(prof, links={**prof.links, "staged@4": LinkModel(5e-4, 2.5e9)})
+    B = np.full((4, 4), 1e6)
+    np.fill_diagonal(B, 0.0)
+    loads, lat = exchange_loads(cluster, staged, B)
+    assert set(loads) == {"endpoint_tx", "endpoint_rx"}
+    assert loads["endpoint_tx"][1].bw_Bps == 2.5e9 and float(lat.max()) == 5e-4
+    assert exchange_s(cluster, staged, B) == (pytest.approx(5e-4 + 3e6 / 2.5e9, rel=1e-12), "endpoint_tx")
+    layout = network_layout(cluster, staged)
+    assert "d2h" not in layout.kinds and np.allclose(layout.loads(B)[np.array(layout.kinds) == "endpoint_tx"], 3e6)
+    # for another rank count the measurement does not apply: the composed path, PCIe hops included
+    loads2, _ = exchange_loads(replace(cluster, ranks_per_device=2, name="s2"), staged, B[:2, :2])
+    assert {"d2h", "h2d"} <= set(loads2)
