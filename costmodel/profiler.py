@@ -1,7 +1,7 @@
 """Micro-benchmarks that measure this machine and fit a :class:`HardwareProfile` (``adaqp profile``).
 
 Compute ops run through the functions the runtime calls (``runtime.aggregate._csr`` / ``_spmm``,
-``nn.Linear``, ``runtime.model.dropout``, the exchanger's gather + ``quant.pack_message`` /
+``nn.Linear``, ``runtime.model.dropout``, the exchanger's gather + ``message.pack_message`` /
 ``unpack_message``) with the thread count the launcher gives a rank (``cpu_count // nprocs``): a
 rank never has the whole machine. Links and the overlap interference are measured on a real
 process group (``profiler_ranks``). Per point: warm-up, repetitions within a time budget, median
@@ -132,7 +132,7 @@ def _gemm_op(backward: bool):
 
 
 def _elementwise_op(op: str):
-    from adaqp import quant
+    from adaqp import message
     from adaqp.runtime.model import dropout
 
     def setup(dev, rows, width):
@@ -150,13 +150,13 @@ def _elementwise_op(op: str):
             buf = torch.empty(rows * width * 4, dtype=torch.uint8, device=dev)
             return lambda: torch.index_select(x, 0, idx, out=buf.view(torch.float32).view(rows, width))
         bits = torch.full((rows,), int(op.rsplit("_b", 1)[1]), dtype=torch.int64, device=dev)
-        plan = quant.message_plan(bits, width, dev)  # built once per BitPlan, as the exchanger does
-        buf = torch.empty(quant.message_size(bits, width), dtype=torch.uint8, device=dev)
+        plan = message.message_plan(bits, width, dev)  # built once per BitPlan, as the exchanger does
+        buf = torch.empty(message.message_size(bits, width), dtype=torch.uint8, device=dev)
         if op.startswith("quantize"):  # gathered inside the fused kernel on CUDA
-            return lambda: quant.pack_message(x, bits, keys, check=False, out=buf, index=idx, plan=plan)
-        quant.pack_message(x, bits, keys, check=False, out=buf, plan=plan)
+            return lambda: message.pack_message(x, bits, keys, check=False, out=buf, index=idx, plan=plan)
+        message.pack_message(x, bits, keys, check=False, out=buf, plan=plan)
         out = torch.empty(rows, width, device=dev)
-        return lambda: out.copy_(quant.unpack_message(buf, bits, width, plan=plan))
+        return lambda: out.copy_(message.unpack_message(buf, bits, width, plan=plan))
     return setup
 
 
@@ -181,9 +181,9 @@ OP_DEFINITIONS = {
     "relu": "F.relu, forward only", "dropout": "runtime.model.dropout(p=0.5), forward only",
     "layernorm": "nn.LayerNorm(width) forward only (its backward is not measured)",
     "copy": "exchanger fp32 path: index_select rows into a preallocated send buffer (out=)",
-    "quantize_bN": "exchanger quantized path: quant.pack_message of rows gathered by index (uniform N bits, "
+    "quantize_bN": "exchanger quantized path: message.pack_message of rows gathered by index (uniform N bits, "
                    "check=False, out= the send buffer, message plan built once; fused kernel on CUDA)",
-    "dequantize_bN": "quant.unpack_message (uniform N bits, message plan built once) + copy into the output rows",
+    "dequantize_bN": "message.unpack_message (uniform N bits, message plan built once) + copy into the output rows",
     "adam": "torch.optim.Adam(lr=0.01).step() over `elements` parameters in 10 tensors",
 }
 

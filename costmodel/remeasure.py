@@ -64,6 +64,12 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     finally:
         torch.set_num_threads(old_threads)
     meta = dict(profile.meta)
+    defs = dict(meta.get("op_definitions", {}))
+    for op in ops:  # what was timed now, in the profiler's words
+        key = op if op in profiler.OP_DEFINITIONS else f"{op.rsplit('_b', 1)[0]}_bN"
+        if key in profiler.OP_DEFINITIONS:
+            defs[key] = profiler.OP_DEFINITIONS[key]
+    meta["op_definitions"] = defs
     meta["remeasured"] = [*meta.get("remeasured", []),
                           {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": why,
                            "threads": threads, "ops": changes}]

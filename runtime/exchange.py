@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from adaqp import quant, wire
-from adaqp.rng import KeyStream
+from adaqp import message, wire
 from adaqp.halo import RankHalo
 from adaqp.plans import BitPlan
+from adaqp.rng import KeyStream
 
 FP32 = 32
 
@@ -28,7 +28,7 @@ class _Channel:
     width: int
     send_bits: list[torch.Tensor | None]  # per peer; None = fp32 pass-through (no packing)
     recv_bits: list[torch.Tensor | None]
-    send_plans: list  # per peer: quant.message_plan (layout, order), built once per BitPlan
+    send_plans: list  # per peer: message.message_plan (layout, order), built once per BitPlan
     recv_plans: list
     send_splits: list[int]
     recv_splits: list[int]
@@ -88,9 +88,9 @@ class HaloExchanger:
             send_n, recv_n = recv_n, send_n
         sb = [self._bits(layer, direction, me, p, send_n[p]) for p in range(P)]
         rb = [self._bits(layer, direction, p, me, recv_n[p]) for p in range(P)]
-        mplan = lambda bits: None if bits is None else quant.message_plan(bits, F, self.device)  # noqa: E731
+        mplan = lambda bits: None if bits is None else message.message_plan(bits, F, self.device)  # noqa: E731
         sp, rp = [mplan(b) for b in sb], [mplan(b) for b in rb]
-        size = lambda bits, n: n * F * 4 if bits is None else quant.message_size(bits, F)  # noqa: E731
+        size = lambda bits, n: n * F * 4 if bits is None else message.message_size(bits, F)  # noqa: E731
         ss = [size(sb[p], send_n[p]) for p in range(P)]
         rs = [size(rb[p], recv_n[p]) for p in range(P)]
         buf = lambda n: torch.empty(n, dtype=torch.uint8, device=self.device)  # noqa: E731
@@ -125,7 +125,7 @@ class HaloExchanger:
                     else:
                         torch.index_select(x, 0, index, out=dst)
                 else:
-                    quant.pack_message(x, c.send_bits[p], self.generator, check=False,
+                    message.pack_message(x, c.send_bits[p], self.generator, check=False,
                                        out=c.send_buf[off:off + n], index=index, plan=c.send_plans[p])
                 off += n
         t0 = time.perf_counter_ns()
@@ -152,7 +152,7 @@ class HaloExchanger:
                 rows = n // (c.width * 4) if bits is None else bits.shape[0]
                 data = c.recv_buf[off:off + n]
                 out[row:row + rows] = (data.view(torch.float32).view(rows, c.width) if bits is None
-                                       else quant.unpack_message(data, bits, c.width, plan=c.recv_plans[p]))
+                                       else message.unpack_message(data, bits, c.width, plan=c.recv_plans[p]))
                 off, row = off + n, row + rows
         return out
 
