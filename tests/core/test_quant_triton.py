@@ -85,6 +85,17 @@ def _third_key(seed):
     return ks.next_key()
 
 
+@pytest.mark.parametrize("bits", wire.QUANT_BITS)
+def test_wide_rows_are_byte_identical(bits):
+    """Any feature width: a row wider than one tile's default (4096 values) still fits one program."""
+    x = _rows(3, 5000, seed=bits)
+    rb = torch.full((3,), bits)
+    a, b = _both(x, rb, 5)
+    assert torch.equal(a, b)
+    assert torch.equal(Q.unpack_message(a.to(DEV), rb.to(DEV), 5000, backend="triton").cpu(),
+                       Q.unpack_message(a, rb, 5000, backend="torch"))
+
+
 def test_preallocated_out_and_header_check():
     x = _rows(9, 10, seed=1)
     rb = torch.full((9,), 4)
