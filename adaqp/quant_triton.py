@@ -35,17 +35,19 @@ except ImportError:  # pragma: no cover - exercised where Triton is absent
 __all__ = ["available", "quantize_pack", "unpack_dequantize", "tile"]
 
 _TILE_ELEMENTS = 4096  # values per program: enough in flight per SM, few registers per thread
+_NUM_WARPS = 4  # Triton's default; `bench_quant --tune` measures the alternatives on a GPU
 
 
 def available() -> bool:
     return triton is not None
 
 
-def tile(width: int) -> tuple[int, int]:
-    """(BLOCK_R, BLOCK_F): whole rows per program, the row padded to a power of two (>= 8, so
-    a packed byte's values never straddle the padding)."""
+def tile(width: int, elements: int | None = None) -> tuple[int, int]:
+    """(BLOCK_R, BLOCK_F): whole rows per program (about ``elements`` values, a power of two),
+    the row padded to a power of two (>= 8, so a packed byte's values never straddle the
+    padding). Results do not depend on the tile: every row is computed on its own."""
     block_f = max(8, 1 << (int(width) - 1).bit_length())
-    return max(1, _TILE_ELEMENTS // block_f), block_f
+    return max(1, (elements or _TILE_ELEMENTS) // block_f), block_f
 
 
 if triton is not None:
@@ -195,30 +197,33 @@ if triton is not None:
 
 
 def quantize_pack(x: torch.Tensor, src_rows: torch.Tensor, row_ids: torch.Tensor, bits: int,
-                  key: int, out: torch.Tensor) -> None:
+                  key: int, out: torch.Tensor, tile_elements: int | None = None,
+                  num_warps: int | None = None) -> None:
     """Quantize rows ``x[src_rows]`` (float32 ``[*, F]``, unit column stride) to ``bits`` with
-    counters ``row_ids`` and write ``[packed rows][headers]`` into the uint8 ``out``."""
+    counters ``row_ids`` and write ``[packed rows][headers]`` into the uint8 ``out``.
+    ``tile_elements`` / ``num_warps``: launch shape (defaults above; for tuning only)."""
     rows, width = int(src_rows.shape[0]), int(x.shape[1])
     nb = (width * bits + 7) // 8
     assert bits in wire.QUANT_BITS and out.numel() == rows * (nb + wire.HEADER_NBYTES)
     assert x.dtype == torch.float32 and x.stride(1) == 1
     if rows == 0:
         return
-    block_r, block_f = tile(width)
+    block_r, block_f = tile(width, tile_elements)
     grid = (triton.cdiv(rows, block_r),)
     _quantize_pack_kernel[grid](x, src_rows, row_ids, out, rows, width, x.stride(0), int(key), nb,
-                                BITS=bits, BLOCK_R=block_r, BLOCK_F=block_f)
+                                BITS=bits, BLOCK_R=block_r, BLOCK_F=block_f, num_warps=num_warps or _NUM_WARPS)
 
 
 def unpack_dequantize(seg: torch.Tensor, rows: int, bits: int, width: int, out: torch.Tensor,
-                      dst_rows: torch.Tensor) -> None:
+                      dst_rows: torch.Tensor, tile_elements: int | None = None,
+                      num_warps: int | None = None) -> None:
     """Decode one width group (``[packed rows][headers]`` in the uint8 ``seg``) into rows
     ``dst_rows`` of the float32 ``out`` ``[*, width]`` (contiguous)."""
     nb = (width * bits + 7) // 8
     assert seg.numel() == rows * (nb + wire.HEADER_NBYTES) and out.is_contiguous()
     if rows == 0:
         return
-    block_r, block_f = tile(width)
+    block_r, block_f = tile(width, tile_elements)
     grid = (triton.cdiv(rows, block_r),)
-    _unpack_dequantize_kernel[grid](seg, out, dst_rows, rows, width, nb,
-                                    BITS=bits, BLOCK_R=block_r, BLOCK_F=block_f)
+    _unpack_dequantize_kernel[grid](seg, out, dst_rows, rows, width, nb, BITS=bits, BLOCK_R=block_r,
+                                    BLOCK_F=block_f, num_warps=num_warps or _NUM_WARPS)

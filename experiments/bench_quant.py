@@ -149,6 +149,46 @@ def run_grid(quick: bool = False, device: str | None = None, widths=None, rows=N
     return out
 
 
+TUNE = dict(widths=(64, 256, 1024), rows=1_000_000, bits=(2, 4, 8), tiles=(2048, 4096, 8192), warps=(4, 8))
+
+
+def tune(device: str | None = None, progress=print, **grid) -> list[dict]:
+    """Each launch shape (values per program x warps) of both kernels, timed as fractions of the
+    copy; every shape must give the default shape's bytes (rows are computed independently)."""
+    from adaqp import quant, quant_triton, wire
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    g = {**TUNE, **grid}
+    out = []
+    for width in g["widths"]:
+        rows = g["rows"]
+        x = torch.randn(rows, width, device=device)
+        ids = torch.arange(rows, device=device)
+        y = torch.empty_like(x)
+        copy_s = _bench(lambda: y.copy_(x), device)
+        for bits in g["bits"]:
+            nb = quant.packed_row_nbytes(width, bits)
+            ref = torch.empty(rows * (nb + wire.HEADER_NBYTES), dtype=torch.uint8, device=device)
+            quant_triton.quantize_pack(x, ids, ids, bits, 7, ref)
+            for tile_elements in g["tiles"]:
+                for warps in g["warps"]:
+                    buf = torch.full_like(ref, 0xA5)
+                    kw = dict(tile_elements=tile_elements, num_warps=warps)
+                    quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, **kw)
+                    row = dict(width=width, rows=rows, bits=bits, tile_elements=tile_elements, num_warps=warps,
+                               identical=bool(torch.equal(buf, ref)), x_nbytes=x.numel() * 4,
+                               msg_nbytes=ref.numel(), copy_s=copy_s)
+                    row["fused_q_s"] = _bench(lambda: quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, **kw), device)
+                    row["fused_dq_s"] = _bench(
+                        lambda: quant_triton.unpack_dequantize(ref, rows, bits, width, y, ids, **kw), device)
+                    out.append(_rates(row))
+                    if progress:
+                        progress(f"F={width:>5} b={bits} tile={tile_elements:>5} warps={warps}  "
+                                 f"fused q {row['fused_q_frac']:.2f} dq {row['fused_dq_frac']:.2f}  "
+                                 f"identical={row['identical']}")
+    return out
+
+
 def _line(row: dict) -> str:
     f = lambda k: f"{row[k]:.2f}" if k in row else "-"  # noqa: E731
     return (f"F={row['width']:>5} R={row['rows']:>9} b={row['bits']}  copy {row.get('copy_GBps', 0):7.0f} GB/s  "
@@ -158,7 +198,8 @@ def _line(row: dict) -> str:
 
 def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("width", "rows", "bits"), k))
+    first = ("width", "rows", "bits")
+    keys = [*first, *sorted({k for r in rows for k in r} - set(first))]
     with open(out_dir / "kernels.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
@@ -169,8 +210,19 @@ def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 widths x 3 row counts x 3 bit-widths")
+    ap.add_argument("--tune", action="store_true",
+                    help="time launch shapes (values per program x warps) of both kernels at 10^6 rows instead")
     ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json here")
     args = ap.parse_args(argv)
+    if args.tune:
+        rows = tune()
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            with open(args.out / "tune.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+        return
     rows = run_grid(args.quick)
     if args.out:
         write(rows, args.out, {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
