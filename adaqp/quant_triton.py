@@ -128,8 +128,8 @@ if triton is not None:
 
     @triton.jit(do_not_specialize=["rows", "key"])
     def _quantize_pack_kernel(x_ptr, src_ptr, ids_ptr, out_ptr, rows, width, x_stride, key, NB,
-                              BITS: tl.constexpr,
-                              BLOCK_R: tl.constexpr, BLOCK_F: tl.constexpr):
+                              BITS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_F: tl.constexpr,
+                              GROUP: tl.constexpr):
         N: tl.constexpr = (1 << BITS) - 1
         PER: tl.constexpr = 8 // BITS
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -146,10 +146,13 @@ if triton is not None:
             q = _round(x, _bits_f32(lo_bits)[:, None], _bits_f32(step_bits)[:, None],
                        row_mix[:, None], _col_mix(c)[None, :], N)
             tl.store(out_ptr + r64[:, None] * NB + c[None, :], q.to(tl.uint8), mask=m)
-        else:  # a 3-D tile [rows, bytes, values of a byte]: each byte's values stay in one thread
-            j = tl.arange(0, BLOCK_F // PER)
-            k = tl.arange(0, PER)
-            col = j[:, None] * PER + k[None, :]
+        else:  # a 3-D tile [rows, groups, values of a group]: each group's values stay in one
+            # thread; a group is GROUP values = BPG whole bytes (GROUP = PER: one byte; more
+            # values per group load wider vectors at 4 bits, a choice for `bench_quant --tune`)
+            BPG: tl.constexpr = GROUP * BITS // 8
+            j = tl.arange(0, BLOCK_F // GROUP)
+            k = tl.arange(0, GROUP)
+            col = j[:, None] * GROUP + k[None, :]
             m = rmask[:, None, None] & (col < width)[None, :, :]
             x = tl.load(x_ptr + src[:, None, None] * x_stride + col[None, :, :], mask=m, other=0.0)
             mn = tl.min(tl.min(tl.where(m, x, float("inf")), axis=2), axis=1)
@@ -158,9 +161,11 @@ if triton is not None:
             q = _round(x, _bits_f32(lo_bits)[:, None, None], _bits_f32(step_bits)[:, None, None],
                        row_mix[:, None, None], _col_mix(col)[None, :, :], N)
             q = tl.where(m, q, 0)  # padding values pack as zero bits
-            byte = tl.sum(q << (k.to(tl.uint32) * BITS)[None, None, :], axis=2)
-            tl.store(out_ptr + r64[:, None] * NB + j[None, :], byte.to(tl.uint8),
-                     mask=rmask[:, None] & (j[None, :] < NB))
+            word = tl.sum(q << (k.to(tl.uint32) * BITS)[None, None, :], axis=2)  # little-endian bytes
+            for b in tl.static_range(BPG):
+                pos = j * BPG + b
+                tl.store(out_ptr + r64[:, None] * NB + pos[None, :], ((word >> (8 * b)) & 0xFF).to(tl.uint8),
+                         mask=rmask[:, None] & (pos[None, :] < NB))
         hdr = out_ptr + rows.to(tl.int64) * NB + r64 * 4  # headers follow the group's data
         lo16, st16 = lo_bits >> 16, step_bits >> 16
         tl.store(hdr, (lo16 & 0xFF).to(tl.uint8), mask=rmask)
@@ -198,10 +203,11 @@ if triton is not None:
 
 def quantize_pack(x: torch.Tensor, src_rows: torch.Tensor, row_ids: torch.Tensor, bits: int,
                   key: int, out: torch.Tensor, tile_elements: int | None = None,
-                  num_warps: int | None = None) -> None:
+                  num_warps: int | None = None, group_values: int | None = None) -> None:
     """Quantize rows ``x[src_rows]`` (float32 ``[*, F]``, unit column stride) to ``bits`` with
     counters ``row_ids`` and write ``[packed rows][headers]`` into the uint8 ``out``.
-    ``tile_elements`` / ``num_warps``: launch shape (defaults above; for tuning only)."""
+    ``tile_elements`` / ``num_warps`` / ``group_values`` (values a thread packs together, at least
+    one byte's, at most 32 bits): launch shape and layout, defaults above; for tuning only."""
     rows, width = int(src_rows.shape[0]), int(x.shape[1])
     nb = (width * bits + 7) // 8
     assert bits in wire.QUANT_BITS and out.numel() == rows * (nb + wire.HEADER_NBYTES)
@@ -210,8 +216,12 @@ def quantize_pack(x: torch.Tensor, src_rows: torch.Tensor, row_ids: torch.Tensor
         return
     block_r, block_f = tile(width, tile_elements)
     grid = (triton.cdiv(rows, block_r),)
+    per = 8 // bits if bits < 8 else 1
+    group = max(per, group_values or per)
+    assert group & (group - 1) == 0 and group * bits <= 32 and group <= block_f, "values per group"
     _quantize_pack_kernel[grid](x, src_rows, row_ids, out, rows, width, x.stride(0), int(key), nb,
-                                BITS=bits, BLOCK_R=block_r, BLOCK_F=block_f, num_warps=num_warps or _NUM_WARPS)
+                                BITS=bits, BLOCK_R=block_r, BLOCK_F=block_f, GROUP=group,
+                                num_warps=num_warps or _NUM_WARPS)
 
 
 def unpack_dequantize(seg: torch.Tensor, rows: int, bits: int, width: int, out: torch.Tensor,

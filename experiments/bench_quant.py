@@ -149,7 +149,8 @@ def run_grid(quick: bool = False, device: str | None = None, widths=None, rows=N
     return out
 
 
-TUNE = dict(widths=(64, 256, 1024), rows=1_000_000, bits=(2, 4, 8), tiles=(2048, 4096, 8192), warps=(4, 8))
+TUNE = dict(widths=(64, 256, 1024), rows=1_000_000, bits=(2, 4, 8), tiles=(2048, 4096, 8192), warps=(4, 8),
+            groups=(None, 8))  # values one thread packs together (None: one byte's); 8-bit ignores it
 
 
 def tune(device: str | None = None, progress=print, **grid) -> list[dict]:
@@ -170,22 +171,24 @@ def tune(device: str | None = None, progress=print, **grid) -> list[dict]:
             nb = quant.packed_row_nbytes(width, bits)
             ref = torch.empty(rows * (nb + wire.HEADER_NBYTES), dtype=torch.uint8, device=device)
             quant_triton.quantize_pack(x, ids, ids, bits, 7, ref)
-            for tile_elements in g["tiles"]:
-                for warps in g["warps"]:
-                    buf = torch.full_like(ref, 0xA5)
-                    kw = dict(tile_elements=tile_elements, num_warps=warps)
-                    quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, **kw)
-                    row = dict(width=width, rows=rows, bits=bits, tile_elements=tile_elements, num_warps=warps,
-                               identical=bool(torch.equal(buf, ref)), x_nbytes=x.numel() * 4,
-                               msg_nbytes=ref.numel(), copy_s=copy_s)
-                    row["fused_q_s"] = _bench(lambda: quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, **kw), device)
-                    row["fused_dq_s"] = _bench(
-                        lambda: quant_triton.unpack_dequantize(ref, rows, bits, width, y, ids, **kw), device)
-                    out.append(_rates(row))
-                    if progress:
-                        progress(f"F={width:>5} b={bits} tile={tile_elements:>5} warps={warps}  "
-                                 f"fused q {row['fused_q_frac']:.2f} dq {row['fused_dq_frac']:.2f}  "
-                                 f"identical={row['identical']}")
+            shapes = [(t, w, gv) for t in g["tiles"] for w in g["warps"] for gv in g["groups"]
+                      if gv is None or (bits < 8 and gv * bits <= 32)]
+            for tile_elements, warps, group in shapes:
+                buf = torch.full_like(ref, 0xA5)
+                kw = dict(tile_elements=tile_elements, num_warps=warps)
+                quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, group_values=group, **kw)
+                row = dict(width=width, rows=rows, bits=bits, tile_elements=tile_elements, num_warps=warps,
+                           group_values=group or "byte", identical=bool(torch.equal(buf, ref)),
+                           x_nbytes=x.numel() * 4, msg_nbytes=ref.numel(), copy_s=copy_s)
+                row["fused_q_s"] = _bench(
+                    lambda: quant_triton.quantize_pack(x, ids, ids, bits, 7, buf, group_values=group, **kw), device)
+                row["fused_dq_s"] = _bench(
+                    lambda: quant_triton.unpack_dequantize(ref, rows, bits, width, y, ids, **kw), device)
+                out.append(_rates(row))
+                if progress:
+                    progress(f"F={width:>5} b={bits} tile={tile_elements:>5} warps={warps} group={group or 'byte'}  "
+                             f"fused q {row['fused_q_frac']:.2f} dq {row['fused_dq_frac']:.2f}  "
+                             f"identical={row['identical']}")
     return out
 
 
@@ -211,7 +214,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 widths x 3 row counts x 3 bit-widths")
     ap.add_argument("--tune", action="store_true",
-                    help="time launch shapes (values per program x warps) of both kernels at 10^6 rows instead")
+                    help="time launch shapes (values per program x warps x values packed per thread) of both "
+                         "kernels at 10^6 rows instead")
     ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json here")
     args = ap.parse_args(argv)
     if args.tune:

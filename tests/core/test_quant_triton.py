@@ -96,6 +96,22 @@ def test_wide_rows_are_byte_identical(bits):
                        Q.unpack_message(a, rb, 5000, backend="torch"))
 
 
+@pytest.mark.parametrize("bits", [1, 2, 4])
+@pytest.mark.parametrize("width", [3, 13, 64])
+def test_packing_more_values_per_thread_writes_the_same_bytes(bits, width):
+    """The layout knob `bench_quant --tune` explores changes no byte."""
+    x = _rows(9, width, seed=width).to(DEV)
+    ids = torch.arange(9, device=DEV)
+    nb = (width * bits + 7) // 8
+    ref = torch.empty(9 * (nb + 4), dtype=torch.uint8, device=DEV)
+    quant_triton.quantize_pack(x, ids, ids, bits, 5, ref)
+    for group in (8, 16, 32):
+        if group * bits <= 32 and group <= quant_triton.tile(width)[1]:
+            buf = torch.full_like(ref, 0xA5)
+            quant_triton.quantize_pack(x, ids, ids, bits, 5, buf, group_values=group)
+            assert torch.equal(buf, ref), group
+
+
 def test_preallocated_out_and_header_check():
     x = _rows(9, 10, seed=1)
     rb = torch.full((9,), 4)
