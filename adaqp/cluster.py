@@ -325,13 +325,14 @@ class ClusterSpec:
         return cls.emulated(n, parse_bandwidth_Bps(link_bw_Bps, "link_bw_Bps"))
 
     @classmethod
-    def shared_gpu(cls, num_ranks: int, profile: str = "h200", device: str = "h200") -> "ClusterSpec":
+    def shared_gpu(cls, num_ranks: int, profile: str = "h200-measured", device: str = "h200") -> "ClusterSpec":
         """``num_ranks`` ranks time-sharing one GPU, exchanging through pinned host buffers and
         Gloo (``gloo-staged``): what ``adaqp train --device cuda --nprocs k`` runs on a one-GPU
         machine. Equal to the bundled ``h200-shared-2`` / ``-4`` specs for those defaults.
 
-        ``profile``: a bundled name or the file ``adaqp profile --device cuda`` wrote; a measured
-        one carries what the model needs for this case (its pinned D2H/H2D copies, which take
+        ``profile``: a bundled name or the file ``adaqp profile --device cuda`` wrote (default: the
+        bundled ``h200-measured``, from a lent H200); a measured one carries what the model needs
+        for this case (its pinned D2H/H2D copies, which take
         precedence over intra_link, the Gloo exchange with k ranks on the host, the sync floors).
         intra_link is the PCIe Gen5 x16 host link at the pinned-copy rate measured on the H200."""
         n = _pos_int(num_ranks, "num_ranks")
