@@ -6,12 +6,14 @@ half-written file behind (write to a temporary file in the same folder, then ``o
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +41,17 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
+    """Write ``rows`` as CSV with a header (``columns``, default the first row's keys; other keys
+    are left out), atomically."""
+    columns = list(columns or (rows[0].keys() if rows else []))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:

@@ -48,21 +48,32 @@ def message_layout(row_bits: torch.Tensor, width: int) -> list[tuple[int, int, i
     return layout
 
 
-def message_plan(row_bits: torch.Tensor, width: int, device=None) -> tuple[list, torch.Tensor | None]:
-    """``(layout, order)`` of a message: :func:`message_layout` and the stable sort of the rows by
-    width on ``device`` (None for a single width). Sizes are fixed per BitPlan, so callers that
-    send the same widths every epoch build this once and pass it as ``plan=``: encoding and
-    decoding then never wait for the device (counting rows per width is a host synchronisation,
-    which stalls most when several processes time-share one GPU)."""
+def message_plan(row_bits: torch.Tensor, width: int, device=None) -> tuple[list, tuple[torch.Tensor, ...]]:
+    """``(layout, ids)`` of a message: :func:`message_layout`, and per group the positions of its
+    rows in the message (on ``device``; the stable sort of the rows by width). Sizes are fixed
+    per BitPlan, so callers that send the same widths every epoch build this once and pass it as
+    ``plan=``: encoding and decoding then never wait for the device (counting rows per width is
+    a host synchronisation, which stalls most when several processes time-share one GPU)."""
     layout = message_layout(row_bits, width)
     dev = device if device is not None else row_bits.device
-    order = torch.argsort(row_bits.to(dev), stable=True) if len(layout) > 1 else None
-    return layout, order
+    if len(layout) == 1:
+        return layout, (torch.arange(layout[0][2], dtype=torch.int64, device=dev),)
+    order = torch.argsort(row_bits.to(dev), stable=True)
+    return layout, tuple(order[first:first + rows] for _, first, rows, _ in layout)
+
+
+def _nbytes(layout: list, width: int) -> int:
+    return sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
+
+
+def plan_nbytes(plan: tuple, width: int) -> int:
+    """Bytes of a message with this :func:`message_plan` (no device work)."""
+    return _nbytes(plan[0], width)
 
 
 def message_size(row_bits: torch.Tensor, width: int) -> int:
     """Bytes of the message :func:`pack_message` builds for these row widths."""
-    return sum(r * wire.row_nbytes(width, b) for b, _, r, _ in message_layout(row_bits, width))
+    return _nbytes(message_layout(row_bits, width), width)
 
 
 BACKENDS = ("auto", "torch", "triton")
@@ -98,8 +109,9 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, che
     ``index`` (int64 ``[R]``): the message is ``x[index]`` (gathered inside the kernel on the
     fused path). One key is drawn from ``generator`` per message; element ``(i, j)`` of the
     message uses counter ``(i, j)``, so the buffer does not depend on the backend. ``out``: write
-    into this preallocated buffer (exactly the message's size). One host synchronisation (group
-    sizes), plus one per quantized group if ``check``."""
+    into this preallocated buffer (exactly the message's size). ``plan``: :func:`message_plan`'s
+    result for these widths; without it, one host synchronisation (group sizes). Plus one per
+    quantized group if ``check``."""
     fused = use_fused(x.device, backend)
     if index is not None and not fused:
         x, index = x.index_select(0, index), None
@@ -107,16 +119,14 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, che
     n_rows = x.shape[0] if index is None else index.shape[0]
     require(row_bits.shape == (n_rows,), "pack_message: row_bits must be [R] for a message of R rows")
     width = x.shape[1]
-    layout, order = plan if plan is not None else message_plan(row_bits, width, x.device)
-    total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
+    layout, group_ids = plan if plan is not None else message_plan(row_bits, width, x.device)
+    total = _nbytes(layout, width)
     if out is not None:  # the caller's reused send buffer: no allocation per message
         require(out.dtype == torch.uint8 and out.dim() == 1 and out.numel() == total,
                 f"pack_message: out must be a 1-D uint8 tensor of {total} bytes")
     buf = out if out is not None else torch.empty(total, dtype=torch.uint8, device=x.device)
     key = _rng.as_key(generator) if any(b in wire.QUANT_BITS for b, *_ in layout) else 0
-    for b, first, rows, off in layout:
-        ids = (order[first:first + rows] if order is not None
-               else torch.arange(rows, dtype=torch.int64, device=x.device))
+    for (b, _, rows, off), ids in zip(layout, group_ids):
         if b in wire.PASS_BITS:
             xg = x.index_select(0, ids if index is None else index[ids])
             dt = torch.float32 if b == 32 else torch.bfloat16
@@ -132,7 +142,7 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, che
             if check:
                 _check_headers(_view(seg[rows * packed_row_nbytes(width, b):], torch.bfloat16), b)
         else:
-            q, header = quantize(x.index_select(0, ids) if order is not None else x, b, key,
+            q, header = quantize(x.index_select(0, ids) if len(layout) > 1 else x, b, key,
                                  check=check, row_ids=ids)
             nd = q.numel()
             buf[off:off + nd] = q.reshape(-1)
@@ -160,19 +170,17 @@ def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int, *,
     require(isinstance(buf, torch.Tensor) and buf.dim() == 1 and buf.dtype == torch.uint8,
             "unpack_message: buf must be a 1-D uint8 tensor")
     require(int(width) >= 1, "unpack_message: width must be >= 1")
-    layout, order = plan if plan is not None else message_plan(row_bits, width, buf.device)
-    total = sum(r * wire.row_nbytes(width, b) for b, _, r, _ in layout)
+    layout, group_ids = plan if plan is not None else message_plan(row_bits, width, buf.device)
+    total = _nbytes(layout, width)
     require(buf.numel() == total,
             f"unpack_message: buffer holds {buf.numel()} bytes, the layout needs {total}")
     fused = use_fused(buf.device, backend)
     out = torch.empty(row_bits.shape[0], width, dtype=torch.float32, device=buf.device)
-    for b, first, rows, off in layout:
+    for (b, _, rows, off), ids in zip(layout, group_ids):
         seg = buf[off:off + rows * wire.row_nbytes(width, b)]
         if b in wire.QUANT_BITS and fused:
             from adaqp import quant_triton
 
-            ids = (order[first:first + rows] if order is not None
-                   else torch.arange(rows, dtype=torch.int64, device=buf.device))
             quant_triton.unpack_dequantize(seg, rows, b, width, out, ids)
             continue
         if b in wire.PASS_BITS:
@@ -181,10 +189,10 @@ def unpack_message(buf: torch.Tensor, row_bits: torch.Tensor, width: int, *,
             nb = packed_row_nbytes(width, b)
             header = _view(seg[rows * nb:], torch.bfloat16).reshape(rows, 2)
             group = dequantize(seg[:rows * nb].reshape(rows, nb), header, b, width)
-        if order is None:
+        if len(layout) == 1:
             out.copy_(group)
         else:
-            out.index_copy_(0, order[first:first + rows], group.to(torch.float32))
+            out.index_copy_(0, ids, group.to(torch.float32))
     return out
 
 

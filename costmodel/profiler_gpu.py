@@ -24,13 +24,17 @@ interference reports, which are per rank.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from adaqp.costmodel.profiler_ranks import (_a2a_buffers, _max_over_ranks, _timed, bench_all_to_all,
-                                            bench_allreduce, r4, random_csr, stats)
+                                            bench_allreduce, interference_report, r4, random_csr, stats)
+
+if TYPE_CHECKING:  # the grid type lives in profiler, which imports this module
+    from adaqp.costmodel.profiler import Grid
 
 
 SHARED_METHOD = (
@@ -129,21 +133,8 @@ def bench_interference(rank, world, cfg, transport, dev, staged_points) -> dict:
         if job is not None:
             job.wait()
         return t, busy
-    alone, overlap, outlasted = [], [], 0
-    for _ in range(ic["reps"]):
-        alone.append(once(False)[0])
-        t, busy = once(True)
-        overlap.append(t)
-        outlasted += busy
-    solo = []
-    for r in range(world):
-        for _ in range(max(3, ic["reps"] // 2)):
-            dist.barrier()
-            if r == rank:
-                solo.append(_window(loop, dev))
-    return {"rank": rank, "solo_s": stats(solo), "alone_s": stats(alone), "overlap_s": stats(overlap),
-            "ratios": [o / s for o, s in zip(overlap, alone)], "comm_bytes_per_peer": nb,
-            "comm_outlasted_frac": outlasted / len(overlap)}
+    return interference_report(rank, world, ic["reps"], nb, alone=lambda: once(False)[0],
+                               overlapped=lambda: once(True), solo=lambda: _window(loop, dev))
 
 
 def shared_worker(rank: int, world: int, cfg: dict) -> dict:

@@ -174,23 +174,33 @@ def bench_interference(rank, world, cfg, a2a_points) -> dict:
     nb = float(min(ic["max_bytes"], max(1 << 20, 3.0 * warm * big["nbytes"] / big["median_s"])))
     nb = int(_max_over_ranks([nb])[0])  # splits must agree across ranks
     bufs = _a2a_buffers(rank, world, nb)
-    alone, overlap, outlasted = [], [], 0
-    for _ in range(ic["reps"]):
-        alone.append(_spmm_time(a, x)[0])
-        t, busy = _spmm_time(a, x, bufs)
-        overlap.append(t)
+    report = interference_report(rank, world, ic["reps"], nb, alone=lambda: _spmm_time(a, x)[0],
+                                 overlapped=lambda: _spmm_time(a, x, bufs),
+                                 solo=lambda: _spmm_time(a, x, barrier=False)[0])
+    return {**report, "threads": torch.get_num_threads()}
+
+
+def interference_report(rank: int, world: int, reps: int, nb: int, alone, overlapped, solo) -> dict:
+    """``reps`` alternating timings of a compute loop alone and with this rank's exchange in
+    flight (``overlapped()`` returns (seconds, the exchange outlasted the loop)), then the loop
+    with the other ranks idle (``solo``). Per rank (not MAX-reduced): the factor is about this
+    rank's compute, not the collective."""
+    t_alone, t_overlap, outlasted = [], [], 0
+    for _ in range(reps):  # alternating, so that drift hits both alike
+        t_alone.append(alone())
+        t, busy = overlapped()
+        t_overlap.append(t)
         outlasted += busy
-    # the same SpMM with the other ranks idle: how much computing side by side costs already
-    solo = []
+    # the same loop with the other ranks idle: how much computing side by side costs already
+    t_solo = []
     for r in range(world):
-        for _ in range(max(3, ic["reps"] // 2)):
+        for _ in range(max(3, reps // 2)):
             dist.barrier()
             if r == rank:
-                solo.append(_spmm_time(a, x, barrier=False)[0])
-    # per rank (not MAX-reduced): the factor is about this rank's compute, not the collective
-    return {"rank": rank, "solo_s": stats(solo), "alone_s": stats(alone), "overlap_s": stats(overlap),
-            "ratios": [o / s for o, s in zip(overlap, alone)], "comm_bytes_per_peer": nb,
-            "comm_outlasted_frac": outlasted / len(overlap), "threads": torch.get_num_threads()}
+                t_solo.append(solo())
+    return {"rank": rank, "solo_s": stats(t_solo), "alone_s": stats(t_alone), "overlap_s": stats(t_overlap),
+            "ratios": [o / s for o, s in zip(t_overlap, t_alone)], "comm_bytes_per_peer": nb,
+            "comm_outlasted_frac": outlasted / len(t_overlap)}
 
 
 def links_worker(rank: int, world: int, cfg: dict) -> dict:

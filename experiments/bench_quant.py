@@ -21,12 +21,12 @@ are skipped and say so (the eager path needs about 30 bytes per element).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import time
 from pathlib import Path
 
 import torch
+
+from adaqp.io import write_csv, write_json
 
 WIDTHS = (64, 128, 256, 512, 1024)
 ROWS = (10_000, 100_000, 1_000_000, 10_000_000)
@@ -97,7 +97,6 @@ def _case(width: int, rows: int, bits: int, device: str) -> dict:
             lambda: quant.dequantize(bufs[0][:rows * nb].view(rows, nb), hdr(bufs[0]), bits, width), device)
     else:
         row["note"] = "eager skipped: its temporaries do not fit in device memory"
-    del xs, bufs, y
     return _rates(row)
 
 
@@ -199,15 +198,11 @@ def _line(row: dict) -> str:
             f"dq {f('eager_dq_frac')}  (fractions of copy)  identical={row.get('identical')}  {row.get('note', '')}")
 
 
-def write(rows: list[dict], out_dir: Path, meta: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write(rows: list[dict], out_dir: Path, meta: dict, name: str = "kernels") -> None:
+    """``<name>.csv`` (width, rows, bits first) and ``<name>.json`` (with ``meta``) in ``out_dir``."""
     first = ("width", "rows", "bits")
-    keys = [*first, *sorted({k for r in rows for k in r} - set(first))]
-    with open(out_dir / "kernels.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    (out_dir / "kernels.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    write_csv(out_dir / f"{name}.csv", rows, [*first, *sorted({k for r in rows for k in r} - set(first))])
+    write_json(out_dir / f"{name}.json", {"meta": meta, "rows": rows})
 
 
 def main(argv=None) -> None:
@@ -216,20 +211,13 @@ def main(argv=None) -> None:
     ap.add_argument("--tune", action="store_true",
                     help="time launch shapes (values per program x warps x values packed per thread) of both "
                          "kernels at 10^6 rows instead")
-    ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json here")
+    ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json (tune.csv / tune.json with --tune) here")
     args = ap.parse_args(argv)
-    if args.tune:
-        rows = tune()
-        if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            with open(args.out / "tune.csv", "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
-        return
-    rows = run_grid(args.quick)
+    rows = tune() if args.tune else run_grid(args.quick)
     if args.out:
-        write(rows, args.out, {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"})
+        args.out.mkdir(parents=True, exist_ok=True)
+        write(rows, args.out, {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"},
+              "tune" if args.tune else "kernels")
 
 
 if __name__ == "__main__":

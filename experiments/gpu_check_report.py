@@ -3,14 +3,12 @@ host-staged exchange against the cost model's decomposition), CSV / JSON and the
 
 from __future__ import annotations
 
-import csv
-import io
 import platform
 import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
-from adaqp.io import write_json, write_text
+from adaqp.io import write_csv, write_json
 
 CSV_COLUMNS = ("ranks", "schedule", "bits", "epoch_meas_ms", "epoch_pred_ms", "epoch_err_pct",
                "comm_meas_ms", "comm_pred_ms", "compute_meas_ms", "compute_pred_ms", "cluster",
@@ -31,15 +29,6 @@ def environment(device: str) -> dict:
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
             "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton_version,
             "gpus_visible": torch.cuda.device_count() if torch.cuda.is_available() else 0}
-
-
-def write_csv(path: Path, rows: list[dict], columns=None) -> Path:
-    columns = list(columns or (rows[0].keys() if rows else []))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return write_text(path, buf.getvalue())
 
 
 def _link(lk) -> dict:

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from adaqp.errors import require
+from adaqp.io import write_csv
 
 
 def profile_with_staged(path: Path, out: Path) -> Path:
@@ -34,8 +35,7 @@ def profile_with_staged(path: Path, out: Path) -> Path:
     links = dict(prof.links)
     for k, fit in staged.items():
         links.setdefault(f"staged@{k}", LinkModel(float(fit["latency_s"]), float(fit["bw_Bps"])))
-    prof.__class__.save(replace(prof, links=links), out)
-    return out
+    return replace(prof, links=links).save(out)
 
 
 def _partition_only(cfgs, plan_dir: Path, link):
@@ -104,10 +104,7 @@ def main(argv=None) -> int:
               f"{r['recorded_pred_ms']:>14.1f} {r['pred_ms']:>9.1f} {r['recorded_err_pct']:>+8.1f}% "
               f"{r['err_pct']:>+7.1f}%")
     if args.out:
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(args.out, rows)
     return 0
 
 

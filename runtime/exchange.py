@@ -90,9 +90,9 @@ class HaloExchanger:
         rb = [self._bits(layer, direction, p, me, recv_n[p]) for p in range(P)]
         mplan = lambda bits: None if bits is None else message.message_plan(bits, F, self.device)  # noqa: E731
         sp, rp = [mplan(b) for b in sb], [mplan(b) for b in rb]
-        size = lambda bits, n: n * F * 4 if bits is None else message.message_size(bits, F)  # noqa: E731
-        ss = [size(sb[p], send_n[p]) for p in range(P)]
-        rs = [size(rb[p], recv_n[p]) for p in range(P)]
+        size = lambda plan, n: n * F * 4 if plan is None else message.plan_nbytes(plan, F)  # noqa: E731
+        ss = [size(sp[p], send_n[p]) for p in range(P)]
+        rs = [size(rp[p], recv_n[p]) for p in range(P)]
         buf = lambda n: torch.empty(n, dtype=torch.uint8, device=self.device)  # noqa: E731
         return _Channel(F, sb, rb, sp, rp, ss, rs, buf(sum(ss)), buf(sum(rs)))
 

@@ -9,10 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # Without a GPU, Triton kernels run only in its interpreter (numpy on CPU tensors). The switch is
 # read when a kernel is defined, so it is set before any test imports adaqp.quant_triton.
-try:
-    import torch
+import torch  # noqa: E402 - after the settings above
 
-    if not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
-except ImportError:  # pragma: no cover
-    pass
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")

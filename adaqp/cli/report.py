@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from adaqp.io import write_json, write_text
+from adaqp.io import write_csv, write_json  # noqa: F401 - write_csv: the commands import it from here
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -36,18 +36,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
     return str(v)
-
-
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> Path:
-    import csv
-    import io
-
-    columns = list(columns or (rows[0].keys() if rows else []))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return write_text(path, buf.getvalue())
 
 
 def write_summary(out: Path, summary: Mapping[str, Any]) -> Path:
