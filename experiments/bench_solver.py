@@ -8,7 +8,8 @@ model (a true lower bound of the issue's problem), and greedy's gaps against the
 last lines state the issue's target: <= 0.1 % gap against a true lower bound in < 5 s.
 ``--tight-bound`` also solves the disaggregated LP (a tighter true bound, about 9 s, not timed).
 ``--bnb S`` (default 5) runs the branch and bound over the coding-intercept indicators for S seconds,
-seeded with the best plan above, and prints its certified bound and gap.
+seeded with the best plan above, and prints its certified bound and gap (``--bnb 300`` lets it finish:
+about 100 s on the 2-core machine).
 
     python experiments/bench_solver.py [--groups 10000] [--nodes 60000] [--budget 0.4] [--tight-bound] [--bnb 5]
 """
@@ -84,19 +85,22 @@ def main(argv=None) -> int:
     print(f"greedy gap to the best answer found: {_pct((results[('greedy', 'exact')].variance - best) / best)}")
     _target(results, model, budget, args.tight_bound)
     if args.bnb > 0:
-        _bnb(model, budget, args.bnb, min(results.values(), key=lambda s: s.variance).choice)
+        seed = min(results.values(), key=lambda s: s.variance)
+        _bnb(model, budget, args.bnb, seed.choice, seed.solve_time_s)
     return 0
 
 
-def _bnb(model, budget: float, seconds: float, seed: np.ndarray) -> None:
-    """The y branch and bound (solver/bnb.py), its incumbent seeded with the best plan above
-    (whose solve time is not included here): a true lower bound without fractional y."""
+def _bnb(model, budget: float, seconds: float, seed, seed_s: float) -> None:
+    """The branch and bound over y (solver/bnb.py: disaggregated LP nodes), its incumbent seeded
+    with the best plan above: a lower bound for the whole problem. The target counts the seed's
+    solve time too."""
     r = branch_and_bound(model, budget, gap=1e-3, time_limit=seconds, incumbent=seed)
+    total = seed_s + r.solve_time_s
     print(f"bnb (y branch and bound): {model.groups.num_groups} groups, {r.branch_vars} branching variables, "
-          f"{r.nodes} node LPs, {r.leaves_milp} leaf MILPs, bound {r.lower_bound:.6g}, best plan "
-          f"{r.variance:.6g}, certified gap {_pct(r.gap)}, {r.solve_time_s:.2f} s, "
-          f"{'complete' if r.complete else 'stopped by the time limit'}: "
-          f"{'met' if r.gap <= 1e-3 and r.solve_time_s < 5 else 'NOT met'} (<= 0.100 % in < 5 s)")
+          f"{r.nodes} node LPs, {r.leaves_milp} node MILPs, bound {r.lower_bound:.6g}, best plan "
+          f"{r.variance:.6g}, certified gap {_pct(r.gap)}, {r.solve_time_s:.2f} s "
+          f"({'complete' if r.complete else 'stopped by the time limit'}); with the seed's solve "
+          f"{total:.2f} s: {'met' if r.gap <= 1e-3 and total < 5 else 'NOT met'} (<= 0.100 % in < 5 s)")
 
 
 def _target(results: dict, model, budget: float, tight: bool) -> None:

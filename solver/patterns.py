@@ -91,24 +91,19 @@ def disaggregated_lp_bound(model, budget: float) -> float | None:
     """A lower bound on the min-variance problem, tighter than the LP ``solve`` reports: one row
     ``x[g, j] <= y`` per group and indicator instead of the aggregated ``sum x <= |set| y`` (a
     fractional y then limits every group of its set, not only their total). Valid for the exact
-    problem, as every integer plan satisfies both forms; on the 10,000-group benchmark it lies 1.5 %
-    below the best plan against 13.7 % for the aggregated LP, but takes about 9 s to solve."""
-    import scipy.sparse as sp
+    problem, as every integer plan satisfies both forms; on the 10,000-group benchmark it lies 1.35 %
+    below the best plan against 13.6 % for the aggregated LP. It is the root of :mod:`bnb`'s search,
+    solved here by SciPy's HiGHS interface from scratch (a cross-check of that warm-started model)."""
     from scipy.optimize import linprog
 
+    from adaqp.solver.bnb import _disaggregated_rows
     from adaqp.solver.milp import _problem, var_scale, variance_matrix
 
     var = variance_matrix(model)
     pb = _problem(model, var, "min-variance", budget, 0.0)
-    ny, n = len(model.ysets), pb.c.size
-    sizes = np.array([cols.size for cols in model.ysets], dtype=np.int64)
-    cols = np.concatenate(model.ysets) if ny else np.zeros(0, np.int64)
-    rows = np.arange(cols.size)
-    link = sp.csr_matrix((np.r_[np.ones(cols.size), -np.ones(cols.size)],
-                          (np.r_[rows, rows], np.r_[cols, pb.nx + np.repeat(np.arange(ny), sizes)])),
-                         shape=(cols.size, n))
-    A = sp.vstack([pb.A_ub[ny:], link]).tocsr()  # the first ny rows are the aggregated links
-    r = linprog(pb.c, A_ub=A, b_ub=np.r_[pb.b_ub[ny:], np.zeros(cols.size)], A_eq=pb.A_eq, b_eq=pb.b_eq,
+    A, lo, hi = _disaggregated_rows(pb, model.ysets)
+    eq = np.isfinite(lo)
+    r = linprog(pb.c, A_ub=A[~eq], b_ub=hi[~eq], A_eq=A[eq], b_eq=hi[eq],
                 bounds=list(zip(pb.lb, pb.ub)), method="highs")
     if r.status != 0:
         return None

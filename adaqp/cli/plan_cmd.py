@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--lambda", dest="lam", type=float, default=0.5, help="lambda mode weight (default 0.5)")
     p.add_argument("--solver", choices=("cbc", "highs", "greedy"), default="cbc")
     p.add_argument("--time-limit", type=float, default=30.0, help="solver time limit in seconds (default 30)")
+    p.add_argument("--certify", type=float, default=0.0, metavar="SECONDS",
+                   help="then branch and bound for up to SECONDS to prove a lower bound for the whole "
+                        "problem: summary gains certified_gap (default 0: off)")
     p.add_argument("--max-groups", type=positive_int, default=4000, help="target number of groups (default 4000)")
     p.add_argument("--points", type=positive_int, default=8, help="frontier: number of budgets (default 8)")
     add_out(p)
@@ -57,6 +60,7 @@ def run(args) -> int:
 
     out = prepare_out(args.out)
     require(args.time_budget is not None or args.mode == "lambda", f"--mode {args.mode} needs --time-budget")
+    require(args.certify >= 0, f"--certify must be >= 0 seconds, got {args.certify}")
     ctx = _load(args)
     if args.mode == "frontier":
         return _write_frontier(args, ctx, out)
@@ -64,7 +68,8 @@ def run(args) -> int:
     with stage(f"solving bit-widths ({args.mode}, {args.solver})"):
         res = solve_bitplan(halo, stats, shape, cluster, profile, args.time_budget, _bits_set(args.bits_set),
                             args.schedule, "lambda" if args.mode == "lambda" else "min-variance", args.solver,
-                            args.time_limit, lam=args.lam, features=graph.features, max_groups=args.max_groups)
+                            args.time_limit, lam=args.lam, features=graph.features, max_groups=args.max_groups,
+                            certify_s=args.certify)
     sol, plan = res.solution, res.bitplan
     e = estimate(stats, shape, args.schedule, cluster, profile, plan)
     rows = [{"layer": l, "direction": d, **{f"{b} bits": n for b, n in h.items()}}
@@ -73,6 +78,11 @@ def run(args) -> int:
     print(f"\n{res.num_groups} groups, {sol.size.get('variables', 0)} variables, "
           f"{sol.size.get('constraints', 0)} constraints; {sol.solver} {sol.status} in {sol.solve_time_s:.2f} s, "
           f"gap {_pct(sol.gap)} (greedy variance {sol.greedy_variance:.6g})")
+    if "certified_gap" in sol.size:
+        z = sol.size
+        print(f"certified: no plan within the budget has variance below {z['certified_lower_bound']:.6g} "
+              f"(gap {_pct(z['certified_gap'])}, {z['certify_nodes']} node LPs in {z['certify_time_s']:.1f} s, "
+              f"{'search complete' if z['certify_complete'] else 'stopped by --certify'})")
     print(f"variance {sol.variance:.6g}; predicted epoch {e.epoch_time_s * 1e3:.3f} ms"
           + (f" (budget {res.budget_s * 1e3:.3f} ms, {res.scope})" if res.budget_s else ""))
     if out is not None:

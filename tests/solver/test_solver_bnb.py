@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from adaqp.solver.bnb import NodeLP, branch_and_bound
 from adaqp.solver.milp import variance_matrix
+from adaqp.solver.patterns import disaggregated_lp_bound
 
 # the same hand-built instances and enumeration as the pattern tests (imported by path: the tests
 # run with --import-mode=importlib and tests/solver is not a package)
@@ -47,17 +48,34 @@ def test_early_stop_still_gives_a_valid_bound(seed):
     assert res.lower_bound <= opt * (1 + 1e-7)
 
 
-def test_node_relaxation_charges_one_width_per_family_when_none_is_fixed():
-    model, budget = _model(0)
+@pytest.mark.parametrize("seed", range(3))
+def test_root_is_the_disaggregated_lp_and_a_forbidden_width_carries_nothing(seed):
+    model, budget = _model(seed)
     node = NodeLP(model, budget)
-    state = np.full(node.ny, -1, np.int8)
-    assert node.charges(state).sum() == len(node.families)  # each rank codes at least one width
-    state[node.families[0][1]] = 0  # forbid one width of the first family: the others still charge once
-    assert node.charges(state)[node.families[0]].sum() == 1
-    state[node.families[0]] = [1, 0, 1]  # fixed widths are charged, nothing else in that family
-    assert list(node.charges(state)[node.families[0]]) == [1, 0, 1]
-    ub = node.x_upper(state)
-    assert (ub[model.ysets[node.families[0][1]]] == 0).all()
+    root, z, _ = node.solve(node.lo0, node.hi0)
+    assert root == pytest.approx(disaggregated_lp_bound(model, budget), rel=1e-7)
+    assert (z[node.ys] >= -1e-9).all() and (z[node.ys] <= 1 + 1e-9).all()
+    i = int(np.argmax(z[node.ys]))  # forbid the most used indicator
+    lo, hi = node.fix_y(node.lo0, node.hi0, i, 0)
+    b, zc, _ = node.solve(lo, hi)
+    if zc is not None:
+        assert np.abs(zc[model.ysets[i]]).max() <= 1e-9 and b >= root - 1e-9 * abs(root)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_cutoff_never_reports_below_itself_nor_above_the_lp(seed):
+    model, budget = _model(seed)
+    node = NodeLP(model, budget)
+    _, z, _ = node.solve(node.lo0, node.hi0)
+    lo, hi = node.fix_y(node.lo0, node.hi0, int(np.argmax(z[node.ys])), 0)
+    exact, _, _ = node.solve(lo, hi)
+    if not np.isfinite(exact):
+        return  # forbidding that width leaves no plan: nothing to cut
+    for cut in (exact * 0.9, exact * 1.1):
+        node.solve(node.lo0, node.hi0)  # back at the root's basis: the child is a warm re-solve
+        b, zc, _ = node.solve(lo, hi, cutoff=cut)
+        assert b <= exact * (1 + 1e-9)  # a valid bound: never above the node's LP
+        assert zc is not None or b == cut  # stopped early only at the cutoff
 
 
 def test_infeasible_budget_gives_no_plan():
@@ -65,3 +83,18 @@ def test_infeasible_budget_gives_no_plan():
     lo = model.time(np.zeros(model.groups.num_groups, int))
     res = branch_and_bound(model, lo * 0.5, gap=0.0, time_limit=5.0)
     assert res.choice is None and res.variance == np.inf
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_certify_keeps_the_better_plan_and_bounds_the_optimum(seed):
+    from adaqp.solver.bnb import certify
+    from adaqp.solver.milp import solve
+
+    model, budget = _model(seed)
+    opt = _brute_force(model, budget)
+    sol = solve(model, budget, solver="greedy")
+    before = sol.variance
+    sol = certify(model, sol, budget, 0.0, 30.0)
+    assert sol.variance <= before and sol.variance == pytest.approx(opt, rel=1e-6)
+    assert sol.size["certified_lower_bound"] <= opt * (1 + 1e-7) and sol.size["certify_complete"]
+    assert model.time(sol.choice) <= budget * (1 + 1e-9)

@@ -110,3 +110,26 @@ def test_cli_writes_a_loadable_bitplan(tmp_path, monkeypatch, capsys):
     assert {k: {str(b): n for b, n in h.items()} for (l, d), h in plan.histogram().items()
             for k in [f"{l}/{d}"]} == summary["bits_histogram"]
     assert "predicted epoch" in capsys.readouterr().out
+
+
+def test_cli_certify_proves_a_bound_for_the_whole_problem(tmp_path, capsys):
+    from adaqp.cli import main as cli
+
+    out = tmp_path / "plan"
+    rc = cli.main(["plan", DATA, "--parts", "4", "--cluster", "reference-2x4-v100-pcie-100gbe", "--solver", "highs",
+                   "--time-budget", "4x", "--layers", "2", "--hidden", "16", "--max-groups", "200",
+                   "--certify", "60", "--out", str(out)])
+    assert rc == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["certified_lower_bound"] <= s["variance"] * (1 + 1e-9)
+    assert s["certified_gap"] == pytest.approx((s["variance"] - s["certified_lower_bound"]) / s["variance"], abs=1e-12)
+    assert not s["certify_complete"] or s["certified_gap"] <= 1e-3 + 1e-12
+    assert "certified: no plan within the budget" in capsys.readouterr().out
+
+
+def test_cli_refuses_a_negative_certify_time(tmp_path, capsys):
+    from adaqp.cli import main as cli
+
+    rc = cli.main(["plan", DATA, "--parts", "2", "--cluster", "reference-2x4-v100-pcie-100gbe",
+                   "--time-budget", "4x", "--certify", "-1"])
+    assert rc == 2 and "--certify must be >= 0" in capsys.readouterr().err
