@@ -65,6 +65,12 @@ class _Problem:
     t_scale: float  # seconds per unit of t
 
 
+def has_highspy() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("highspy") is not None
+
+
 def variance_matrix(model: LinearModel) -> np.ndarray:
     """[G, nb] variance of each group at each width."""
     return model.groups.V[:, None] * level_factor(model.bits_set)[None, :]
@@ -238,6 +244,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
     ``greedy_gap_full_lp`` (the greedy answer, same bounds)."""
     require(mode in MODES, f"mode must be one of {MODES}, got {mode!r}")
     require(solver in SOLVERS, f"solver must be one of {SOLVERS}, got {solver!r}")
+    require(solver != "highs" or has_highspy(), "solver highs needs HiGHS's Python package: pip install highspy")
     require(fixed_costs in FIXED_COSTS, f"fixed_costs must be one of {FIXED_COSTS}, got {fixed_costs!r}")
     require(mode != "min-variance" or (budget is not None and budget > 0), "min-variance needs a positive budget")
     require(0.0 <= lam <= 1.0, f"lambda must lie in [0, 1], got {lam}")

@@ -20,7 +20,7 @@ from adaqp.costmodel.network import exchange_s
 from adaqp.costmodel.workload import exchanges
 from adaqp.solver.bnb import certify
 from adaqp.solver.groups import DEFAULT_MAX_GROUPS, build_groups
-from adaqp.solver.milp import Solution, solve
+from adaqp.solver.milp import Solution, has_highspy, solve
 from adaqp.solver.model import build_model
 
 from adaqp.errors import require
@@ -81,6 +81,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
     sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
     if certify_s > 0 and mode == "min-variance" and sol.choice.size:
+        require(has_highspy(), "--certify needs HiGHS's Python package: pip install highspy")
         sol = certify(model, sol, seconds, gap, certify_s)
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),
                                default_bits=bits_set[-1])

@@ -133,3 +133,15 @@ def test_cli_refuses_a_negative_certify_time(tmp_path, capsys):
     rc = cli.main(["plan", DATA, "--parts", "2", "--cluster", "reference-2x4-v100-pcie-100gbe",
                    "--time-budget", "4x", "--certify", "-1"])
     assert rc == 2 and "--certify must be >= 0" in capsys.readouterr().err
+
+
+def test_highs_paths_name_the_missing_package(monkeypatch, tmp_path, capsys):
+    from adaqp.cli import main as cli
+    from adaqp.solver import milp
+
+    monkeypatch.setattr(milp, "has_highspy", lambda: False)
+    monkeypatch.setattr("adaqp.solver.plan.has_highspy", lambda: False)
+    for extra in (["--solver", "highs"], ["--certify", "5"]):
+        rc = cli.main(["plan", DATA, "--parts", "2", "--cluster", "reference-2x4-v100-pcie-100gbe",
+                       "--time-budget", "4x", "--layers", "2", "--hidden", "16", "--max-groups", "50", *extra])
+        assert rc == 2 and "pip install highspy" in capsys.readouterr().err
