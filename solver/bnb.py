@@ -72,17 +72,20 @@ class NodeLP:
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
         self.lp, self.integer = lp, np.asarray(pb.integer)
+        self.integrality = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
+                            for k in self.integer]
         self.h = highspy.Highs()
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("presolve", "off")  # re-solves start from the last basis anyway
         self.h.passModel(lp)
         self.cols = np.arange(self.n, dtype=np.int32)
 
-    def fix_y(self, lo: np.ndarray, hi: np.ndarray, i: int, v: int):
-        """Child bounds with indicator ``i`` fixed to ``v`` (0 forbids its widths)."""
+    def fix_y(self, lo: np.ndarray, hi: np.ndarray, idx, values):
+        """Child bounds with indicators ``idx`` fixed to ``values`` (0 forbids their widths)."""
+        idx, values = np.atleast_1d(idx), np.broadcast_to(np.asarray(values, float), np.shape(np.atleast_1d(idx)))
         lo, hi = lo.copy(), hi.copy()
-        lo[self.nx + i] = hi[self.nx + i] = float(v)
-        if v == 0:
+        lo[self.nx + idx] = hi[self.nx + idx] = values
+        for i in idx[values == 0]:
             hi[self.model.ysets[i]] = 0.0
         return lo, hi
 
@@ -107,7 +110,7 @@ class NodeLP:
         hs = self.highspy
         lp = self.lp
         lp.col_lower_, lp.col_upper_ = lo, hi  # (assigned whole: the binding returns copies)
-        lp.integrality_ = [hs.HighsVarType.kInteger if k else hs.HighsVarType.kContinuous for k in self.integer]
+        lp.integrality_ = self.integrality
         h = hs.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", max(time_limit, 0.05))
@@ -162,7 +165,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from."""
     t0 = time.perf_counter()
     node = NodeLP(model, budget)
-    G, ys, binary = node.G, node.ys, node.integer.copy()
+    G, ys, binary = node.G, node.ys, node.integer
     best = {"c": None, "v": np.inf}
     counts = {"nodes": 0, "milps": 0}
 
@@ -196,9 +199,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         frac = np.flatnonzero(free & (y > INTEGRAL) & (y < 1 - INTEGRAL))
         if frac.size == 0:  # y integral: this node's best plan with these y, by HiGHS's MIP
             offer(_round(node, z[:node.nx].reshape(G, node.nb), budget))
-            fixed_lo, fixed_hi = lo.copy(), hi.copy()
-            for i in np.flatnonzero(free):
-                fixed_lo, fixed_hi = node.fix_y(fixed_lo, fixed_hi, int(i), int(round(y[i])))
+            fixed_lo, fixed_hi = node.fix_y(lo, hi, np.flatnonzero(free), np.round(y[free]))
             mb, mc = node.milp(fixed_lo, fixed_hi, time_limit - (time.perf_counter() - t0))
             counts["milps"] += 1
             offer(mc)

@@ -71,6 +71,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     bits_set = tuple(sorted({int(b) for b in bits_set}))
     b = parse_budget(budget) if isinstance(budget, str) else budget
     require(b is not None or mode == "lambda", f"mode {mode} needs a time budget")
+    require(certify_s <= 0 or has_highspy(), "--certify needs HiGHS's Python package: pip install highspy")
     widths = shape.widths[:-1]
     groups = build_groups(halo_plan, widths, shape.model, ranges=ranges, features=features,
                           max_groups=max_groups, min_rows=min_rows, max_rows=max_rows)
@@ -81,7 +82,6 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
     sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
     if certify_s > 0 and mode == "min-variance" and sol.choice.size:
-        require(has_highspy(), "--certify needs HiGHS's Python package: pip install highspy")
         sol = certify(model, sol, seconds, gap, certify_s)
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),
                                default_bits=bits_set[-1])
