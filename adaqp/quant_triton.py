@@ -34,8 +34,12 @@ except ImportError:  # pragma: no cover - exercised where Triton is absent
 
 __all__ = ["available", "quantize_pack", "unpack_dequantize", "tile"]
 
-_TILE_ELEMENTS = 4096  # values per program: enough in flight per SM, few registers per thread
-_NUM_WARPS = 4  # Triton's default; `bench_quant --tune` measures the alternatives on a GPU
+# values per program and warps: `bench_quant --tune` on an H200 (results/h200-2026-11-26-run2/tune.csv,
+# 10^6 rows) put 2048 x 4 ahead of the first guess, 4096 x 4, for 2- and 4-bit quantizing at
+# widths 64-1024 (0.45-0.54 of copy bandwidth against 0.39-0.55) and 4-bit dequantizing at
+# width 256 (0.69 against 0.41); 8 warps and packing 8 values per thread were never better
+_TILE_ELEMENTS = 2048
+_NUM_WARPS = 4
 
 
 def available() -> bool:
