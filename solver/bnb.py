@@ -7,10 +7,12 @@ paying 30 % of each constant, where a real plan pays one exchange in full (1.35 
 branching on ``y`` closes that.
 
 Node relaxation: the *disaggregated* LP - ``x`` and ``y`` continuous, one row ``x[g, j] <= y`` per
-group and indicator (not the aggregated ``sum x <= |set| y``), the epigraph rows of every term and
-the budget - with the ``y`` fixed by branching as column bounds (``y = 0`` also forbids its ``x``).
-One HiGHS object serves the whole search; each node changes bounds and re-solves from the last
-basis, stopped early once its objective passes the incumbent (HiGHS's ``objective_bound``).
+group and indicator (not the aggregated ``sum x <= |set| y``; written with one cap column per
+channel and width, see :func:`_capped_rows`), the epigraph rows of every term and the budget - with
+the ``y`` fixed by branching as column bounds (``y = 0`` also forbids its ``x``). Each worker thread
+owns one HiGHS object for the whole search; each node changes bounds and re-solves from that
+worker's last basis, stopped early once its objective passes the incumbent (HiGHS's
+``objective_bound``); a node's two children are solved side by side.
 
 Search: best first; branch on the free ``y`` nearest 0.5; reduced-cost fixing after every node (a
 column whose reduced cost exceeds the distance to the incumbent keeps its bound in the subtree).
@@ -22,6 +24,7 @@ least bound of the open nodes and of those closed within ``gap``: every plan lie
 from __future__ import annotations
 
 import heapq
+import os
 import time
 from dataclasses import dataclass
 
@@ -49,36 +52,41 @@ class BnbResult:
 
 
 class NodeLP:
-    """The disaggregated LP of ``model`` under ``budget`` as one warm-started HiGHS model; a node is
-    a pair of column-bound vectors ``(lo, hi)`` over ``[x, y, t]``."""
+    """The disaggregated LP of ``model`` under ``budget`` as warm-started HiGHS models (one per
+    worker thread); a node is a pair of column-bound vectors ``(lo, hi)`` over ``[x, y, t, u]``."""
 
-    def __init__(self, model: LinearModel, budget: float):
+    def __init__(self, model: LinearModel, budget: float, workers: int = 1):
         import highspy
 
         self.model, self.var, self.highspy = model, variance_matrix(model), highspy
         self.G, self.nb = self.var.shape
         self.vscale = var_scale(self.var, "min-variance")
         pb = _problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
-        self.nx, self.ny, self.n = pb.nx, len(model.ysets), pb.c.size
+        self.nx, self.ny = pb.nx, len(model.ysets)
         self.ys = slice(self.nx, self.nx + self.ny)
-        A, lo, hi = _disaggregated_rows(pb, model.ysets)
+        A, lo, hi, ncap = _capped_rows(pb, model.ysets)
+        self.n = pb.c.size + ncap
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = self.n, A.shape[0]
-        lp.col_cost_ = pb.c
-        self.lo0 = np.asarray(pb.lb, float)
-        self.hi0 = np.where(np.isinf(pb.ub), highspy.kHighsInf, pb.ub).astype(float)
+        lp.col_cost_ = np.r_[pb.c, np.zeros(ncap)]
+        self.lo0 = np.r_[np.asarray(pb.lb, float), np.zeros(ncap)]
+        self.hi0 = np.r_[np.where(np.isinf(pb.ub), highspy.kHighsInf, pb.ub).astype(float), np.ones(ncap)]
         lp.col_lower_, lp.col_upper_ = self.lo0, self.hi0
         lp.row_lower_, lp.row_upper_ = np.where(np.isinf(lo), -highspy.kHighsInf, lo), hi
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-        self.lp, self.integer = lp, np.asarray(pb.integer)
+        self.lp, self.integer = lp, np.r_[np.asarray(pb.integer), np.zeros(ncap, bool)]
         self.integrality = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
                             for k in self.integer]
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("presolve", "off")  # re-solves start from the last basis anyway
-        self.h.passModel(lp)
+        self.workers = [self._highs() for _ in range(max(1, int(workers)))]
         self.cols = np.arange(self.n, dtype=np.int32)
+
+    def _highs(self):
+        h = self.highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("presolve", "off")  # re-solves start from the last basis anyway
+        h.passModel(self.lp)
+        return h
 
     def fix_y(self, lo: np.ndarray, hi: np.ndarray, idx, values):
         """Child bounds with indicators ``idx`` fixed to ``values`` (0 forbids their widths)."""
@@ -89,20 +97,32 @@ class NodeLP:
             hi[self.model.ysets[i]] = 0.0
         return lo, hi
 
-    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf):
+    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0):
         """``(bound in variance units, z, reduced costs)``; ``(inf, None, None)`` when the node is
         empty; ``(cutoff, None, None)`` when its LP provably exceeds ``cutoff``."""
-        self.h.changeColsBounds(self.n, self.cols, lo, hi)
-        self.h.setOptionValue("objective_bound", cutoff / self.vscale if np.isfinite(cutoff) else self.highspy.kHighsInf)
-        self.h.run()
-        status = self.h.getModelStatus()
-        if status == self.highspy.HighsModelStatus.kObjectiveBound:
+        h, hs = self.workers[worker], self.highspy
+        h.changeColsBounds(self.n, self.cols, lo, hi)
+        h.setOptionValue("objective_bound", cutoff / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
+        h.run()  # releases the GIL: workers solve side by side
+        status = h.getModelStatus()
+        if status == hs.HighsModelStatus.kObjectiveBound:
             return cutoff, None, None
-        if status != self.highspy.HighsModelStatus.kOptimal:
+        if status != hs.HighsModelStatus.kOptimal:
             return np.inf, None, None
-        sol = self.h.getSolution()
-        value = float(self.h.getInfo().objective_function_value) * self.vscale
+        sol = h.getSolution()
+        value = float(h.getInfo().objective_function_value) * self.vscale
         return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale
+
+    def solve_many(self, nodes: list, cutoff: float = np.inf) -> list:
+        """:meth:`solve` for each ``(lo, hi)``, node k on worker k (threads when there are several;
+        each worker keeps the basis of its own last node, so a run is reproducible)."""
+        if len(nodes) == 1 or len(self.workers) == 1:
+            return [self.solve(lo, hi, cutoff, k % len(self.workers)) for k, (lo, hi) in enumerate(nodes)]
+        from concurrent.futures import ThreadPoolExecutor
+
+        assert len(nodes) <= len(self.workers)
+        with ThreadPoolExecutor(len(nodes)) as ex:
+            return list(ex.map(lambda k: self.solve(*nodes[k], cutoff, k), range(len(nodes))))
 
     def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float):
         """The node with every ``y`` fixed (by ``lo == hi``) and ``x`` binary, by HiGHS's MIP:
@@ -118,6 +138,7 @@ class NodeLP:
         h.passModel(lp)
         h.run()
         lp.integrality_ = []
+        lp.col_lower_, lp.col_upper_ = self.lo0, self.hi0
         info = h.getInfo()
         if h.getModelStatus() == hs.HighsModelStatus.kInfeasible:
             return np.inf, None
@@ -143,6 +164,37 @@ def _disaggregated_rows(pb, ysets: list):
     return A, lo, hi
 
 
+def _capped_rows(pb, ysets: list):
+    """The disaggregated rows in fewer rows, the same LP: x columns that lie in exactly the same
+    indicators' sets (in the model: one channel at one width, in its sender's encode set and its
+    receiver's decode set) share a cap column ``u`` with ``x <= u`` and ``u <= y_i`` for each such
+    indicator, instead of ``x <= y_i`` per member and indicator. ``min_i y_i`` is a feasible ``u``
+    and every ``u`` lies below it, so ``x`` sees the same bounds. On the 10,000-group benchmark
+    70,062 rows become 41,817 and the root LP solves in 3.1 s instead of 5.1 s. Returns ``(A, row
+    lower, row upper, number of u columns)``; the u columns follow ``[x, y, t]``."""
+    ny, n0 = len(ysets), pb.c.size
+    owners: dict = {}
+    for i, cols in enumerate(ysets):
+        for c in np.asarray(cols).tolist():
+            owners.setdefault(c, []).append(i)
+    caps: dict = {}  # tuple of indicators -> cap column number
+    xs = np.fromiter(owners, dtype=np.int64, count=len(owners))
+    cap_of = np.array([caps.setdefault(tuple(owners[c]), len(caps)) for c in xs.tolist()], dtype=np.int64)
+    ncap, n = len(caps), n0 + len(caps)
+    r = np.arange(xs.size)
+    x_rows = sp.csr_matrix((np.r_[np.ones(xs.size), -np.ones(xs.size)], (np.r_[r, r], np.r_[xs, n0 + cap_of])),
+                           shape=(xs.size, n))
+    pairs = np.array([(k, i) for sig, k in caps.items() for i in sig], dtype=np.int64).reshape(-1, 2)
+    r = np.arange(pairs.shape[0])
+    y_rows = sp.csr_matrix((np.r_[np.ones(r.size), -np.ones(r.size)],
+                            (np.r_[r, r], np.r_[n0 + pairs[:, 0], pb.nx + pairs[:, 1]])), shape=(r.size, n))
+    pad = lambda M: sp.hstack([M, sp.csr_matrix((M.shape[0], ncap))])  # noqa: E731
+    A = sp.vstack([pad(pb.A_ub[ny:]), x_rows, y_rows, pad(pb.A_eq)]).tocsc()
+    lo = np.r_[np.full(A.shape[0] - pb.A_eq.shape[0], -np.inf), pb.b_eq]
+    hi = np.r_[pb.b_ub[ny:], np.zeros(xs.size + r.size), pb.b_eq]
+    return A, lo, hi, ncap
+
+
 def _rc_fix(lo, hi, z, d, slack: float, binary: np.ndarray):
     """Reduced-cost fixing: a binary column at a bound whose reduced cost exceeds ``slack`` (the
     incumbent's target minus the node's bound) keeps that bound in every better plan below."""
@@ -161,10 +213,12 @@ def _round(node: NodeLP, x: np.ndarray, budget: float):
 
 
 def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_limit: float = 5.0,
-                     incumbent: np.ndarray | None = None) -> BnbResult:
-    """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from."""
+                     incumbent: np.ndarray | None = None, threads: int | None = None) -> BnbResult:
+    """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from.
+    ``threads``: LP workers (default: 2 when the machine has 2 cores): a node's two children are
+    solved side by side."""
     t0 = time.perf_counter()
-    node = NodeLP(model, budget)
+    node = NodeLP(model, budget, workers=threads or min(2, os.cpu_count() or 1))
     G, ys, binary = node.G, node.ys, node.integer
     best = {"c": None, "v": np.inf}
     counts = {"nodes": 0, "milps": 0}
@@ -178,13 +232,15 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     def target():
         return best["v"] * (1 - gap)
 
-    def lp(lo, hi):
-        counts["nodes"] += 1
-        return node.solve(lo, hi, target())
+    def lps(nodes):
+        counts["nodes"] += len(nodes)
+        return node.solve_many(nodes, target())
 
     offer(incumbent)
     heap, order, closed_lb = [], 0, np.inf
-    bound, z, d = lp(node.lo0, node.hi0)
+    # the root on every worker (side by side), so that each starts warm
+    bound, z, d = node.solve_many([(node.lo0, node.hi0)] * len(node.workers), target())[0]
+    counts["nodes"] += 1
     if z is not None:
         heap.append((bound, order, node.lo0, node.hi0, z, d))
     elif np.isfinite(bound):  # root already above the incumbent's target
@@ -211,9 +267,8 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 continue
             frac = np.flatnonzero(free)  # other y values may still do better: keep branching
         i = int(frac[np.argmin(np.abs(y[frac] - 0.5))])
-        for v in (1, 0):
-            clo, chi = node.fix_y(lo, hi, i, v)
-            b, zc, dc = lp(clo, chi)
+        kids = [node.fix_y(lo, hi, i, v) for v in (1, 0)]
+        for (clo, chi), (b, zc, dc) in zip(kids, lps(kids)):
             if zc is None:
                 if np.isfinite(b):
                     closed_lb = min(closed_lb, b)
