@@ -12,7 +12,11 @@ channel and width, see :func:`_capped_rows`), the epigraph rows of every term an
 the ``y`` fixed by branching as column bounds (``y = 0`` also forbids its ``x``). Each worker thread
 owns one HiGHS object for the whole search; each node changes bounds and re-solves from that
 worker's last basis, stopped early once its objective passes the incumbent (HiGHS's
-``objective_bound``); a node's two children are solved side by side.
+``objective_bound``); a node's two children are solved side by side. By default the node
+relaxation is :mod:`compact`'s (the same bound from channels' totals, a tenth of the columns)
+wherever the model allows it; this module's :class:`NodeLP` otherwise. A child whose time floor
+(:class:`TimeFloor`) misses the budget is dropped without an LP; one HiGHS cannot decide
+(:mod:`lpstatus`) stays open at its parent's bound.
 
 Search: best first; branch on the free ``y`` nearest 0.5; reduced-cost fixing after every node (a
 column whose reduced cost exceeds the distance to the incumbent keeps its bound in the subtree).
@@ -31,11 +35,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from adaqp.solver.greedy import _raise_back
+from adaqp.solver.lpstatus import NODE_LIMIT_S, ROOT_LIMIT_S, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
+from adaqp.errors import require
+
 BUDGET_SLACK = 1e-9  # the same relative slack the solver allows when it checks a plan's time
 INTEGRAL = 1e-6  # a y this close to 0 or 1 counts as integral
+RELAXATIONS = ("compact", "disaggregated")
 
 
 @dataclass
@@ -80,6 +88,7 @@ class NodeLP:
                             for k in self.integer]
         self.workers = [self._highs() for _ in range(max(1, int(workers)))]
         self.cols = np.arange(self.n, dtype=np.int32)
+        self.limit_s = NODE_LIMIT_S
 
     def _highs(self):
         h = self.highspy.Highs()
@@ -99,30 +108,28 @@ class NodeLP:
 
     def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0):
         """``(bound in variance units, z, reduced costs)``; ``(inf, None, None)`` when the node is
-        empty; ``(cutoff, None, None)`` when its LP provably exceeds ``cutoff``."""
+        empty; ``(cutoff, None, None)`` when its LP provably exceeds ``cutoff``; ``(nan, None,
+        None)`` when HiGHS could not tell (the caller keeps the parent's bound for it)."""
         h, hs = self.workers[worker], self.highspy
         h.changeColsBounds(self.n, self.cols, lo, hi)
         h.setOptionValue("objective_bound", cutoff / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
-        h.run()  # releases the GIL: workers solve side by side
-        status = h.getModelStatus()
-        if status == hs.HighsModelStatus.kObjectiveBound:
-            return cutoff, None, None
+        status, s = run_checked(h, hs, self.limit_s)  # run() releases the GIL: workers side by side
         if status != hs.HighsModelStatus.kOptimal:
-            return np.inf, None, None
-        sol = h.getSolution()
-        value = float(h.getInfo().objective_function_value) * self.vscale
+            return status_bound(status, hs, cutoff), None, None
+        sol = s.getSolution()
+        value = float(s.getInfo().objective_function_value) * self.vscale
         return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale
 
     def solve_many(self, nodes: list, cutoff: float = np.inf) -> list:
-        """:meth:`solve` for each ``(lo, hi)``, node k on worker k (threads when there are several;
-        each worker keeps the basis of its own last node, so a run is reproducible)."""
-        if len(nodes) == 1 or len(self.workers) == 1:
-            return [self.solve(lo, hi, cutoff, k % len(self.workers)) for k, (lo, hi) in enumerate(nodes)]
-        from concurrent.futures import ThreadPoolExecutor
+        return solve_side_by_side(self, nodes, cutoff)
 
-        assert len(nodes) <= len(self.workers)
-        with ThreadPoolExecutor(len(nodes)) as ex:
-            return list(ex.map(lambda k: self.solve(*nodes[k], cutoff, k), range(len(nodes))))
+    def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """[G, nb] the widths each group may still take at this node."""
+        return hi[:self.nx].reshape(self.G, self.nb) > 0
+
+    def rounded(self, z: np.ndarray) -> np.ndarray:
+        """Each group at the width carrying most of it in the LP."""
+        return z[:self.nx].reshape(self.G, self.nb).argmax(1)
 
     def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float):
         """The node with every ``y`` fixed (by ``lo == hi``) and ``x`` binary, by HiGHS's MIP:
@@ -147,6 +154,61 @@ class NodeLP:
             x = np.asarray(h.getSolution().col_value[:self.nx]).reshape(self.G, self.nb)
             return bound, x.argmax(1)
         return bound, None
+
+
+class TimeFloor:
+    """A quick lower bound on the time of every plan of a node: each term's rows with every group
+    at its cheapest allowed width and the indicators fixed at 1 paying their intercepts. A node
+    whose floor misses the budget holds no plan, and its LP (slow to prove infeasible: seconds on
+    a 393-group instance) is skipped."""
+
+    def __init__(self, model: LinearModel):
+        nx, nb, G = model.nx, len(model.bits_set), model.groups.num_groups
+        self.const = sum(t.floor for t in model.terms if not t.const.size)
+        self.terms = []
+        for t in model.terms:
+            if not t.const.size:
+                continue
+            A = t.A[:, :nx].tocoo()
+            pairs, inv = np.unique(A.row.astype(np.int64) * G + A.col // nb, return_inverse=True)
+            vals = np.zeros((pairs.size, nb))  # a width a group does not store costs 0 on that row
+            vals[inv, A.col % nb] = A.data
+            self.terms.append((t.floor, t.const, pairs // G, pairs % G, vals, t.A[:, nx:].tocsr()))
+
+    def seconds(self, allowed: np.ndarray, y_lo: np.ndarray) -> float:
+        """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds."""
+        if not allowed.any(axis=1).all():
+            return np.inf
+        total = self.const
+        for floor, const, row, grp, vals, Ay in self.terms:
+            least = np.where(allowed[grp], vals, np.inf).min(axis=1)
+            rows = const + np.bincount(row, weights=least, minlength=const.size) + Ay @ y_lo
+            total += max(floor, float(rows.max()))
+        return total
+
+
+def _relaxation(model: LinearModel, budget: float, workers: int, kind: str):
+    from adaqp.solver.compact import CompactLP, NotCompact
+
+    require(kind in RELAXATIONS, f"relaxation must be one of {RELAXATIONS}, got {kind!r}")
+    if kind == "compact":
+        try:
+            return CompactLP(model, budget, workers)
+        except NotCompact:
+            pass
+    return NodeLP(model, budget, workers)
+
+
+def solve_side_by_side(node, nodes: list, cutoff: float) -> list:
+    """``node.solve`` for each ``(lo, hi)``, node k on worker k (threads when there are several;
+    each worker keeps the basis of its own last node, so a run is reproducible)."""
+    if len(nodes) == 1 or len(node.workers) == 1:
+        return [node.solve(lo, hi, cutoff, k % len(node.workers)) for k, (lo, hi) in enumerate(nodes)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert len(nodes) <= len(node.workers)
+    with ThreadPoolExecutor(len(nodes)) as ex:
+        return list(ex.map(lambda k: node.solve(*nodes[k], cutoff, k), range(len(nodes))))
 
 
 def _disaggregated_rows(pb, ysets: list):
@@ -205,21 +267,24 @@ def _rc_fix(lo, hi, z, d, slack: float, binary: np.ndarray):
     return lo, hi
 
 
-def _round(node: NodeLP, x: np.ndarray, budget: float):
-    """An integer plan from an LP solution: each group at its largest-mass width, then leftover
-    budget spent greedily; None when it misses the budget under the exact model."""
-    choice = _raise_back(node.model, node.var, x.argmax(1), budget)
+def _round(node, z: np.ndarray, budget: float):
+    """An integer plan from an LP solution (``node.rounded``), then leftover budget spent
+    greedily; None when it misses the budget under the exact model."""
+    choice = _raise_back(node.model, node.var, node.rounded(z), budget)
     return choice if node.model.time(choice) <= budget * (1 + BUDGET_SLACK) else None
 
 
 def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_limit: float = 5.0,
-                     incumbent: np.ndarray | None = None, threads: int | None = None) -> BnbResult:
+                     incumbent: np.ndarray | None = None, threads: int | None = None,
+                     relaxation: str = "compact") -> BnbResult:
     """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from.
     ``threads``: LP workers (default: 2 when the machine has 2 cores): a node's two children are
-    solved side by side."""
+    solved side by side. ``relaxation``: ``compact`` (:mod:`compact`, where the model allows it)
+    or ``disaggregated``."""
     t0 = time.perf_counter()
-    node = NodeLP(model, budget, workers=threads or min(2, os.cpu_count() or 1))
+    node = _relaxation(model, budget, threads or min(2, os.cpu_count() or 1), relaxation)
     G, ys, binary = node.G, node.ys, node.integer
+    floor = TimeFloor(model)
     best = {"c": None, "v": np.inf}
     counts = {"nodes": 0, "milps": 0}
 
@@ -238,11 +303,16 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
 
     offer(incumbent)
     heap, order, closed_lb = [], 0, np.inf
-    # the root on every worker (side by side), so that each starts warm
+    # the root on every worker (side by side), so that each starts warm; a node may then take a
+    # few times the root's time before HiGHS is asked afresh (lpstatus)
+    node.limit_s, t_root = ROOT_LIMIT_S, time.perf_counter()
     bound, z, d = node.solve_many([(node.lo0, node.hi0)] * len(node.workers), target())[0]
+    node.limit_s = max(NODE_LIMIT_S, 4 * (time.perf_counter() - t_root))
     counts["nodes"] += 1
     if z is not None:
         heap.append((bound, order, node.lo0, node.hi0, z, d))
+    elif np.isnan(bound):  # HiGHS failed at the root: open, with no bound yet
+        heap.append((-np.inf, order, node.lo0, node.hi0, None, None))
     elif np.isfinite(bound):  # root already above the incumbent's target
         closed_lb = bound
     while heap and time.perf_counter() - t0 < time_limit:
@@ -250,11 +320,13 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         if bound >= target():  # best-first: every open node is within gap too
             closed_lb = min(closed_lb, bound)
             break
+        if z is None:  # HiGHS gave no verdict on this node's LP: branch on a free y without one
+            z, d = np.where(lo < hi, 0.5, lo), np.zeros_like(lo)
         lo, hi = _rc_fix(lo, hi, z, d, target() - bound, binary)
         y, free = z[ys], lo[ys] < hi[ys]
         frac = np.flatnonzero(free & (y > INTEGRAL) & (y < 1 - INTEGRAL))
         if frac.size == 0:  # y integral: this node's best plan with these y, by HiGHS's MIP
-            offer(_round(node, z[:node.nx].reshape(G, node.nb), budget))
+            offer(_round(node, z, budget))
             fixed_lo, fixed_hi = node.fix_y(lo, hi, np.flatnonzero(free), np.round(y[free]))
             mb, mc = node.milp(fixed_lo, fixed_hi, time_limit - (time.perf_counter() - t0))
             counts["milps"] += 1
@@ -268,13 +340,14 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
             frac = np.flatnonzero(free)  # other y values may still do better: keep branching
         i = int(frac[np.argmin(np.abs(y[frac] - 0.5))])
         kids = [node.fix_y(lo, hi, i, v) for v in (1, 0)]
-        for (clo, chi), (b, zc, dc) in zip(kids, lps(kids)):
-            if zc is None:
+        kids = [k for k in kids if floor.seconds(node.allowed(*k), k[0][ys]) <= budget * (1 + BUDGET_SLACK)]
+        for (clo, chi), (b, zc, dc) in zip(kids, lps(kids) if kids else []):
+            if zc is None and not np.isnan(b):  # empty, or past the cutoff
                 if np.isfinite(b):
                     closed_lb = min(closed_lb, b)
                 continue
-            order += 1
-            heapq.heappush(heap, (max(b, bound), order, clo, chi, zc, dc))
+            order += 1  # (an unknown LP, nan: open, at the parent's bound, without a solution)
+            heapq.heappush(heap, (bound if np.isnan(b) else max(b, bound), order, clo, chi, zc, dc))
     complete = not heap or heap[0][0] >= target()
     lb = min([closed_lb, best["v"]] + [h[0] for h in heap])
     v = best["v"]

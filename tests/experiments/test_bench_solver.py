@@ -13,5 +13,5 @@ def test_bench_solver_prints_the_target_lines(capsys):
 
 def test_bench_solver_prints_the_branch_and_bound_line(capsys):
     assert bench_solver.main(["--groups", "150", "--nodes", "3000", "--time-limit", "5", "--bnb", "2"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bnb (y branch and bound)"))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bnb (y branch and bound, compact relaxation)"))
     assert "branching variables" in line and "certified gap" in line and "met" in line

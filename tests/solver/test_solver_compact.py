@@ -1,0 +1,144 @@
+"""The compact node relaxation (channels' totals) against the disaggregated LP and enumeration."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from adaqp.solver import bnb, compact
+from adaqp.solver.bnb import NodeLP, TimeFloor, branch_and_bound
+from adaqp.solver.compact import CompactLP, NotCompact
+
+_spec = importlib.util.spec_from_file_location("_patterns_tests", Path(__file__).with_name("test_solver_patterns.py"))
+_pt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_pt)
+_model, _brute_force = _pt._model, _pt._brute_force
+
+
+def _multi_channel():
+    """Eight ranks, two layers: 168 channels, 144 indicators, about 390 groups."""
+    from adaqp.costmodel.analytic import ModelShape
+    from adaqp.costmodel.bundled import load_cluster
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.solver.groups import build_groups
+    from adaqp.solver.model import build_model
+
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+
+    g = load_dataset("sbm:nodes=1500,classes=4,feat=16,deg=6,seed=1")
+    halo = build_halo_plan(g, partition_graph(g, 8, "metis", 0, "nodes"))
+    cluster = load_cluster("reference-2x4-v100-pcie-100gbe")
+    shape = ModelShape("gcn", (16, 32, 4))
+    grp = build_groups(halo, shape.widths[:-1], "gcn", features=g.features, max_groups=300)
+    model = build_model(grp, (2, 4, 8), PlanStats.from_halo_plan(halo), shape, "adaqp", cluster,
+                        load_profile(cluster.profile))
+    G = model.groups.num_groups
+    lo, hi = model.time(np.zeros(G, int)), model.time(np.full(G, 2))
+    return model, lo + 0.4 * (hi - lo)
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return _multi_channel()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bound_is_valid_at_the_root_and_below_the_lp_at_nodes(seed):
+    model, budget = _model(seed)
+    opt = _brute_force(model, budget)
+    cl, ex = CompactLP(model, budget), NodeLP(model, budget)
+    root, _, _ = cl.solve(cl.lo0, cl.hi0)
+    assert root <= ex.solve(ex.lo0, ex.hi0)[0] * (1 + 1e-7) and root <= opt * (1 + 1e-7)
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        idx = rng.choice(cl.ny, size=2, replace=False)
+        vals = rng.integers(0, 2, size=2)
+        b, _, _ = cl.solve(*cl.fix_y(cl.lo0, cl.hi0, idx, vals))
+        e, _, _ = ex.solve(*ex.fix_y(ex.lo0, ex.hi0, idx, vals))
+        assert b <= e * (1 + 1e-7) or not np.isfinite(e)
+
+
+def test_equals_the_disaggregated_lp_on_many_channels(multi):
+    """Here the middle width's caps never bind in the LP, so nothing is lost (the benchmark's
+    10,000-group root agrees to 1e-12 too, 847.256)."""
+    model, budget = multi
+    cl, ex = CompactLP(model, budget), NodeLP(model, budget)
+    root, z, _ = cl.solve(cl.lo0, cl.hi0)
+    assert root == pytest.approx(ex.solve(ex.lo0, ex.hi0)[0], rel=1e-7)
+    frac = np.flatnonzero((z[cl.ys] > 1e-6) & (z[cl.ys] < 1 - 1e-6))[:3]
+    for i in frac:
+        for v in (0, 1):
+            assert cl.solve(*cl.fix_y(cl.lo0, cl.hi0, i, v))[0] == \
+                pytest.approx(ex.solve(*ex.fix_y(ex.lo0, ex.hi0, i, v))[0], rel=1e-7)
+
+
+def test_search_with_either_relaxation_certifies_the_same_optimum(multi):
+    model, budget = multi
+    from adaqp.solver.milp import solve
+
+    seed = solve(model, budget, solver="cbc", time_limit=20).choice
+    a = branch_and_bound(model, budget, gap=1e-3, time_limit=120, incumbent=seed, relaxation="compact")
+    b = branch_and_bound(model, budget, gap=1e-3, time_limit=120, incumbent=seed, relaxation="disaggregated")
+    assert a.complete and b.complete
+    assert a.lower_bound <= b.variance * (1 + 1e-9) and b.lower_bound <= a.variance * (1 + 1e-9)
+    assert a.gap <= 1e-3 + 1e-12
+
+
+def test_a_cut_loop_cut_short_still_gives_a_valid_bound(monkeypatch):
+    """After the last round HiGHS's answer must be read before cuts are added (adding rows
+    clears it: the bound then read as the all-narrowest variance, above the optimum)."""
+    model, budget = _model(3)
+    opt = _brute_force(model, budget)
+    monkeypatch.setattr(compact, "MAX_ROUNDS", 1)
+    cl = CompactLP(model, budget)
+    b, z, _ = cl.solve(cl.lo0, cl.hi0)
+    assert z is not None and b <= opt * (1 + 1e-7)
+
+
+def test_out_of_proportion_loads_fall_back_to_the_disaggregated_lp():
+    model, budget = _model(0)
+    t = next(t for t in model.terms if t.const.size and t.A[:, :model.nx].nnz)
+    A = t.A.tolil()
+    r, c = t.A[:, :model.nx].nonzero()
+    A[r[0], c[0]] = A[r[0], c[0]] * 3.0  # one group's row no longer proportional to its rows
+    object.__setattr__(t, "A", sp.csr_matrix(A))
+    with pytest.raises(NotCompact):
+        CompactLP(model, budget)
+    assert isinstance(bnb._relaxation(model, budget, 1, "compact"), NodeLP)
+    res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0)
+    assert res.complete and res.variance == pytest.approx(_brute_force(model, budget), rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_time_floor_never_exceeds_a_plans_time(seed):
+    model, budget = _model(seed)
+    floor, rng = TimeFloor(model), np.random.default_rng(seed)
+    G, nb = model.groups.num_groups, len(model.bits_set)
+    for _ in range(20):
+        choice = rng.integers(0, nb, G)
+        allowed = rng.random((G, nb)) < 0.5
+        allowed[np.arange(G), choice] = True
+        y_used = model.z(choice)[model.nx:]
+        assert floor.seconds(allowed, y_used) <= model.time(choice) * (1 + 1e-12)
+    assert floor.seconds(np.zeros((G, nb), bool), np.zeros(len(model.ysets))) == np.inf
+
+
+def test_an_lp_highs_cannot_decide_stays_open_at_its_parents_bound(monkeypatch):
+    model, budget = _model(2)
+    opt = _brute_force(model, budget)
+    real, calls = CompactLP.solve, {"n": 0}
+
+    def flaky(self, lo, hi, cutoff=np.inf, worker=0):
+        calls["n"] += 1
+        if calls["n"] in (2, 3):  # both children of the root: no verdict
+            return float("nan"), None, None
+        return real(self, lo, hi, cutoff, worker)
+
+    monkeypatch.setattr(CompactLP, "solve", flaky)
+    res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=1)
+    assert res.lower_bound <= opt * (1 + 1e-7)
+    assert res.complete and res.variance == pytest.approx(opt, rel=1e-6)
