@@ -35,6 +35,7 @@ from adaqp.solver.model import LinearModel
 
 CUT_TOL = 1e-6  # violation (fraction of the channel's V) that earns a cut: above HiGHS's 1e-7
 # feasibility tolerance on the cut rows, which are in those units, or a cut would be re-added forever
+NEIGHBOURS = 3  # a violated channel also gets its cut's neighbouring segments: fewer re-solves
 MAX_ROUNDS = 50  # cut rounds per node; the bound stays valid if they run out
 
 
@@ -261,8 +262,10 @@ class CompactLP:
             r = np.clip(r, 0.0, ch.N)
             exact = a * ch.D + w * (np.interp(base_R + r, ch.R, ch.S) - base_S)
             bad = np.flatnonzero(ben * ch.D > exact + CUT_TOL * np.maximum(ch.D, 1e-300))
-            for ci in bad.tolist():
-                out_c.append(ci), out_k.append(k), out_s.append(ch.segment(ci, r[ci]))
+            for ci in bad.tolist():  # the segment that cuts, and its neighbours (fewer rounds)
+                si = ch.segment(ci, r[ci])
+                for sj in range(max(ch.start[ci], si - NEIGHBOURS), min(ch.start[ci + 1], si + NEIGHBOURS + 1)):
+                    out_c.append(ci), out_k.append(k), out_s.append(sj)
         return out_c, out_k, out_s
 
     # ---- the NodeLP interface ----------------------------------------------------------------------
