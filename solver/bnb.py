@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from adaqp.solver.greedy import _raise_back
-from adaqp.solver.lpstatus import NODE_LIMIT_S, ROOT_LIMIT_S, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, ROOT_LIMIT_S, new_highs, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
@@ -91,8 +91,7 @@ class NodeLP:
         self.limit_s = NODE_LIMIT_S
 
     def _highs(self):
-        h = self.highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs(self.highspy)
         h.setOptionValue("presolve", "off")  # re-solves start from the last basis anyway
         h.passModel(self.lp)
         return h
@@ -138,8 +137,7 @@ class NodeLP:
         lp = self.lp
         lp.col_lower_, lp.col_upper_ = lo, hi  # (assigned whole: the binding returns copies)
         lp.integrality_ = self.integrality
-        h = hs.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs(hs)
         h.setOptionValue("time_limit", max(time_limit, 0.05))
         h.setOptionValue("mip_rel_gap", 1e-6)
         h.passModel(lp)

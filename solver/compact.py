@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from adaqp.solver.groups import level_factor
-from adaqp.solver.lpstatus import NODE_LIMIT_S, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, new_highs, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
@@ -145,8 +145,7 @@ class CompactLP:
         return self.off[kind] + (k - 1) * C + np.asarray(c)
 
     def _highs(self):
-        h = self.highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = new_highs(self.highspy)
         h.setOptionValue("presolve", "off")
         h.passModel(self.lp)
         self._seed_cuts(h)

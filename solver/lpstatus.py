@@ -10,11 +10,40 @@ keeps the node open at its parent's bound (``nan`` here) instead of discarding i
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import numpy as np
 
 PROVEN = ("kOptimal", "kInfeasible", "kObjectiveBound")
 NODE_LIMIT_S = 2.0  # per solve, at least (bnb: 4x the root's time): benchmark nodes take ~0.15 s
 ROOT_LIMIT_S = 600.0
+
+
+_BANNER = threading.Lock()
+_quiet = {"done": False}
+
+
+def new_highs(hs):
+    """A silent ``highspy.Highs``. The first one a process makes prints HiGHS's banner from C++
+    straight to file descriptor 1 (it broke ``adaqp plan``'s progress lines): that one is made
+    with descriptor 1 pointed at /dev/null."""
+    with _BANNER:
+        if _quiet["done"]:
+            h = hs.Highs()
+        else:
+            sys.stdout.flush()
+            saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, 1)
+                h = hs.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved), os.close(null)
+            _quiet["done"] = True
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 def run_checked(h, hs, limit_s: float):
@@ -25,8 +54,7 @@ def run_checked(h, hs, limit_s: float):
     status = h.getModelStatus()
     if status.name in PROVEN:
         return status, h
-    fresh = hs.Highs()
-    fresh.setOptionValue("output_flag", False)
+    fresh = new_highs(hs)
     fresh.setOptionValue("time_limit", limit_s)
     fresh.setOptionValue("objective_bound", h.getOptions().objective_bound)
     fresh.passModel(h.getLp())

@@ -160,6 +160,13 @@ def _variables(pulp, pb: _Problem, n: int) -> list:
 def _run(prob, z, solver: str, time_limit: float, gap: float, warm: bool, log: Path):
     import pulp
 
+    if solver == "highs":  # HiGHS prints its banner once per process, from C++: spend it quietly
+        import highspy
+
+        from adaqp.solver.lpstatus import new_highs
+
+        new_highs(highspy)
+
     cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=gap, warmStart=warm, logPath=str(log)) \
         if solver == "cbc" else pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap)
     with warnings.catch_warnings():

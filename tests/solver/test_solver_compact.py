@@ -142,3 +142,14 @@ def test_an_lp_highs_cannot_decide_stays_open_at_its_parents_bound(monkeypatch):
     res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=1)
     assert res.lower_bound <= opt * (1 + 1e-7)
     assert res.complete and res.variance == pytest.approx(opt, rel=1e-6)
+
+
+def test_new_highs_keeps_the_banner_off_stdout():
+    """HiGHS's banner comes from C++ once per process: checked in a fresh one."""
+    import subprocess
+    import sys
+
+    code = ("import highspy\nfrom adaqp.solver.lpstatus import new_highs\n"
+            "h = new_highs(highspy)\nh2 = new_highs(highspy)\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "ok\n"
