@@ -15,7 +15,7 @@ with ``S`` the concave running sum of the densities over the channel's ``N`` row
 of ``S`` gives a linear cut ``ben_k <= (D - alpha - beta N) a + alpha b + beta P_k``, valid for
 every ``a <= b``; the cuts are generated as they are violated (a few per channel and sequence).
 ``a`` and ``b`` are variables bounded by the caps of the widths below and above (``u``, one per
-channel and width, ``u <= y`` as in :func:`bnb._capped_rows`).
+channel and width, ``u <= y`` as in :func:`nodelp._capped_rows`).
 
 What it relaxes: the per-group coupling of the sequences (``p_(k+1)[g] <= p_k[g]`` and a middle
 width's cap ``p_k[g] - p_(k+1)[g] <= u_k``) is kept only in total. With the middle width's cap at
@@ -32,6 +32,7 @@ from adaqp.solver.groups import level_factor
 from adaqp.solver.lpstatus import NODE_LIMIT_S, new_highs, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
+from adaqp.solver.nodelp import NodeLP, solve_side_by_side
 
 CUT_TOL = 1e-6  # violation (fraction of the channel's V) that earns a cut: above HiGHS's 1e-7
 # feasibility tolerance on the cut rows, which are in those units, or a cut would be re-added forever
@@ -91,7 +92,7 @@ class _Channels:
 
 class CompactLP:
     """The compact relaxation as warm-started HiGHS models (one per worker), with the interface of
-    :class:`bnb.NodeLP`: columns ``[y, t, u, P, a, b, ben]``, a node is ``(lo, hi)`` over them."""
+    :class:`nodelp.NodeLP`: columns ``[y, t, u, P, a, b, ben]``, a node is ``(lo, hi)`` over them."""
 
     def __init__(self, model: LinearModel, budget: float, workers: int = 1, slack: float = 1e-9):
         import highspy
@@ -278,7 +279,7 @@ class CompactLP:
         return lo, hi
 
     def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0):
-        """``(bound, z, reduced costs)`` as :meth:`bnb.NodeLP.solve`; cuts are added until none is
+        """``(bound, z, reduced costs)`` as :meth:`nodelp.NodeLP.solve`; cuts are added until none is
         violated (or :data:`MAX_ROUNDS`): the bound is valid after any round."""
         h, hs = self.workers[worker], self.highspy
         h.changeColsBounds(self.n, self.cols, lo, hi)
@@ -298,15 +299,11 @@ class CompactLP:
         return value, z, duals
 
     def solve_many(self, nodes: list, cutoff: float = np.inf) -> list:
-        from adaqp.solver.bnb import solve_side_by_side
-
         return solve_side_by_side(self, nodes, cutoff)
 
     def exact(self):
-        """The disaggregated LP (:class:`bnb.NodeLP`), for the MILPs at integral nodes."""
+        """The disaggregated LP (:class:`nodelp.NodeLP`), for the MILPs at integral nodes."""
         if self._exact is None:
-            from adaqp.solver.bnb import NodeLP
-
             self._exact = NodeLP(self.model, self.budget, workers=1)
         return self._exact
 

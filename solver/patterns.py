@@ -96,7 +96,7 @@ def disaggregated_lp_bound(model, budget: float) -> float | None:
     solved here by SciPy's HiGHS interface from scratch (a cross-check of that warm-started model)."""
     from scipy.optimize import linprog
 
-    from adaqp.solver.bnb import _disaggregated_rows
+    from adaqp.solver.nodelp import _disaggregated_rows
     from adaqp.solver.milp import _problem, var_scale, variance_matrix
 
     var = variance_matrix(model)

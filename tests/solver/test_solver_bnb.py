@@ -106,7 +106,7 @@ def test_cap_columns_give_the_per_member_lp_at_every_node(seed):
     by SciPy, at the root and with indicators fixed either way."""
     from scipy.optimize import linprog
 
-    from adaqp.solver.bnb import _disaggregated_rows
+    from adaqp.solver.nodelp import _disaggregated_rows
     from adaqp.solver.milp import _problem, var_scale
 
     model, budget = _model(seed)
