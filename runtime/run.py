@@ -60,6 +60,9 @@ def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None,
     summary = summarize(cfg, records, evals)
     # the configured per-direction NIC rate of an emulated run, in bits/s; None on loopback/torchrun
     summary.update(link=link, link_bps=parse_bandwidth_Bps(link, "--link") * 8 if link else None)
+    # what ran, as each rank chose it (auto placement: gloo, nccl or gloo-staged)
+    summary.update(device=cfg.device, transport=sorted({str(r.get("transport")) for r in results}),
+                   rank_devices=[r.get("device") for r in results])
     if out is not None:
         from adaqp.cli.report import write_csv, write_summary
         from adaqp.runtime.trace import chrome_trace

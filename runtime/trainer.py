@@ -168,6 +168,7 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
         acc = {"val": f"{evals[-1]['val_acc']:.3f}"} if evals else {}
         bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", ms=f"{records[-1]['epoch_time_s'] * 1e3:.1f}", **acc)
     return {"rank": rank, "records": records, "evals": evals, "events": tr.timer.events(),
+            "device": str(tr.device), "transport": tr.placement.transport,
             "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)],
             # the plan an adaptive run ended with (what validation predicts the epoch of)
             # as lists: tensors sent through a pipe travel as shared memory that dies with this process

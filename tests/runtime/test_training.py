@@ -35,6 +35,7 @@ def test_cli_train_writes_csv_trace_and_summary(tmp_path, capsys):
     for key in ("test_acc", "val_acc", "epoch_time_s_median", "comm_time_s_median", "schedule", "nprocs"):
         assert key in s, key
     assert s["schedule"] == "adaqp" and s["nprocs"] == 2 and 0.0 <= s["test_acc"] <= 1.0
+    assert s["device"] == "cpu" and s["transport"] == ["gloo"] and s["rank_devices"] == ["cpu", "cpu"]
     assert s["epoch_time_s_median"] > 0 and 0 < s["comm_time_s_median"] < s["epoch_time_s_median"] * 2
     rows = (out / "epochs.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 * 2 and rows[0].startswith("epoch,rank,loss,epoch_time_s")
