@@ -308,9 +308,10 @@ class CompactLP:
         return self._exact
 
     def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float):
+        """The node's MILP on the exact model: its fixed indicators fixed, the others binary."""
         ex = self.exact()
-        y = np.arange(self.ny)
-        elo, ehi = ex.fix_y(ex.lo0, ex.hi0, y, lo[:self.ny])
+        fixed = np.flatnonzero(lo[:self.ny] == hi[:self.ny])
+        elo, ehi = ex.fix_y(ex.lo0, ex.hi0, fixed, lo[fixed])
         return ex.milp(elo, ehi, time_limit)
 
     def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:

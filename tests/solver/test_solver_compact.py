@@ -153,3 +153,22 @@ def test_new_highs_keeps_the_banner_off_stdout():
             "h = new_highs(highspy)\nh2 = new_highs(highspy)\nprint('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout == "ok\n"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_node_milp_keeps_free_indicators_free(seed):
+    """At the root (nothing fixed) the node's MILP is the whole problem: the enumerated optimum,
+    with a dual bound no higher."""
+    from adaqp.solver.milp import variance_matrix
+
+    model, budget = _model(seed)
+    opt = _brute_force(model, budget)
+    cl = CompactLP(model, budget)
+    bound, choice = cl.milp(cl.lo0, cl.hi0, 30.0)
+    var = variance_matrix(model)
+    assert choice is not None and model.time(choice) <= budget * (1 + 1e-9)
+    assert float(var[np.arange(var.shape[0]), choice].sum()) == pytest.approx(opt, rel=1e-6)
+    assert bound <= opt * (1 + 1e-6)
+    lo, hi = cl.fix_y(cl.lo0, cl.hi0, 0, 0.0)  # one indicator fixed: the MILP respects it
+    _, c0 = cl.milp(lo, hi, 30.0)
+    assert c0 is None or not model.z(c0)[model.nx]
