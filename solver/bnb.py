@@ -26,6 +26,7 @@ least bound of the open nodes and of those closed within ``gap``: every plan lie
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import time
@@ -52,7 +53,7 @@ class BnbResult:
     gap: float  # (variance - lower_bound) / variance
     nodes: int  # node LPs solved
     branch_vars: int  # y indicators (the branching variables)
-    leaves_milp: int  # node MILPs solved with y fixed
+    leaves_milp: int  # node MILPs solved (y fixed, or a node's free y binary)
     complete: bool  # the tree was exhausted within ``gap`` (else the time limit stopped it)
     solve_time_s: float
 
@@ -93,10 +94,8 @@ def _relaxation(model: LinearModel, budget: float, workers: int, kind: str):
 
     require(kind in RELAXATIONS, f"relaxation must be one of {RELAXATIONS}, got {kind!r}")
     if kind == "compact":
-        try:
+        with contextlib.suppress(NotCompact):  # loads out of proportion to rows: the exact LP serves
             return CompactLP(model, budget, workers)
-        except NotCompact:
-            pass
     return NodeLP(model, budget, workers)
 
 

@@ -29,10 +29,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from adaqp.solver.groups import level_factor
-from adaqp.solver.lpstatus import NODE_LIMIT_S, new_highs, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, highs_lp, new_highs, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
-from adaqp.solver.nodelp import NodeLP, solve_side_by_side
+from adaqp.solver.nodelp import BUDGET_SLACK, NodeLP, solve_side_by_side
 
 CUT_TOL = 1e-6  # violation (fraction of the channel's V) that earns a cut: above HiGHS's 1e-7
 # feasibility tolerance on the cut rows, which are in those units, or a cut would be re-added forever
@@ -58,7 +58,7 @@ class _Channels:
         self.start = np.searchsorted(chan[order], np.arange(self.C + 1))
         self.R = np.concatenate([[0.0], np.cumsum(n[order])])  # running rows, offset per channel
         self.S = np.concatenate([[0.0], np.cumsum(V[order])])
-        self.dens = dens[order]
+        self.dens, self.order = dens[order], order
         rep = order[self.start[:-1]]  # one group per channel
         A = A_x.tocsc()
         self.alpha = []  # per width: rows x channels, load per row sent at that width
@@ -79,10 +79,6 @@ class _Channels:
         i = int(np.searchsorted(self.R[a:b + 1] - lo, r, side="left")) - 1
         return a + min(max(i, 0), b - a - 1)
 
-    def value(self, c: int, r: float) -> float:
-        a, b = self.start[c], self.start[c + 1]
-        return float(np.interp(r, self.R[a:b + 1] - self.R[a], self.S[a:b + 1] - self.S[a]))
-
     def tangent(self, i: int, c: int) -> tuple[float, float]:
         """``(alpha, beta)`` of segment i of channel c: ``S(r) <= alpha + beta r`` everywhere."""
         a = self.start[c]
@@ -94,14 +90,13 @@ class CompactLP:
     """The compact relaxation as warm-started HiGHS models (one per worker), with the interface of
     :class:`nodelp.NodeLP`: columns ``[y, t, u, P, a, b, ben]``, a node is ``(lo, hi)`` over them."""
 
-    def __init__(self, model: LinearModel, budget: float, workers: int = 1, slack: float = 1e-9):
+    def __init__(self, model: LinearModel, budget: float, workers: int = 1):
         import highspy
 
         self.model, self.var, self.highspy, self.budget = model, variance_matrix(model), highspy, budget
         self.G, self.nb = self.var.shape
         self.vscale = var_scale(self.var, "min-variance")
-        pb = _problem(model, self.var, "min-variance", budget * (1 + slack), 0.0)
-        self.slack = slack
+        pb = _problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
         nx, ny, nb = pb.nx, len(model.ysets), self.nb
         nt = pb.c.size - nx - ny
         ch = self.ch = _Channels(model, pb.A_ub[ny:, :nx])
@@ -118,22 +113,14 @@ class CompactLP:
         cost = np.zeros(self.n)
         for k in range(1, nb):
             cost[self._col("ben", np.arange(C), k)] = -(lev[k - 1] - lev[k]) * ch.D / self.vscale
-        rows, rlo, rhi = self._base_rows(pb, off, nx, ny, nt)
+        rows, rlo, rhi = self._base_rows(pb, nx, ny, nt)
         lo0, hi0 = np.zeros(self.n), np.ones(self.n)
         lo0[off["t"]:off["u"]] = pb.lb[nx + ny:]
         hi0[off["t"]:off["u"]] = highspy.kHighsInf
         self.lo0, self.hi0 = lo0, hi0  # shares and benefits are fractions of the channel's rows / V
         self.integer = np.zeros(self.n, bool)
         self.integer[:ny] = True
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n, rows.shape[0]
-        lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lo0, hi0
-        lp.row_lower_ = np.where(np.isinf(rlo), -highspy.kHighsInf, rlo)
-        lp.row_upper_ = np.where(np.isinf(rhi), highspy.kHighsInf, rhi)
-        A = rows.tocsc()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
-        self.lp = lp
+        self.lp = highs_lp(highspy, cost, lo0, hi0, rows, rlo, rhi)
         self.workers = [self._highs() for _ in range(max(1, int(workers)))]
         self.cols = np.arange(self.n, dtype=np.int32)
         self._exact = None
@@ -152,7 +139,7 @@ class CompactLP:
         self._seed_cuts(h)
         return h
 
-    def _base_rows(self, pb, off, nx: int, ny: int, nt: int):
+    def _base_rows(self, pb, nx: int, ny: int, nt: int):
         """Term and budget rows over channel totals, caps ``u <= y``, and per channel and k:
         ``a N <= P <= b N``, ``a >= 1 - sum(u below k)``, ``b <= sum(u from k)``, ``P_(k+1) <= P_k``
         and a middle width's rows ``P_k - P_(k+1) <= N u_k``."""
@@ -304,7 +291,7 @@ class CompactLP:
     def exact(self):
         """The disaggregated LP (:class:`nodelp.NodeLP`), for the MILPs at integral nodes."""
         if self._exact is None:
-            self._exact = NodeLP(self.model, self.budget, workers=1)
+            self._exact = NodeLP(self.model, self.budget, workers=0)
         return self._exact
 
     def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float):
@@ -326,9 +313,8 @@ class CompactLP:
         """A width per group from the LP's totals: within a channel the densest rows get the
         widest widths, ``P_k`` rows at width k or wider (a group goes by its middle row)."""
         ch, g = self.ch, self.model.groups
-        n = g.counts.astype(float)
-        order = np.lexsort((-np.where(n > 0, g.V / np.maximum(n, 1), 0.0), g.channel))
-        mid = ch.R[:-1] - ch.R[ch.start[:-1]][g.channel[order]] + n[order] / 2  # rows before its middle
+        order = ch.order
+        mid = ch.R[:-1] - ch.R[ch.start[:-1]][g.channel[order]] + g.counts[order] / 2  # rows before its middle
         choice = np.zeros(self.G, dtype=np.int64)
         for k in range(1, self.nb):
             P = z[self._col("P", g.channel[order], k)] * ch.N[g.channel[order]]

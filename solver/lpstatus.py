@@ -1,4 +1,4 @@
-"""Solving one branch-and-bound node's LP with HiGHS, and what its status proves.
+"""Building and solving one branch-and-bound node's LP with HiGHS, and what its status proves.
 
 Why a module: both node relaxations (:mod:`bnb`, :mod:`compact`) re-solve warm and must neither
 prune a node HiGHS merely failed on nor wait on it for long. Seen on a 393-group instance whose
@@ -44,6 +44,20 @@ def new_highs(hs):
             _quiet["done"] = True
     h.setOptionValue("output_flag", False)
     return h
+
+
+def highs_lp(hs, cost, col_lo, col_hi, A, row_lo, row_hi):
+    """A ``HighsLp`` from column costs and bounds, a sparse matrix and row bounds (numpy
+    infinities become HiGHS's)."""
+    inf = lambda v: np.where(np.isposinf(v), hs.kHighsInf, np.where(np.isneginf(v), -hs.kHighsInf, v))  # noqa: E731
+    A = A.tocsc()
+    lp = hs.HighsLp()
+    lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.asarray(cost, float), inf(col_lo), inf(col_hi)
+    lp.row_lower_, lp.row_upper_ = inf(row_lo), inf(row_hi)
+    lp.a_matrix_.format_ = hs.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    return lp
 
 
 def run_checked(h, hs, limit_s: float):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from adaqp.solver.lpstatus import NODE_LIMIT_S, new_highs, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, highs_lp, new_highs, run_checked, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
@@ -32,19 +32,13 @@ class NodeLP:
         self.ys = slice(self.nx, self.nx + self.ny)
         A, lo, hi, ncap = _capped_rows(pb, model.ysets)
         self.n = pb.c.size + ncap
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = self.n, A.shape[0]
-        lp.col_cost_ = np.r_[pb.c, np.zeros(ncap)]
         self.lo0 = np.r_[np.asarray(pb.lb, float), np.zeros(ncap)]
         self.hi0 = np.r_[np.where(np.isinf(pb.ub), highspy.kHighsInf, pb.ub).astype(float), np.ones(ncap)]
-        lp.col_lower_, lp.col_upper_ = self.lo0, self.hi0
-        lp.row_lower_, lp.row_upper_ = np.where(np.isinf(lo), -highspy.kHighsInf, lo), hi
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+        lp = highs_lp(highspy, np.r_[pb.c, np.zeros(ncap)], self.lo0, self.hi0, A, lo, hi)
         self.lp, self.integer = lp, np.r_[np.asarray(pb.integer), np.zeros(ncap, bool)]
         self.integrality = [highspy.HighsVarType.kInteger if k else highspy.HighsVarType.kContinuous
                             for k in self.integer]
-        self.workers = [self._highs() for _ in range(max(1, int(workers)))]
+        self.workers = [self._highs() for _ in range(int(workers))]  # 0: for milp() alone
         self.cols = np.arange(self.n, dtype=np.int32)
         self.limit_s = NODE_LIMIT_S
 
