@@ -25,11 +25,13 @@ constraint); elsewhere it is weaker, and always a valid lower bound: every plan 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
 from adaqp.solver.groups import level_factor
-from adaqp.solver.lpstatus import NODE_LIMIT_S, highs_lp, new_highs, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, basis_of, highs_lp, new_highs, run_checked, start_from, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 from adaqp.solver.nodelp import BUDGET_SLACK, NodeLP, solve_side_by_side
@@ -121,7 +123,9 @@ class CompactLP:
         self.integer = np.zeros(self.n, bool)
         self.integer[:ny] = True
         self.lp = highs_lp(highspy, cost, lo0, hi0, rows, rlo, rhi)
+        self._pool, self._pool_keys, self._lock = [], set(), threading.Lock()  # cuts found so far
         self.workers = [self._highs() for _ in range(max(1, int(workers)))]
+        self._synced = [0] * len(self.workers)
         self.cols = np.arange(self.n, dtype=np.int32)
         self._exact = None
         self.limit_s = NODE_LIMIT_S
@@ -265,28 +269,50 @@ class CompactLP:
         lo[idx] = hi[idx] = np.broadcast_to(np.asarray(values, float), idx.shape)
         return lo, hi
 
-    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0):
-        """``(bound, z, reduced costs)`` as :meth:`nodelp.NodeLP.solve`; cuts are added until none is
-        violated (or :data:`MAX_ROUNDS`): the bound is valid after any round."""
+    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0, warm=None):
+        """``(bound, z, reduced costs, basis)`` as :meth:`nodelp.NodeLP.solve`; cuts are added until
+        none is violated (or :data:`MAX_ROUNDS`): the bound is valid after any round. Every worker
+        holds the same cuts in the same order (:meth:`_sync`), so a basis fits any of them."""
         h, hs = self.workers[worker], self.highspy
+        self._sync(worker)
         h.changeColsBounds(self.n, self.cols, lo, hi)
+        start_from(h, hs, warm)
         h.setOptionValue("objective_bound",
                          (cutoff - self.const) / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
         for _ in range(MAX_ROUNDS):
             status, s = run_checked(h, hs, self.limit_s)
             if status != hs.HighsModelStatus.kOptimal:
-                return status_bound(status, hs, cutoff), None, None
+                return status_bound(status, hs, cutoff), None, None, None
             sol = s.getSolution()  # read before adding cuts: adding rows clears HiGHS's answer
             z, duals = np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale
             value = float(s.getInfo().objective_function_value) * self.vscale + self.const
+            basis = basis_of(s)
             cut = self._violations(z)
             if not cut[0]:
                 break
-            self._add_cuts(h, *cut)
-        return value, z, duals
+            self._share(cut)
+            self._sync(worker)
+        return value, z, duals, basis
 
-    def solve_many(self, nodes: list, cutoff: float = np.inf) -> list:
-        return solve_side_by_side(self, nodes, cutoff)
+    def _share(self, cut) -> None:
+        """Put new cuts in the pool every worker copies, in one order."""
+        with self._lock:
+            for key in zip(*cut):
+                if key not in self._pool_keys:
+                    self._pool_keys.add(key)
+                    self._pool.append(key)
+
+    def _sync(self, worker: int) -> None:
+        """Add to ``worker``'s HiGHS the pool's cuts it lacks (a new row starts basic: the basis
+        holds)."""
+        with self._lock:
+            new = self._pool[self._synced[worker]:]
+            self._synced[worker] = len(self._pool)
+        if new:
+            self._add_cuts(self.workers[worker], *zip(*new))
+
+    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None) -> list:
+        return solve_side_by_side(self, nodes, cutoff, warm)
 
     def exact(self):
         """The disaggregated LP (:class:`nodelp.NodeLP`), for the MILPs at integral nodes."""

@@ -85,3 +85,30 @@ def status_bound(status, hs, cutoff: float) -> float:
     if status == hs.HighsModelStatus.kObjectiveBound:
         return cutoff
     return float("nan")
+
+
+def basis_of(h):
+    """A copy of ``h``'s basis, to start a child node from (``None`` when there is none)."""
+    b = h.getBasis()
+    if not b.valid:
+        return None
+    out = type(b)()
+    out.col_status, out.row_status, out.valid = list(b.col_status), list(b.row_status), True
+    return out
+
+
+def start_from(h, hs, basis) -> None:
+    """Start ``h``'s next solve from ``basis`` (a node's parent's): a child differs by a few bounds,
+    so dual simplex needs a few pivots from there instead of hundreds from whichever node this
+    worker solved last. Rows added since the basis was taken (cuts) start basic."""
+    if basis is None:
+        return
+    extra = h.getNumRow() - len(basis.row_status)
+    if extra < 0 or len(basis.col_status) != h.getNumCol():
+        return
+    if extra:  # a new object: the node's two children may start from it side by side
+        b = hs.HighsBasis()
+        b.col_status, b.valid = basis.col_status, True
+        b.row_status = list(basis.row_status) + [hs.HighsBasisStatus.kBasic] * extra
+        basis = b
+    h.setBasis(basis)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from adaqp.solver.lpstatus import NODE_LIMIT_S, highs_lp, new_highs, run_checked, status_bound
+from adaqp.solver.lpstatus import NODE_LIMIT_S, basis_of, highs_lp, new_highs, run_checked, start_from, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
@@ -44,7 +44,7 @@ class NodeLP:
 
     def _highs(self):
         h = new_highs(self.highspy)
-        h.setOptionValue("presolve", "off")  # re-solves start from the last basis anyway
+        h.setOptionValue("presolve", "off")  # re-solves start from a parent's basis anyway
         h.passModel(self.lp)
         return h
 
@@ -57,22 +57,24 @@ class NodeLP:
             hi[self.model.ysets[i]] = 0.0
         return lo, hi
 
-    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0):
-        """``(bound in variance units, z, reduced costs)``; ``(inf, None, None)`` when the node is
-        empty; ``(cutoff, None, None)`` when its LP provably exceeds ``cutoff``; ``(nan, None,
-        None)`` when HiGHS could not tell (the caller keeps the parent's bound for it)."""
+    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0, warm=None):
+        """``(bound in variance units, z, reduced costs, basis)``; ``(inf, None, None, None)`` when
+        the node is empty; ``(cutoff, None, ...)`` when its LP provably exceeds ``cutoff``; ``(nan,
+        None, ...)`` when HiGHS could not tell (the caller keeps the parent's bound for it).
+        ``warm``: a basis to start from (the parent's)."""
         h, hs = self.workers[worker], self.highspy
         h.changeColsBounds(self.n, self.cols, lo, hi)
+        start_from(h, hs, warm)
         h.setOptionValue("objective_bound", cutoff / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
         status, s = run_checked(h, hs, self.limit_s)  # run() releases the GIL: workers side by side
         if status != hs.HighsModelStatus.kOptimal:
-            return status_bound(status, hs, cutoff), None, None
+            return status_bound(status, hs, cutoff), None, None, None
         sol = s.getSolution()
         value = float(s.getInfo().objective_function_value) * self.vscale
-        return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale
+        return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale, basis_of(s)
 
-    def solve_many(self, nodes: list, cutoff: float = np.inf) -> list:
-        return solve_side_by_side(self, nodes, cutoff)
+    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None) -> list:
+        return solve_side_by_side(self, nodes, cutoff, warm)
 
     def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """[G, nb] the widths each group may still take at this node."""
@@ -106,16 +108,16 @@ class NodeLP:
         return bound, None
 
 
-def solve_side_by_side(node, nodes: list, cutoff: float) -> list:
-    """``node.solve`` for each ``(lo, hi)``, node k on worker k (threads when there are several;
-    each worker keeps the basis of its own last node, so a run is reproducible)."""
+def solve_side_by_side(node, nodes: list, cutoff: float, warm=None) -> list:
+    """``node.solve`` for each ``(lo, hi)``, node k on worker k (threads when there are several),
+    each started from ``warm`` (their parent's basis) where given."""
     if len(nodes) == 1 or len(node.workers) == 1:
-        return [node.solve(lo, hi, cutoff, k % len(node.workers)) for k, (lo, hi) in enumerate(nodes)]
+        return [node.solve(lo, hi, cutoff, k % len(node.workers), warm) for k, (lo, hi) in enumerate(nodes)]
     from concurrent.futures import ThreadPoolExecutor
 
     assert len(nodes) <= len(node.workers)
     with ThreadPoolExecutor(len(nodes)) as ex:
-        return list(ex.map(lambda k: node.solve(*nodes[k], cutoff, k), range(len(nodes))))
+        return list(ex.map(lambda k: node.solve(*nodes[k], cutoff, k, warm), range(len(nodes))))
 
 
 def _disaggregated_rows(pb, ysets: list):

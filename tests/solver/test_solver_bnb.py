@@ -52,12 +52,12 @@ def test_early_stop_still_gives_a_valid_bound(seed):
 def test_root_is_the_disaggregated_lp_and_a_forbidden_width_carries_nothing(seed):
     model, budget = _model(seed)
     node = NodeLP(model, budget)
-    root, z, _ = node.solve(node.lo0, node.hi0)
+    root, z, _, _ = node.solve(node.lo0, node.hi0)
     assert root == pytest.approx(disaggregated_lp_bound(model, budget), rel=1e-7)
     assert (z[node.ys] >= -1e-9).all() and (z[node.ys] <= 1 + 1e-9).all()
     i = int(np.argmax(z[node.ys]))  # forbid the most used indicator
     lo, hi = node.fix_y(node.lo0, node.hi0, i, 0)
-    b, zc, _ = node.solve(lo, hi)
+    b, zc, _, _ = node.solve(lo, hi)
     if zc is not None:
         assert np.abs(zc[model.ysets[i]]).max() <= 1e-9 and b >= root - 1e-9 * abs(root)
 
@@ -66,14 +66,14 @@ def test_root_is_the_disaggregated_lp_and_a_forbidden_width_carries_nothing(seed
 def test_a_cutoff_never_reports_below_itself_nor_above_the_lp(seed):
     model, budget = _model(seed)
     node = NodeLP(model, budget)
-    _, z, _ = node.solve(node.lo0, node.hi0)
+    _, z, _, _ = node.solve(node.lo0, node.hi0)
     lo, hi = node.fix_y(node.lo0, node.hi0, int(np.argmax(z[node.ys])), 0)
-    exact, _, _ = node.solve(lo, hi)
+    exact, _, _, _ = node.solve(lo, hi)
     if not np.isfinite(exact):
         return  # forbidding that width leaves no plan: nothing to cut
     for cut in (exact * 0.9, exact * 1.1):
         node.solve(node.lo0, node.hi0)  # back at the root's basis: the child is a warm re-solve
-        b, zc, _ = node.solve(lo, hi, cutoff=cut)
+        b, zc, _, _ = node.solve(lo, hi, cutoff=cut)
         assert b <= exact * (1 + 1e-9)  # a valid bound: never above the node's LP
         assert zc is not None or b == cut  # stopped early only at the cutoff
 
@@ -120,7 +120,7 @@ def test_cap_columns_give_the_per_member_lp_at_every_node(seed):
         idx = rng.choice(node.ny, size=2, replace=False)
         vals = rng.integers(0, 2, size=2)
         clo, chi = node.fix_y(node.lo0, node.hi0, idx, vals)
-        mine, _, _ = node.solve(clo, chi)
+        mine, _, _, _ = node.solve(clo, chi)
         r = linprog(pb.c, A_ub=A[~eq], b_ub=hi[~eq], A_eq=A[eq], b_eq=hi[eq], method="highs",
                     bounds=list(zip(clo[:pb.c.size], np.where(np.isinf(chi[:pb.c.size]), None, chi[:pb.c.size]))))
         ref = float(r.fun) * var_scale(var, "min-variance") if r.status == 0 else np.inf
@@ -143,6 +143,6 @@ def test_solve_many_returns_each_nodes_own_bound():
     model, budget = _model(2)
     node = NodeLP(model, budget, workers=2)
     kids = [node.fix_y(node.lo0, node.hi0, 0, v) for v in (1, 0)]
-    side_by_side = [b for b, _, _ in node.solve_many(kids)]
+    side_by_side = [b for b, _, _, _ in node.solve_many(kids)]
     alone = [NodeLP(model, budget).solve(lo, hi)[0] for lo, hi in kids]
     assert side_by_side == pytest.approx(alone, rel=1e-9)

@@ -51,14 +51,14 @@ def test_bound_is_valid_at_the_root_and_below_the_lp_at_nodes(seed):
     model, budget = _model(seed)
     opt = _brute_force(model, budget)
     cl, ex = CompactLP(model, budget), NodeLP(model, budget)
-    root, _, _ = cl.solve(cl.lo0, cl.hi0)
+    root, _, _, _ = cl.solve(cl.lo0, cl.hi0)
     assert root <= ex.solve(ex.lo0, ex.hi0)[0] * (1 + 1e-7) and root <= opt * (1 + 1e-7)
     rng = np.random.default_rng(seed)
     for _ in range(4):
         idx = rng.choice(cl.ny, size=2, replace=False)
         vals = rng.integers(0, 2, size=2)
-        b, _, _ = cl.solve(*cl.fix_y(cl.lo0, cl.hi0, idx, vals))
-        e, _, _ = ex.solve(*ex.fix_y(ex.lo0, ex.hi0, idx, vals))
+        b, _, _, _ = cl.solve(*cl.fix_y(cl.lo0, cl.hi0, idx, vals))
+        e, _, _, _ = ex.solve(*ex.fix_y(ex.lo0, ex.hi0, idx, vals))
         assert b <= e * (1 + 1e-7) or not np.isfinite(e)
 
 
@@ -67,7 +67,7 @@ def test_equals_the_disaggregated_lp_on_many_channels(multi):
     10,000-group root agrees to 1e-12 too, 847.256)."""
     model, budget = multi
     cl, ex = CompactLP(model, budget), NodeLP(model, budget)
-    root, z, _ = cl.solve(cl.lo0, cl.hi0)
+    root, z, _, _ = cl.solve(cl.lo0, cl.hi0)
     assert root == pytest.approx(ex.solve(ex.lo0, ex.hi0)[0], rel=1e-7)
     frac = np.flatnonzero((z[cl.ys] > 1e-6) & (z[cl.ys] < 1 - 1e-6))[:3]
     for i in frac:
@@ -95,7 +95,7 @@ def test_a_cut_loop_cut_short_still_gives_a_valid_bound(monkeypatch):
     opt = _brute_force(model, budget)
     monkeypatch.setattr(compact, "MAX_ROUNDS", 1)
     cl = CompactLP(model, budget)
-    b, z, _ = cl.solve(cl.lo0, cl.hi0)
+    b, z, _, _ = cl.solve(cl.lo0, cl.hi0)
     assert z is not None and b <= opt * (1 + 1e-7)
 
 
@@ -132,11 +132,11 @@ def test_an_lp_highs_cannot_decide_stays_open_at_its_parents_bound(monkeypatch):
     opt = _brute_force(model, budget)
     real, calls = CompactLP.solve, {"n": 0}
 
-    def flaky(self, lo, hi, cutoff=np.inf, worker=0):
+    def flaky(self, lo, hi, cutoff=np.inf, worker=0, warm=None):
         calls["n"] += 1
         if calls["n"] in (2, 3):  # both children of the root: no verdict
-            return float("nan"), None, None
-        return real(self, lo, hi, cutoff, worker)
+            return float("nan"), None, None, None
+        return real(self, lo, hi, cutoff, worker, warm)
 
     monkeypatch.setattr(CompactLP, "solve", flaky)
     res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=1)
@@ -172,3 +172,42 @@ def test_node_milp_keeps_free_indicators_free(seed):
     lo, hi = cl.fix_y(cl.lo0, cl.hi0, 0, 0.0)  # one indicator fixed: the MILP respects it
     _, c0 = cl.milp(lo, hi, 30.0)
     assert c0 is None or not model.z(c0)[model.nx]
+
+
+@pytest.mark.parametrize("relax", [CompactLP, NodeLP])
+def test_a_child_from_its_parents_basis_has_the_cold_bound(multi, relax):
+    """Warm from the parent's basis (bnb), from another node's, or cold: one LP, one bound."""
+    model, budget = multi
+    warm = relax(model, budget)
+    root, z, _, basis = warm.solve(warm.lo0, warm.hi0)
+    y = z[warm.ys]
+    frac = np.flatnonzero((y > 1e-6) & (y < 1 - 1e-6))[:4]
+    assert basis is not None and frac.size
+    for i in frac:
+        for v in (0, 1):
+            kid = warm.fix_y(warm.lo0, warm.hi0, int(i), v)
+            mine, *_ = warm.solve(*kid, warm=basis)
+            cold, *_ = relax(model, budget).solve(*kid)
+            assert mine == pytest.approx(cold, rel=1e-7)
+
+
+def test_workers_share_cuts_in_one_order(multi, monkeypatch):
+    """A cut one worker finds reaches the other before its next solve, in the same row order, so
+    a basis taken on one worker fits the other (more rows there start basic)."""
+    model, budget = multi
+    monkeypatch.setattr(CompactLP, "_seed_cuts", lambda self, h: None)  # every cut found lazily
+    cl = CompactLP(model, budget, workers=2)
+    root, z, _, basis = cl.solve(cl.lo0, cl.hi0, worker=0)
+    assert len(cl._pool) > 0
+    rows0 = cl.workers[0].getNumRow()
+    assert cl.workers[1].getNumRow() < rows0  # not yet synced
+    i = int(np.argmax(np.minimum(z[cl.ys], 1 - z[cl.ys])))
+    kid = cl.fix_y(cl.lo0, cl.hi0, i, 0)
+    b1, *_ = cl.solve(*kid, worker=1, warm=basis)
+    assert cl.workers[1].getNumRow() >= rows0
+    lp0, lp1 = cl.workers[0].getLp(), cl.workers[1].getLp()
+    n = min(lp0.num_row_, lp1.num_row_)
+    assert np.array_equal(np.asarray(lp0.row_upper_)[:n], np.asarray(lp1.row_upper_)[:n])
+    assert np.array_equal(np.asarray(lp0.a_matrix_.index_)[:100], np.asarray(lp1.a_matrix_.index_)[:100])
+    b0, *_ = CompactLP(model, budget).solve(*kid)
+    assert b1 == pytest.approx(b0, rel=1e-7)
