@@ -89,12 +89,8 @@ def status_bound(status, hs, cutoff: float) -> float:
 
 def basis_of(h):
     """A copy of ``h``'s basis, to start a child node from (``None`` when there is none)."""
-    b = h.getBasis()
-    if not b.valid:
-        return None
-    out = type(b)()
-    out.col_status, out.row_status, out.valid = list(b.col_status), list(b.row_status), True
-    return out
+    b = h.getBasis()  # pybind copies HiGHS's basis: later solves do not change it
+    return b if b.valid else None
 
 
 def start_from(h, hs, basis) -> None:
