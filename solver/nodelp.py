@@ -84,9 +84,10 @@ class NodeLP:
         """Each group at the width carrying most of it in the LP."""
         return z[:self.nx].reshape(self.G, self.nb).argmax(1)
 
-    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float):
-        """The node with every ``y`` fixed (by ``lo == hi``) and ``x`` binary, by HiGHS's MIP:
-        ``(dual bound, choice or None)``."""
+    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float, cutoff: float = np.inf):
+        """The node's MILP (its fixed ``y`` fixed, the others and ``x`` binary), by HiGHS's MIP:
+        ``(dual bound, choice or None)``. With a finite ``cutoff`` only plans below it are sought:
+        HiGHS stops once its bound passes it, and ``(cutoff, None)`` says none exists."""
         hs = self.highspy
         lp = self.lp
         lp.col_lower_, lp.col_upper_ = lo, hi  # (assigned whole: the binding returns copies)
@@ -94,14 +95,19 @@ class NodeLP:
         h = new_highs(hs)
         h.setOptionValue("time_limit", max(time_limit, 0.05))
         h.setOptionValue("mip_rel_gap", 1e-6)
+        if np.isfinite(cutoff):
+            h.setOptionValue("objective_bound", cutoff / self.vscale)
         h.passModel(lp)
         h.run()
         lp.integrality_ = []
         lp.col_lower_, lp.col_upper_ = self.lo0, self.hi0
         info = h.getInfo()
-        if h.getModelStatus() == hs.HighsModelStatus.kInfeasible:
-            return np.inf, None
+        if h.getModelStatus() in (hs.HighsModelStatus.kInfeasible, hs.HighsModelStatus.kObjectiveBound):
+            return (cutoff if np.isfinite(cutoff) else np.inf), None
         bound = float(info.mip_dual_bound) * self.vscale if np.isfinite(info.mip_dual_bound) else -np.inf
+        # HiGHS prunes at the cutoff, then may report its best plan's value (above the cutoff) as
+        # the bound; only the cutoff itself is proved
+        bound = min(bound, cutoff)
         if info.primal_solution_status == 2:  # feasible
             x = np.asarray(h.getSolution().col_value[:self.nx]).reshape(self.G, self.nb)
             return bound, x.argmax(1)

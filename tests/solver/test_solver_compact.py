@@ -174,6 +174,26 @@ def test_node_milp_keeps_free_indicators_free(seed):
     assert c0 is None or not model.z(c0)[model.nx]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_node_milp_with_a_cutoff_proves_no_more_than_it(seed):
+    """Below the optimum a cutoff leaves no plan: the bound is the cutoff itself (valid), never
+    the value of a plan HiGHS found above it (it may still hand one back: any plan meeting the
+    budget is a fair incumbent). Above the optimum the optimum is found."""
+    from adaqp.solver.milp import variance_matrix
+
+    model, budget = _model(seed)
+    opt = _brute_force(model, budget)
+    cl = CompactLP(model, budget)
+    low = opt * (1 - 1e-3)
+    bound, choice = cl.milp(cl.lo0, cl.hi0, 30.0, cutoff=low)
+    assert choice is None or model.time(choice) <= budget * (1 + 1e-9)
+    assert bound <= low and bound >= low * (1 - 1e-9)
+    bound, choice = cl.milp(cl.lo0, cl.hi0, 30.0, cutoff=opt * 1.01)
+    var = variance_matrix(model)
+    assert choice is not None and float(var[np.arange(var.shape[0]), choice].sum()) == pytest.approx(opt, rel=1e-6)
+    assert bound <= opt * (1 + 1e-6)
+
+
 @pytest.mark.parametrize("relax", [CompactLP, NodeLP])
 def test_a_child_from_its_parents_basis_has_the_cold_bound(multi, relax):
     """Warm from the parent's basis (bnb), from another node's, or cold: one LP, one bound."""
