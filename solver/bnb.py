@@ -148,10 +148,10 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
 
     offer(incumbent)
     heap, order, closed_lb = [], 0, np.inf
-    # the root on every worker (side by side), so that each starts warm; a node may then take a
-    # few times the root's time before HiGHS is asked afresh (lpstatus)
+    # the root on one worker: the others start from its basis (and its cuts) at their first node;
+    # a node may then take a few times the root's time before HiGHS is asked afresh (lpstatus)
     node.limit_s, t_root = ROOT_LIMIT_S, time.perf_counter()
-    bound, z, d, basis = node.solve_many([(node.lo0, node.hi0)] * len(node.workers), target())[0]
+    bound, z, d, basis = node.solve_many([(node.lo0, node.hi0)], target())[0]
     node.limit_s = max(NODE_LIMIT_S, 4 * (time.perf_counter() - t_root))
     counts["nodes"] += 1
     if z is not None:
