@@ -320,12 +320,13 @@ class CompactLP:
             self._exact = NodeLP(self.model, self.budget, workers=0)
         return self._exact
 
-    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float, cutoff: float = np.inf):
+    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float, cutoff: float = np.inf,
+             rel_gap: float = 1e-6):
         """The node's MILP on the exact model: its fixed indicators fixed, the others binary."""
         ex = self.exact()
         fixed = np.flatnonzero(lo[:self.ny] == hi[:self.ny])
         elo, ehi = ex.fix_y(ex.lo0, ex.hi0, fixed, lo[fixed])
-        return ex.milp(elo, ehi, time_limit, cutoff)
+        return ex.milp(elo, ehi, time_limit, cutoff, rel_gap)
 
     def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """[G, nb] the widths each group may still take: not those of an indicator fixed at 0."""

@@ -84,17 +84,19 @@ class NodeLP:
         """Each group at the width carrying most of it in the LP."""
         return z[:self.nx].reshape(self.G, self.nb).argmax(1)
 
-    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float, cutoff: float = np.inf):
+    def milp(self, lo: np.ndarray, hi: np.ndarray, time_limit: float, cutoff: float = np.inf,
+             rel_gap: float = 1e-6):
         """The node's MILP (its fixed ``y`` fixed, the others and ``x`` binary), by HiGHS's MIP:
-        ``(dual bound, choice or None)``. With a finite ``cutoff`` only plans below it are sought:
-        HiGHS stops once its bound passes it, and ``(cutoff, None)`` says none exists."""
+        ``(dual bound, choice or None)``, stopped at ``rel_gap``. With a finite ``cutoff`` only
+        plans below it are sought: HiGHS stops once its bound passes it, and ``(cutoff, None)``
+        says none exists."""
         hs = self.highspy
         lp = self.lp
         lp.col_lower_, lp.col_upper_ = lo, hi  # (assigned whole: the binding returns copies)
         lp.integrality_ = self.integrality
         h = new_highs(hs)
         h.setOptionValue("time_limit", max(time_limit, 0.05))
-        h.setOptionValue("mip_rel_gap", 1e-6)
+        h.setOptionValue("mip_rel_gap", float(rel_gap))
         if np.isfinite(cutoff):
             h.setOptionValue("objective_bound", cutoff / self.vscale)
         h.passModel(lp)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from adaqp.solver import bnb, compact
-from adaqp.solver.bnb import NodeLP, TimeFloor, branch_and_bound
+from adaqp.solver.bnb import NodeLP, branch_and_bound
 from adaqp.solver.compact import CompactLP, NotCompact
 
 _spec = importlib.util.spec_from_file_location("_patterns_tests", Path(__file__).with_name("test_solver_patterns.py"))
@@ -111,20 +111,6 @@ def test_out_of_proportion_loads_fall_back_to_the_disaggregated_lp():
     assert isinstance(bnb._relaxation(model, budget, 1, "compact"), NodeLP)
     res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0)
     assert res.complete and res.variance == pytest.approx(_brute_force(model, budget), rel=1e-6)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_time_floor_never_exceeds_a_plans_time(seed):
-    model, budget = _model(seed)
-    floor, rng = TimeFloor(model), np.random.default_rng(seed)
-    G, nb = model.groups.num_groups, len(model.bits_set)
-    for _ in range(20):
-        choice = rng.integers(0, nb, G)
-        allowed = rng.random((G, nb)) < 0.5
-        allowed[np.arange(G), choice] = True
-        y_used = model.z(choice)[model.nx:]
-        assert floor.seconds(allowed, y_used) <= model.time(choice) * (1 + 1e-12)
-    assert floor.seconds(np.zeros((G, nb), bool), np.zeros(len(model.ysets))) == np.inf
 
 
 def test_an_lp_highs_cannot_decide_stays_open_at_its_parents_bound(monkeypatch):

@@ -1,7 +1,6 @@
 """Width patterns and lower bounds on tiny instances whose optimum is found by enumeration."""
 
 import itertools
-from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -1,0 +1,83 @@
+"""A quick lower bound on the time of every plan of a branch-and-bound node (:mod:`bnb`).
+
+Why: a node whose plans all miss the budget is slow for HiGHS to prove empty (warm dual simplex
+took 0.3-2 s per such node on Cora with 3,830 groups, against 0.05 s for most nodes) and is
+better dropped before its LP. Each term is at least its largest row, and each row at least its
+least value over the node's plans; the terms' sum is then a floor on the plan's time.
+
+A row's least value: its constant, each group at its cheapest allowed width, and the coding
+constants. A constant fixed on (``y = 1``) is paid; one still free is paid too whenever a group
+of its set uses its width. So the groups a row codes for one set (one rank's encodes or decodes of
+one exchange, a *block*) are floored together: over every non-empty set ``J`` of widths they may
+use, the groups' cheapest widths within ``J`` plus the free constants of ``J``; the least of
+these. Ignoring the free constants (the first version) left Cora's empty nodes at 0.74-0.97 of
+the budget.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+
+
+class TimeFloor:
+    def __init__(self, model):
+        nx, nb, G = model.nx, len(model.bits_set), model.groups.num_groups
+        self.nb = nb
+        self.const = sum(t.floor for t in model.terms if not t.const.size)
+        self.subsets = [np.array(J) for k in range(1, nb + 1) for J in combinations(range(nb), k)]
+        keys = {}  # indicator -> its set's id (the indicators of one set differ only in width)
+        self.set_of = np.array([keys.setdefault(frozenset((np.asarray(c) // nb).tolist()), len(keys))
+                                for c in model.ysets], dtype=np.int64)
+        self.width_of = np.array([int(np.asarray(c)[0] % nb) for c in model.ysets], dtype=np.int64)
+        member = {}  # (set id, group) pairs
+        for i, c in enumerate(model.ysets):
+            for g in np.unique(np.asarray(c) // nb).tolist():
+                member.setdefault(g, set()).add(int(self.set_of[i]))
+        self.terms = [self._term(t, nx, nb, G, member) for t in model.terms if t.const.size]
+
+    def _term(self, t, nx, nb, G, member):
+        A = t.A[:, :nx].tocoo()
+        pairs, inv = np.unique(A.row.astype(np.int64) * G + A.col // nb, return_inverse=True)
+        vals = np.zeros((pairs.size, nb))  # a width a group does not store costs 0 on that row
+        vals[inv, A.col % nb] = A.data
+        row, grp = pairs // G, pairs % G
+        Ay = t.A[:, nx:].tocoo()
+        sets_in_row = {}  # row -> {set id: {width: indicator}}
+        for r, i in zip(Ay.row.tolist(), Ay.col.tolist()):
+            sets_in_row.setdefault(r, {}).setdefault(int(self.set_of[i]), {})[int(self.width_of[i])] = i
+        block = np.full(pairs.size, -1, dtype=np.int64)
+        blocks = {}  # (row, set id) -> block number
+        for p, (r, g) in enumerate(zip(row.tolist(), grp.tolist())):
+            here = [s for s in member.get(g, ()) if s in sets_in_row.get(r, {})]
+            if len(here) == 1:  # the pair belongs to exactly one set coded on this row
+                block[p] = blocks.setdefault((r, here[0]), len(blocks))
+        ind = np.full((len(blocks), nb), -1, dtype=np.int64)  # each block's indicator per width
+        brow = np.zeros(len(blocks), dtype=np.int64)
+        for (r, s), b in blocks.items():
+            brow[b] = r
+            for j, i in sets_in_row[r][s].items():
+                ind[b, j] = i
+        c0 = np.where(ind >= 0, np.asarray(t.A[:, nx:].todense())[brow[:, None], np.maximum(ind, 0)], 0.0)
+        return (t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0)
+
+    def seconds(self, allowed: np.ndarray, y_lo: np.ndarray) -> float:
+        """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds."""
+        if not allowed.any(axis=1).all():
+            return np.inf
+        total = self.const
+        for floor, const, row, grp, vals, Ay, block, brow, ind, c0 in self.terms:
+            cost = np.where(allowed[grp], vals, np.inf)  # [pairs, widths]
+            loose = block < 0
+            rows = const + np.bincount(row[loose], weights=cost[loose].min(axis=1), minlength=const.size) + Ay @ y_lo
+            if brow.size:
+                free_c0 = np.where((ind >= 0) & (y_lo[np.maximum(ind, 0)] < 0.5), c0, 0.0)
+                cb, bb = cost[~loose], block[~loose]
+                best = np.full(brow.size, np.inf)
+                for J in self.subsets:
+                    m = cb[:, J[0]] if J.size == 1 else cb[:, J].min(axis=1)
+                    best = np.minimum(best, np.bincount(bb, weights=m, minlength=brow.size) + free_c0[:, J].sum(axis=1))
+                rows = rows + np.bincount(brow, weights=best, minlength=const.size)
+            total += max(floor, float(rows.max()))
+        return total
