@@ -98,6 +98,8 @@ def test_certify_keeps_the_better_plan_and_bounds_the_optimum(seed):
     assert sol.variance <= before and sol.variance == pytest.approx(opt, rel=1e-6)
     assert sol.size["certified_lower_bound"] <= opt * (1 + 1e-7) and sol.size["certify_complete"]
     assert model.time(sol.choice) <= budget * (1 + 1e-9)
+    if sol.variance < before:  # a replaced plan reports the search's gap, not the first solve's
+        assert sol.gap == sol.size["certified_gap"] and sol.size["formulation"] == "branch and bound"
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -146,3 +148,21 @@ def test_solve_many_returns_each_nodes_own_bound():
     side_by_side = [b for b, _, _, _ in node.solve_many(kids)]
     alone = [NodeLP(model, budget).solve(lo, hi)[0] for lo, hi in kids]
     assert side_by_side == pytest.approx(alone, rel=1e-9)
+
+
+def test_certify_replacing_a_plan_reports_the_searchs_gap():
+    """A worse first plan (every group at the narrowest width, said to be 0 % off within its
+    formulation) is replaced; its gap then is the certified one, not the stale 0 %."""
+    from adaqp.solver.bnb import certify
+    from adaqp.solver.milp import solve, variance_matrix
+
+    model, budget = _model(1)
+    sol = solve(model, budget, solver="greedy")
+    G = model.groups.num_groups
+    sol.choice = np.zeros(G, dtype=np.int64)
+    sol.variance = float(variance_matrix(model)[np.arange(G), sol.choice].sum())
+    sol.gap, sol.size["formulation"] = 0.0, "exact"
+    before = sol.variance
+    sol = certify(model, sol, budget, 1e-3, 30.0)
+    assert sol.variance < before
+    assert sol.gap == sol.size["certified_gap"] <= 1e-3 + 1e-12 and sol.size["formulation"] == "branch and bound"

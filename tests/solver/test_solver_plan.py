@@ -145,3 +145,24 @@ def test_highs_paths_name_the_missing_package(monkeypatch, tmp_path, capsys):
         rc = cli.main(["plan", DATA, "--parts", "2", "--cluster", "reference-2x4-v100-pcie-100gbe",
                        "--time-budget", "4x", "--layers", "2", "--hidden", "16", "--max-groups", "50", *extra])
         assert rc == 2 and "pip install highspy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size, gap, shown", [
+    ({"formulation": "exact", "gap_full_lp": 0.14}, 0.0, "within the chosen width pattern, 14.000 % against the full LP"),
+    ({"formulation": "conservative", "gap_full_lp": 0.2}, 0.01, "within the conservative formulation, 20.000 %"),
+    ({"formulation": "exact", "gap_full_lp": 0.0}, 0.0, ""),  # nothing more to say
+    ({"formulation": "greedy", "gap_full_lp": 0.3}, 0.3, ""),  # greedy's gap is the full LP's already
+])
+def test_plan_says_what_its_gap_is_against(size, gap, shown):
+    from adaqp.cli.plan_cmd import _gap_note
+
+    note = _gap_note(size, gap)
+    assert (shown in note) if shown else note == ""
+
+
+def test_plan_table_has_every_width_on_every_row():
+    from adaqp.cli.plan_cmd import _histogram_rows
+
+    rows = _histogram_rows({(0, "fwd"): {4: 766}, (1, "bwd"): {8: 766}, (2, "fwd"): {2: 3, 4: 5}})
+    assert [list(r) for r in rows] == [["layer", "direction", "2 bits", "4 bits", "8 bits"]] * 3
+    assert rows[1]["8 bits"] == 766 and rows[1]["4 bits"] == 0
