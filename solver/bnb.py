@@ -14,9 +14,9 @@ fixed by branching are column bounds (``y = 0`` also forbids its widths). Each w
 one HiGHS object for the whole search; a node keeps its LP's basis and its children start from it
 (they differ by one bound: on the benchmark a third of the pivots of starting from whatever node
 the worker solved last), stopped early once the objective passes the incumbent (HiGHS's
-``objective_bound``); a node's two children are solved side by side. A child whose time floor (:class:`TimeFloor`) misses
-the budget is dropped without an LP; one HiGHS cannot decide (:mod:`lpstatus`) stays open at its
-parent's bound.
+``objective_bound``); a node's two children are solved side by side. A child whose time floor
+(:class:`timefloor.TimeFloor`) misses the budget is dropped without an LP; one HiGHS cannot decide
+(:mod:`lpstatus`) stays open at its parent's bound.
 
 Search: best first; branch on the free ``y`` nearest 0.5; reduced-cost fixing after every node (a
 column whose reduced cost exceeds the distance to the incumbent keeps its bound in the subtree).
@@ -119,7 +119,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     offer(incumbent)
     heap, order, closed_lb = [], 0, np.inf
     # the root on one worker: the others start from its basis (and its cuts) at their first node;
-    # a node may then take a few times the root's time before HiGHS is asked afresh (lpstatus)
+    # a warm node LP may then take as long as the root (at least NODE_LIMIT_S) before a fresh one
     node.limit_s, t_root = ROOT_LIMIT_S, time.perf_counter()
     bound, z, d, basis = node.solve_many([(node.lo0, node.hi0)], target())[0]
     node.limit_s = max(NODE_LIMIT_S, time.perf_counter() - t_root)

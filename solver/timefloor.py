@@ -70,14 +70,16 @@ class TimeFloor:
         for floor, const, row, grp, vals, Ay, block, brow, ind, c0 in self.terms:
             cost = np.where(allowed[grp], vals, np.inf)  # [pairs, widths]
             loose = block < 0
-            rows = const + np.bincount(row[loose], weights=cost[loose].min(axis=1), minlength=const.size) + Ay @ y_lo
+            least = cost[loose].min(axis=1)
+            rows = const + np.bincount(row[loose], weights=least, minlength=const.size) + Ay @ y_lo
             if brow.size:
                 free_c0 = np.where((ind >= 0) & (y_lo[np.maximum(ind, 0)] < 0.5), c0, 0.0)
                 cb, bb = cost[~loose], block[~loose]
                 best = np.full(brow.size, np.inf)
                 for J in self.subsets:
                     m = cb[:, J[0]] if J.size == 1 else cb[:, J].min(axis=1)
-                    best = np.minimum(best, np.bincount(bb, weights=m, minlength=brow.size) + free_c0[:, J].sum(axis=1))
+                    blk = np.bincount(bb, weights=m, minlength=brow.size)
+                    best = np.minimum(best, blk + free_c0[:, J].sum(axis=1))
                 rows = rows + np.bincount(brow, weights=best, minlength=const.size)
             total += max(floor, float(rows.max()))
         return total
