@@ -9,7 +9,7 @@ last lines state the issue's target: <= 0.1 % gap against a true lower bound in 
 ``--tight-bound`` also solves the disaggregated LP (a tighter true bound, about 9 s, not timed).
 ``--bnb S`` (default 5) runs the branch and bound over the coding-intercept indicators for S seconds,
 seeded with the best plan above, and prints its certified bound and gap (``--bnb 300`` lets it finish:
-about 9 s on the 2-core machine with the compact relaxation, about 41 s with ``--relaxation
+about 7.5 s on the 2-core machine with the compact relaxation, about 41 s with ``--relaxation
 disaggregated``).
 
     python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4] [--tight-bound] [--bnb 5]

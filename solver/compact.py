@@ -126,6 +126,7 @@ class CompactLP:
         self._pool, self._pool_keys, self._lock = [], set(), threading.Lock()  # cuts found so far
         self.workers = [self._highs() for _ in range(max(1, int(workers)))]
         self._synced = [0] * len(self.workers)
+        self._cold = [True] * len(self.workers)  # no solve yet: the first, without a basis, is cold
         self.cols = np.arange(self.n, dtype=np.int32)
         self._exact = None
         self.limit_s = NODE_LIMIT_S
@@ -279,8 +280,10 @@ class CompactLP:
         start_from(h, hs, warm)
         h.setOptionValue("objective_bound",
                          (cutoff - self.const) / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
+        cold, self._cold[worker] = self._cold[worker] and warm is None, False
         for _ in range(MAX_ROUNDS):
-            status, s = run_checked(h, hs, self.limit_s)
+            status, s = run_checked(h, hs, self.limit_s, cold)
+            cold = False  # later rounds re-solve from this round's basis
             if status != hs.HighsModelStatus.kOptimal:
                 return status_bound(status, hs, cutoff), None, None, None
             sol = s.getSolution()  # read before adding cuts: adding rows clears HiGHS's answer

@@ -217,3 +217,25 @@ def test_workers_share_cuts_in_one_order(multi, monkeypatch):
     assert np.array_equal(np.asarray(lp0.a_matrix_.index_)[:100], np.asarray(lp1.a_matrix_.index_)[:100])
     b0, *_ = CompactLP(model, budget).solve(*kid)
     assert b1 == pytest.approx(b0, rel=1e-7)
+
+
+def test_only_a_workers_first_solve_without_a_basis_is_cold(multi, monkeypatch):
+    """The interior-point start serves a root only: later rounds, later nodes, and a worker's
+    first node given its parent's basis all re-solve warm."""
+    model, budget = multi
+    seen = []
+    real = compact.run_checked
+
+    def spy(h, hs, limit_s, cold=False):
+        seen.append(cold)
+        return real(h, hs, limit_s, cold)
+
+    monkeypatch.setattr(compact, "run_checked", spy)
+    cl = CompactLP(model, budget, workers=2)
+    root, z, _, basis = cl.solve(cl.lo0, cl.hi0, worker=0)
+    assert seen[0] and not any(seen[1:])
+    n = len(seen)
+    kid = cl.fix_y(cl.lo0, cl.hi0, int(np.argmax(np.minimum(z[cl.ys], 1 - z[cl.ys]))), 0)
+    cl.solve(*kid, worker=1, warm=basis)  # worker 1's first solve, from the root's basis
+    cl.solve(*kid, worker=0)
+    assert not any(seen[n:])
