@@ -95,7 +95,7 @@ def main(argv=None) -> int:
 
 
 def _bnb(model, budget: float, seconds: float, seed, seed_s: float, relaxation: str) -> None:
-    """The branch and bound over y (solver/bnb.py: disaggregated LP nodes), its incumbent seeded
+    """The branch and bound over y (solver/bnb.py, on ``relaxation``'s node LPs), its incumbent seeded
     with the best plan above: a lower bound for the whole problem. The target counts the seed's
     solve time too."""
     r = branch_and_bound(model, budget, gap=1e-3, time_limit=seconds, incumbent=seed, relaxation=relaxation)

@@ -121,7 +121,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     # the root on one worker: the others start from its basis (and its cuts) at their first node;
     # a warm node LP may then take as long as the root (at least NODE_LIMIT_S) before a fresh one
     node.limit_s, t_root = ROOT_LIMIT_S, time.perf_counter()
-    bound, z, d, basis = node.solve_many([(node.lo0, node.hi0)], target())[0]
+    bound, z, d, basis = node.solve(node.lo0, node.hi0, target())
     node.limit_s = max(NODE_LIMIT_S, time.perf_counter() - t_root)
     counts["nodes"] += 1
     if z is not None:

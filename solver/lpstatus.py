@@ -99,19 +99,22 @@ def status_bound(status, hs, cutoff: float) -> float:
 
 
 def basis_of(h):
-    """A copy of ``h``'s basis, to start a child node from (``None`` when there is none)."""
+    """``h``'s basis and its row count, to start a child node from (``None`` when there is none).
+    The count travels with it because reading ``row_status`` converts the whole vector to a list."""
     b = h.getBasis()  # pybind copies HiGHS's basis: later solves do not change it
-    return b if b.valid else None
+    return (b, h.getNumRow()) if b.valid else None
 
 
-def start_from(h, hs, basis) -> None:
-    """Start ``h``'s next solve from ``basis`` (a node's parent's): a child differs by a few bounds,
-    so dual simplex needs a few pivots from there instead of hundreds from whichever node this
-    worker solved last. Rows added since the basis was taken (cuts) start basic."""
-    if basis is None:
+def start_from(h, hs, warm) -> None:
+    """Start ``h``'s next solve from ``warm`` (a node's parent's :func:`basis_of`): a child differs
+    by a few bounds, so dual simplex needs a few pivots from there instead of hundreds from
+    whichever node this worker solved last. Rows added since the basis was taken (cuts) start
+    basic; the columns never change."""
+    if warm is None:
         return
-    extra = h.getNumRow() - len(basis.row_status)
-    if extra < 0 or len(basis.col_status) != h.getNumCol():
+    basis, rows = warm
+    extra = h.getNumRow() - rows
+    if extra < 0:
         return
     if extra:  # a new object: the node's two children may start from it side by side
         b = hs.HighsBasis()

@@ -24,7 +24,6 @@ import numpy as np
 class TimeFloor:
     def __init__(self, model):
         nx, nb, G = model.nx, len(model.bits_set), model.groups.num_groups
-        self.nb = nb
         self.const = sum(t.floor for t in model.terms if not t.const.size)
         self.subsets = [np.array(J) for k in range(1, nb + 1) for J in combinations(range(nb), k)]
         keys = {}  # indicator -> its set's id (the indicators of one set differ only in width)
