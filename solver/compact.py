@@ -314,8 +314,8 @@ class CompactLP:
         if new:
             self._add_cuts(self.workers[worker], *zip(*new))
 
-    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None) -> list:
-        return solve_side_by_side(self, nodes, cutoff, warm)
+    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None, screen=None) -> list:
+        return solve_side_by_side(self, nodes, cutoff, warm, screen)
 
     def exact(self):
         """The disaggregated LP (:class:`nodelp.NodeLP`), for the MILPs at integral nodes."""

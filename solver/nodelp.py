@@ -73,8 +73,8 @@ class NodeLP:
         value = float(s.getInfo().objective_function_value) * self.vscale
         return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale, basis_of(s)
 
-    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None) -> list:
-        return solve_side_by_side(self, nodes, cutoff, warm)
+    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None, screen=None) -> list:
+        return solve_side_by_side(self, nodes, cutoff, warm, screen)
 
     def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """[G, nb] the widths each group may still take at this node."""
@@ -116,16 +116,42 @@ class NodeLP:
         return bound, None
 
 
-def solve_side_by_side(node, nodes: list, cutoff: float, warm=None) -> list:
-    """``node.solve`` for each ``(lo, hi)``, node k on worker k (threads when there are several),
-    each started from ``warm`` (their parent's basis) where given."""
-    if len(nodes) == 1 or len(node.workers) == 1:
-        return [node.solve(lo, hi, cutoff, k % len(node.workers), warm) for k, (lo, hi) in enumerate(nodes)]
+EMPTY = (np.inf, None, None, None)  # a node ``screen`` rejected: no plan in it
+
+
+def solve_side_by_side(node, nodes: list, cutoff: float, warm=None, screen=None) -> list:
+    """``node.solve`` for each ``(lo, hi)``, spread over the workers (threads when there are
+    several: each takes the next unsolved node when it finishes one), each started from ``warm``:
+    one basis for all, or a list with one per node (its parent's), where given. ``screen(lo, hi)``
+    False: the node holds no plan (:data:`EMPTY`, no LP); it runs on the worker too, beside the
+    other workers' LPs."""
+    warms = warm if isinstance(warm, list) else [warm] * len(nodes)
+    W = min(len(node.workers), len(nodes))
+
+    def one(k, w):
+        if screen is not None and not screen(*nodes[k]):
+            return EMPTY
+        return node.solve(*nodes[k], cutoff, w, warms[k])
+
+    if W <= 1:
+        return [one(k, 0) for k in range(len(nodes))]
+    import itertools
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    assert len(nodes) <= len(node.workers)
-    with ThreadPoolExecutor(len(nodes)) as ex:
-        return list(ex.map(lambda k: node.solve(*nodes[k], cutoff, k, warm), range(len(nodes))))
+    out, ticket, lock = [None] * len(nodes), itertools.count(), threading.Lock()
+
+    def work(w):
+        while True:
+            with lock:
+                k = next(ticket)
+            if k >= len(nodes):
+                return
+            out[k] = one(k, w)
+
+    with ThreadPoolExecutor(W) as ex:
+        list(ex.map(work, range(W)))
+    return out
 
 
 def _disaggregated_rows(pb, ysets: list):

@@ -150,6 +150,23 @@ def test_solve_many_returns_each_nodes_own_bound():
     assert side_by_side == pytest.approx(alone, rel=1e-9)
 
 
+def test_solve_many_spreads_more_nodes_than_workers_and_screens():
+    """Five nodes on two workers, each from its own warm start: every bound is that node's own;
+    a node the screen rejects comes back EMPTY without an LP (a real one would have a bound)."""
+    from adaqp.solver.nodelp import EMPTY
+
+    model, budget = _model(2)
+    node = NodeLP(model, budget, workers=2)
+    root = node.solve(node.lo0, node.hi0)
+    kids = [node.fix_y(node.lo0, node.hi0, i, v) for i in range(3) for v in (1, 0)][:5]
+    shut = kids[3][0]
+    out = node.solve_many(kids, warm=[root[3]] * 4 + [None], screen=lambda lo, hi: lo is not shut)
+    alone = [NodeLP(model, budget).solve(lo, hi)[0] for lo, hi in kids]
+    assert out[3] is EMPTY and np.isfinite(alone[3])
+    rest = [k for k in range(5) if k != 3]
+    assert [out[k][0] for k in rest] == pytest.approx([alone[k] for k in rest], rel=1e-9)
+
+
 def test_certify_replacing_a_plan_reports_the_searchs_gap():
     """A worse first plan (every group at the narrowest width, said to be 0 % off within its
     formulation) is replaced; its gap then is the certified one, not the stale 0 %."""
