@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from adaqp.solver.cbc import solve_mps
 from adaqp.solver.greedy import _raise_back, greedy
 from adaqp.solver.groups import level_factor
 from adaqp.solver.model import LinearModel
@@ -166,9 +167,19 @@ class _BoundsLP:
         return float(self.h.getInfo().objective_function_value), None
 
 
-def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float, warm: np.ndarray | None):
-    """Solve with PuLP; returns (z, status, solver's own lower bound or None)."""
+def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
+    """Solve the MILP: CBC (PuLP's bundled binary) through :mod:`cbc`'s MPS file, HiGHS through
+    PuLP's interface. Returns (z, status, solver's own lower bound or None)."""
+    if solver == "cbc":
+        with tempfile.TemporaryDirectory(prefix="adaqp-cbc-") as tmp:  # CBC's log holds its bound
+            log = Path(tmp) / "cbc.log"
+            values, status = solve_mps(pb.c, pb.A_ub, pb.b_ub, pb.A_eq, pb.b_eq, pb.lb, pb.ub, pb.integer,
+                                       time_limit, gap, log)
+            return values, status, (_cbc_bound(log.read_text(), gap) if log.exists() else None)
+    import highspy
     import pulp
+
+    from adaqp.solver.lpstatus import new_highs
 
     n = pb.c.size
     prob = pulp.LpProblem("adaqp_bits", pulp.LpMinimize)
@@ -182,39 +193,19 @@ def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float, warm: 
             a, e = A.indptr[i], A.indptr[i + 1]
             expr = pulp.LpAffineExpression([(z[j], float(v)) for j, v in zip(A.indices[a:e], A.data[a:e])])
             prob += pulp.LpConstraint(expr, pulp.LpConstraintEQ if eq else pulp.LpConstraintLE, rhs=float(b[i]))
-    if warm is not None:
-        for v, w in zip(z, warm):
-            v.setInitialValue(float(w))
-    with tempfile.TemporaryDirectory(prefix="adaqp-cbc-") as tmp:  # CBC's log holds its bound
-        return _run(prob, z, solver, time_limit, gap, warm is not None, Path(tmp) / "cbc.log")
+    new_highs(highspy)  # HiGHS prints its banner once per process, from C++: spend it quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        prob.solve(pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap))
+    values = np.array([v.varValue if v.varValue is not None else np.nan for v in z])
+    info = prob.solverModel.getInfo()
+    bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    return values, pulp.LpStatus[prob.status], bound
 
 
 def _variables(pulp, pb: _Problem, n: int) -> list:
     return [pulp.LpVariable(f"z{i}", lowBound=pb.lb[i], upBound=None if np.isinf(pb.ub[i]) else pb.ub[i],
                             cat="Integer" if pb.integer[i] else "Continuous") for i in range(n)]
-
-
-def _run(prob, z, solver: str, time_limit: float, gap: float, warm: bool, log: Path):
-    import pulp
-
-    if solver == "highs":  # HiGHS prints its banner once per process, from C++: spend it quietly
-        import highspy
-
-        from adaqp.solver.lpstatus import new_highs
-
-        new_highs(highspy)
-
-    cmd = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit, gapRel=gap, warmStart=warm, logPath=str(log)) \
-        if solver == "cbc" else pulp.HiGHS(msg=False, timeLimit=time_limit, gapRel=gap)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        prob.solve(cmd)
-    values = np.array([v.varValue if v.varValue is not None else np.nan for v in z])
-    bound = _cbc_bound(log.read_text(), gap) if solver == "cbc" and log.exists() else None
-    if solver == "highs":
-        info = prob.solverModel.getInfo()
-        bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
-    return values, pulp.LpStatus[prob.status], bound
 
 
 def _cbc_bound(text: str, gap: float) -> float | None:
@@ -253,7 +244,7 @@ def _min_time(model: LinearModel, var: np.ndarray, solver: str, time_limit: floa
     G, nb = var.shape
     cands = [np.full(G, j) for j in range(nb)]
     if solver != "greedy" and G:
-        values, _, _ = _pulp_solve(_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4, None)
+        values, _, _ = _pulp_solve(_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4)
         c = _choice(values, G, nb)
         if c is not None:
             cands.append(c)
@@ -324,7 +315,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
             size["free_variables"] = int((~np.isclose(found[0].lb, found[0].ub)).sum())
         values, status, bound, lp_fixed = None, "no feasible width pattern", None, None
         if found is not None:
-            values, status, bound = _pulp_solve(found[0], solver, time_limit, gap, None)
+            values, status, bound = _pulp_solve(found[0], solver, time_limit, gap)
             lp_fixed = found[1]
         bounds = [b for b in (bound, lp_fixed) if b is not None]
         c = _choice(values, G, nb)
