@@ -34,6 +34,7 @@ import contextlib
 import heapq
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,7 +97,9 @@ def _round(node, z: np.ndarray, budget: float):
 def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_limit: float = 5.0,
                      incumbent: np.ndarray | None = None, threads: int | None = None,
                      relaxation: str = "compact") -> BnbResult:
-    """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from.
+    """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from,
+    or a ``concurrent.futures.Future`` of one (a plan, or anything with its ``choice``): the search
+    starts without it and takes it between batches once it is done (its error is raised).
     ``threads``: LP workers (default: 2 when the machine has 2 cores), each solving children as
     they come. ``relaxation``: ``compact`` (:mod:`compact`, where the model allows it)
     or ``disaggregated``."""
@@ -160,7 +163,16 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         i = int(frac[np.argmin(np.abs(y[frac] - 0.5))])
         return [node.fix_y(lo, hi, i, v) for v in (1, 0)]
 
-    offer(incumbent)
+    pending = incumbent if isinstance(incumbent, Future) else None
+
+    def poll(wait: bool = False):
+        nonlocal pending
+        if pending is not None and (wait or pending.done()):
+            seed, pending = pending.result(), None
+            offer(getattr(seed, "choice", seed))
+
+    if pending is None:
+        offer(incumbent)
     heap, order, closed_lb = [], 0, np.inf
     # the root on one worker: the others start from its basis (and its cuts) at their first node;
     # a warm node LP may then take as long as the root (at least NODE_LIMIT_S) before a fresh one
@@ -175,6 +187,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     elif np.isfinite(bound):  # root already above the incumbent's target
         closed_lb = bound
     while heap and time.perf_counter() - t0 < time_limit:
+        poll()
         # the best few nodes at once: their children keep every worker busy, and every node below
         # the target is expanded in any order while the incumbent stands; a node MILP (it may
         # find a better one, which closes more of the heap) ends the batch
@@ -199,6 +212,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 continue
             order += 1  # (an unknown LP, nan: open, at the parent's bound, without a solution)
             heapq.heappush(heap, (bound if np.isnan(b) else max(b, bound), order, clo, chi, zc, dc, bc))
+    poll(wait=True)
     complete = not heap or heap[0][0] >= target()
     lb = min([closed_lb, best["v"]] + [h[0] for h in heap])
     v = best["v"]
@@ -213,6 +227,30 @@ def certify(model: LinearModel, sol, budget: float, gap: float, seconds: float):
     (against that bound: it holds for the whole problem, unlike ``gap``), ``certify_complete``,
     ``certify_nodes`` and ``certify_time_s``."""
     r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=sol.choice)
+    sol.solve_time_s += r.solve_time_s
+    return _merge(model, sol, r)
+
+
+def solve_and_certify(model: LinearModel, solve_seed, budget: float, gap: float, seconds: float,
+                      relaxation: str = "compact"):
+    """:func:`certify`, with the first plan (``solve_seed()``, a :class:`milp.Solution`) solved in a
+    thread while the search starts: its root LP and first nodes need no incumbent, and on two cores
+    the two overlap (most of ``solve`` is CBC's process or HiGHS, both outside the GIL). The
+    search's time limit counts from the start; ``solve_time_s`` is the wall time of both."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(1, thread_name_prefix="adaqp-seed") as ex:
+        seed = ex.submit(solve_seed)
+        try:
+            r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=seed, relaxation=relaxation)
+        finally:
+            seed.cancel()
+    sol = seed.result()
+    sol.solve_time_s = time.perf_counter() - t0
+    return _merge(model, sol, r)
+
+
+def _merge(model: LinearModel, sol, r: BnbResult):
+    """``sol`` with the search's findings: its plan where better, and its certified bound."""
     if r.choice is not None and r.variance < sol.variance:
         sol.choice, sol.bits = r.choice, np.asarray(model.bits_set)[r.choice]
         sol.variance, sol.time_s, sol.status = r.variance, model.time(r.choice), f"{sol.status}; improved by bnb"
@@ -220,5 +258,4 @@ def certify(model: LinearModel, sol, budget: float, gap: float, seconds: float):
         sol.size["formulation"] = "branch and bound"
     sol.size.update({"certified_lower_bound": r.lower_bound, "certified_gap": r.gap,
                      "certify_complete": r.complete, "certify_nodes": r.nodes, "certify_time_s": r.solve_time_s})
-    sol.solve_time_s += r.solve_time_s
     return sol

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from adaqp.costmodel.network import exchange_s
 from adaqp.costmodel.workload import exchanges
-from adaqp.solver.bnb import certify
+from adaqp.solver.bnb import solve_and_certify
 from adaqp.solver.groups import DEFAULT_MAX_GROUPS, build_groups
 from adaqp.solver.milp import Solution, has_highspy, solve
 from adaqp.solver.model import build_model
@@ -66,8 +66,9 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
                   min_rows: int = 1, max_rows: int | None = None, fixed_costs: str = "exact",
                   certify_s: float = 0.0) -> PlanResult:
     """Solve the bit-widths of every channel of ``halo_plan`` (see the module doc for budgets).
-    ``certify_s`` > 0 (``min-variance``): then run :func:`bnb.certify` for that long, which proves a
-    lower bound for the whole problem (and may find a better plan)."""
+    ``certify_s`` > 0 (``min-variance``): also run the branch and bound for that long, beside the
+    first solve (:func:`bnb.solve_and_certify`), which proves a lower bound for the whole problem
+    (and may find a better plan)."""
     bits_set = tuple(sorted({int(b) for b in bits_set}))
     b = parse_budget(budget) if isinstance(budget, str) else budget
     require(b is not None or mode == "lambda", f"mode {mode} needs a time budget")
@@ -80,9 +81,11 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     seconds = None
     if b is not None:
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
-    sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
-    if certify_s > 0 and mode == "min-variance" and sol.choice.size:
-        sol = certify(model, sol, seconds, gap, certify_s)
+    if certify_s > 0 and mode == "min-variance" and groups.num_groups:  # the search beside the first solve
+        sol = solve_and_certify(model, lambda: solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs),
+                                seconds, gap, certify_s)
+    else:
+        sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),
                                default_bits=bits_set[-1])
     return PlanResult(plan, sol, seconds, scope, groups.num_groups)
