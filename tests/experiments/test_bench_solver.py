@@ -11,7 +11,11 @@ def test_bench_solver_prints_the_target_lines(capsys):
         assert "certified gap (full LP" in line and ("met" in line)
 
 
-def test_bench_solver_prints_the_branch_and_bound_line(capsys):
+def test_bench_solver_prints_the_branch_and_bound_lines(capsys):
+    """After the seed, and beside CBC's solve as adaqp plan --certify runs it."""
     assert bench_solver.main(["--groups", "150", "--nodes", "3000", "--time-limit", "5", "--bnb", "2"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("bnb (y branch and bound, compact relaxation)"))
+    out = capsys.readouterr().out.splitlines()
+    line = next(x for x in out if x.startswith("bnb after the seed (compact relaxation)"))
     assert "branching variables" in line and "certified gap" in line and "met" in line
+    line = next(x for x in out if x.startswith("bnb beside CBC's solve"))
+    assert "certified gap" in line and "s in all" in line and "met" in line

@@ -130,6 +130,35 @@ def test_cap_columns_give_the_per_member_lp_at_every_node(seed):
 
 
 @pytest.mark.parametrize("seed", range(4))
+def test_solve_and_certify_beside_the_seed_proves_the_optimum(seed):
+    """The seed solved in a thread while the search runs: same optimum and bound as certifying
+    after it, and the wall time covers both."""
+    from adaqp.solver.bnb import solve_and_certify
+    from adaqp.solver.milp import solve
+
+    model, budget = _model(seed)
+    opt = _brute_force(model, budget)
+    sol = solve_and_certify(model, lambda: solve(model, budget, solver="greedy"), budget, 0.0, 30.0)
+    assert sol.variance == pytest.approx(opt, rel=1e-6) and sol.size["certify_complete"]
+    assert sol.size["certified_lower_bound"] <= opt * (1 + 1e-7)
+    assert sol.solve_time_s >= sol.size["certify_time_s"] * (1 - 1e-6)
+
+
+def test_a_failing_seed_stops_the_search_with_its_error():
+    from adaqp.solver.bnb import solve_and_certify
+
+    from adaqp.errors import AdaqpInputError
+
+    model, budget = _model(0)
+
+    def seed():
+        raise AdaqpInputError("budget infeasible")
+
+    with pytest.raises(AdaqpInputError, match="budget infeasible"):
+        solve_and_certify(model, seed, budget, 0.0, 30.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
 def test_two_workers_find_what_one_finds(seed):
     model, budget = _model(seed)
     one = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=1)
