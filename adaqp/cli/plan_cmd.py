@@ -22,8 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--solver", choices=("cbc", "highs", "greedy"), default="cbc")
     p.add_argument("--time-limit", type=float, default=30.0, help="solver time limit in seconds (default 30)")
     p.add_argument("--certify", type=float, default=0.0, metavar="SECONDS",
-                   help="then branch and bound for up to SECONDS to prove a lower bound for the whole "
-                        "problem: summary gains certified_gap (default 0: off)")
+                   help="also branch and bound (beside the solve, from its start) for up to SECONDS to "
+                        "prove a lower bound for the whole problem: summary gains certified_gap "
+                        "(default 0: off)")
     p.add_argument("--max-groups", type=positive_int, default=4000, help="target number of groups (default 4000)")
     p.add_argument("--points", type=positive_int, default=8, help="frontier: number of budgets (default 8)")
     add_out(p)
