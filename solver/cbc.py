@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from adaqp.errors import AdaqpInputError
+
 
 @functools.cache
 def cbc_path() -> str:
@@ -32,7 +34,8 @@ def cbc_path() -> str:
         warnings.simplefilter("ignore", DeprecationWarning)
         cmd = pulp.PULP_CBC_CMD(msg=False)
     if not cmd.available():
-        raise RuntimeError(f"PuLP's bundled CBC cannot run here ({cmd.path})")
+        raise AdaqpInputError(f"PuLP's bundled CBC cannot run here ({cmd.path}): use --solver highs "
+                              "(pip install highspy) or --solver greedy")
     return cmd.path
 
 

@@ -58,3 +58,18 @@ def test_solution_file_words_and_marked_lines(tmp_path):
     f.write_text("Stopped on time\n")
     assert read_solution(f, 1)[1] == "Not Solved"
     assert read_solution(tmp_path / "missing.sol", 2)[1] == "Not Solved"
+
+
+def test_a_cbc_that_cannot_run_is_one_clear_error(monkeypatch):
+    import pulp
+    from adaqp.solver import cbc
+
+    from adaqp.errors import AdaqpInputError
+
+    cbc.cbc_path.cache_clear()
+    monkeypatch.setattr(pulp.PULP_CBC_CMD, "available", lambda self: False)
+    try:
+        with pytest.raises(AdaqpInputError, match="--solver highs"):
+            cbc.cbc_path()
+    finally:
+        cbc.cbc_path.cache_clear()
