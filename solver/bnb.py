@@ -26,6 +26,10 @@ and when every ``y`` is fixed by branching, the node's own bound); if some ``y``
 the node is not settled, its whole MILP gets up to :data:`NODE_MIP_S` seconds with the incumbent's
 target as cutoff (it stops once its bound passes the target). The certified lower bound is the
 least bound of the open nodes and of those closed within ``gap``: every plan lies in one of them.
+
+:func:`solve_and_certify` (``adaqp plan --certify``) starts the search beside the default solve,
+whose plan becomes the incumbent when it arrives: on two cores the two overlap (10,000 groups:
+8.3 s one after the other, 7.3 s beside).
 """
 
 from __future__ import annotations
