@@ -28,7 +28,7 @@ from adaqp.solver.cbc import solve_mps
 from adaqp.solver.greedy import _raise_back, greedy
 from adaqp.solver.groups import level_factor
 from adaqp.solver.model import LinearModel
-from adaqp.solver.patterns import best_pattern, fix_y
+from adaqp.solver.patterns import BoundsLP, best_pattern, fix_y
 
 from adaqp.errors import AdaqpInputError, require
 
@@ -128,43 +128,6 @@ def _lp(pb: _Problem):
     r = linprog(pb.c, A_ub=pb.A_ub, b_ub=pb.b_ub, A_eq=pb.A_eq, b_eq=pb.b_eq,
                 bounds=list(zip(pb.lb, pb.ub)), method="highs")
     return (float(r.fun), r.x) if r.status == 0 else (None, None)
-
-
-class _BoundsLP:
-    """LP relaxations of ``pb`` under other column bounds (the width patterns' y-fixed problems),
-    each by HiGHS's own package from the previous one's basis where highspy is installed: the
-    10,000-group benchmark's nine pattern LPs take 0.5 s instead of SciPy's 1.4 s from scratch,
-    with the same objectives (to 1e-12). Without highspy: :func:`_lp`. Returns ``(objective,
-    None)`` (the callers rank patterns by their bound alone) or ``(None, None)``."""
-
-    def __init__(self, pb: _Problem):
-        self.h = None
-        if not has_highspy():
-            return
-        import highspy
-
-        from adaqp.solver.lpstatus import highs_lp, new_highs
-
-        self.hs, self.n = highspy, pb.c.size
-        A = sp.vstack([pb.A_ub, pb.A_eq]).tocsr()
-        rlo = np.r_[np.full(pb.A_ub.shape[0], -np.inf), pb.b_eq]
-        self.h = new_highs(highspy)
-        self.h.passModel(highs_lp(highspy, pb.c, pb.lb, pb.ub, A, rlo, np.r_[pb.b_ub, pb.b_eq]))
-        self.cols = np.arange(self.n, dtype=np.int32)
-
-    def __call__(self, pf: _Problem):
-        if self.h is None:
-            return _lp(pf)[0], None
-        hs = self.hs
-        self.h.changeColsBounds(self.n, self.cols, pf.lb, np.where(np.isinf(pf.ub), hs.kHighsInf, pf.ub))
-        self.h.run()
-        status = self.h.getModelStatus()
-        if status == hs.HighsModelStatus.kInfeasible:
-            return None, None
-        if status != hs.HighsModelStatus.kOptimal:  # no verdict from the warm start: afresh
-            self.h.clearSolver()
-            return _lp(pf)[0], None
-        return float(self.h.getInfo().objective_function_value), None
 
 
 def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
@@ -309,7 +272,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
             if obj_c is not None:
                 found, size["formulation"] = (pc, obj_c), "conservative"
         if found is None:
-            found = best_pattern(pb, model, x_lp, warm, _BoundsLP(pb))
+            found = best_pattern(pb, model, x_lp, warm, BoundsLP(pb, _lp))
             size["formulation"] = "exact"
         if found is not None:  # columns the formulation fixes (y, forbidden x) are constants
             size["free_variables"] = int((~np.isclose(found[0].lb, found[0].ub)).sum())

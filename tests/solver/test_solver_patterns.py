@@ -93,13 +93,14 @@ def test_uniform_patterns_give_every_rank_the_same_widths_per_exchange():
 @pytest.mark.parametrize("seed", range(4))
 def test_warm_pattern_lps_match_scipys_from_scratch(seed):
     """Every y pattern's LP, solved one after another from the previous basis, has SciPy's
-    objective; an empty pattern (every width shut) is None for both."""
-    from adaqp.solver.milp import _BoundsLP, _lp, _problem
-    from adaqp.solver.patterns import fix_y
+    objective; an empty pattern (every width shut) is None for both; without HiGHS's package the
+    fallback answers."""
+    from adaqp.solver.milp import _lp, _problem
+    from adaqp.solver.patterns import BoundsLP, fix_y
 
     model, budget = _model(seed)
     pb = _problem(model, variance_matrix(model), "min-variance", budget, 0.0)
-    warm, rng = _BoundsLP(pb), np.random.default_rng(seed)
+    warm, rng = BoundsLP(pb, _lp), np.random.default_rng(seed)
     assert warm.h is not None  # the test suite installs highspy: the warm path is the one tested
     ny = len(model.ysets)
     for y in [np.ones(ny), np.zeros(ny)] + [rng.integers(0, 2, ny).astype(float) for _ in range(6)]:
@@ -109,3 +110,6 @@ def test_warm_pattern_lps_match_scipys_from_scratch(seed):
         assert (got is None) == (ref is None)
         if ref is not None:
             assert got == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    plain = BoundsLP(pb, lambda pf: (-1.0, None))
+    plain.h = None  # as where highspy is absent
+    assert plain(fix_y(pb, model, np.ones(ny))) == (-1.0, None)
