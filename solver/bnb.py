@@ -100,13 +100,14 @@ def _round(node, z: np.ndarray, budget: float):
 
 def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_limit: float = 5.0,
                      incumbent: np.ndarray | None = None, threads: int | None = None,
-                     relaxation: str = "compact") -> BnbResult:
+                     relaxation: str = "compact", on_batch=None) -> BnbResult:
     """Best-first branch and bound over ``y`` (module doc). ``incumbent``: a plan to start from,
     or a ``concurrent.futures.Future`` of one (a plan, or anything with its ``choice``): the search
     starts without it and takes it between batches once it is done (its error is raised).
     ``threads``: LP workers (default: 2 when the machine has 2 cores), each solving children as
     they come. ``relaxation``: ``compact`` (:mod:`compact`, where the model allows it)
-    or ``disaggregated``."""
+    or ``disaggregated``. ``on_batch(elapsed_s, node_lps, lower_bound, best_variance)``: called
+    after every batch (a progress display)."""
     t0 = time.perf_counter()
     node = _relaxation(model, budget, threads or min(2, os.cpu_count() or 1), relaxation)
     G, ys, binary = node.G, node.ys, node.integer
@@ -216,6 +217,9 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 continue
             order += 1  # (an unknown LP, nan: open, at the parent's bound, without a solution)
             heapq.heappush(heap, (bound if np.isnan(b) else max(b, bound), order, clo, chi, zc, dc, bc))
+        if on_batch is not None:
+            on_batch(time.perf_counter() - t0, counts["nodes"], min(closed_lb, heap[0][0] if heap else np.inf, best["v"]),
+                     best["v"])
     poll(wait=True)
     complete = not heap or heap[0][0] >= target()
     lb = min([closed_lb, best["v"]] + [h[0] for h in heap])
@@ -225,18 +229,18 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                      time.perf_counter() - t0)
 
 
-def certify(model: LinearModel, sol, budget: float, gap: float, seconds: float):
+def certify(model: LinearModel, sol, budget: float, gap: float, seconds: float, on_batch=None):
     """Run the search for ``seconds`` from ``sol`` (a :class:`milp.Solution`): a plan it finds that
     is better replaces ``sol``'s; ``sol.size`` gains ``certified_lower_bound``, ``certified_gap``
     (against that bound: it holds for the whole problem, unlike ``gap``), ``certify_complete``,
     ``certify_nodes`` and ``certify_time_s``."""
-    r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=sol.choice)
+    r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=sol.choice, on_batch=on_batch)
     sol.solve_time_s += r.solve_time_s
     return _merge(model, sol, r)
 
 
 def solve_and_certify(model: LinearModel, solve_seed, budget: float, gap: float, seconds: float,
-                      relaxation: str = "compact"):
+                      relaxation: str = "compact", on_batch=None):
     """:func:`certify`, with the first plan (``solve_seed()``, a :class:`milp.Solution`) solved in a
     thread while the search starts: its root LP and first nodes need no incumbent, and on two cores
     the two overlap (most of ``solve`` is CBC's process or HiGHS, both outside the GIL). The
@@ -245,7 +249,8 @@ def solve_and_certify(model: LinearModel, solve_seed, budget: float, gap: float,
     with ThreadPoolExecutor(1, thread_name_prefix="adaqp-seed") as ex:
         seed = ex.submit(solve_seed)
         try:
-            r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=seed, relaxation=relaxation)
+            r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=seed, relaxation=relaxation,
+                                 on_batch=on_batch)
         finally:
             seed.cancel()
     sol = seed.result()

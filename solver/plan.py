@@ -64,11 +64,11 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
                   solver: str = "cbc", time_limit: float = 30.0, gap: float = 1e-3, lam: float = 0.5,
                   features=None, ranges=None, max_groups: int = DEFAULT_MAX_GROUPS,
                   min_rows: int = 1, max_rows: int | None = None, fixed_costs: str = "exact",
-                  certify_s: float = 0.0) -> PlanResult:
+                  certify_s: float = 0.0, on_batch=None) -> PlanResult:
     """Solve the bit-widths of every channel of ``halo_plan`` (see the module doc for budgets).
     ``certify_s`` > 0 (``min-variance``): also run the branch and bound for that long, beside the
     first solve (:func:`bnb.solve_and_certify`), which proves a lower bound for the whole problem
-    (and may find a better plan)."""
+    (and may find a better plan); ``on_batch`` follows it (:func:`bnb.branch_and_bound`)."""
     bits_set = tuple(sorted({int(b) for b in bits_set}))
     b = parse_budget(budget) if isinstance(budget, str) else budget
     require(b is not None or mode == "lambda", f"mode {mode} needs a time budget")
@@ -83,7 +83,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
     if certify_s > 0 and mode == "min-variance" and groups.num_groups:  # the search beside the first solve
         sol = solve_and_certify(model, lambda: solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs),
-                                seconds, gap, certify_s)
+                                seconds, gap, certify_s, on_batch=on_batch)
     else:
         sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import sys
+
 from adaqp.cli.common import add_out, positive_int
 from adaqp.cli.scenario import add_scenario_args
 
@@ -52,6 +56,30 @@ def _load(args):
     return sc.plan, sc.stats, sc.shape, sc.cluster, sc.profile, sc.graph
 
 
+@contextlib.contextmanager
+def _certify_bar(seconds: float):
+    """A progress bar on stderr (a terminal only) for --certify's search: seconds used of its
+    limit, node LPs, and the certified gap so far; yields its callback (None without --certify)."""
+    if seconds <= 0:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=round(seconds, 1), unit="s", file=sys.stderr, dynamic_ncols=True, leave=False, disable=None,
+               desc="certify", bar_format="{desc}: {n:.1f}/{total} s |{bar}|{postfix}")
+
+    def tick(elapsed_s, nodes, lower, best):
+        gap = (best - lower) / best if math.isfinite(best) and best > 0 else math.inf
+        bar.set_postfix_str(f"{nodes} node LPs, gap {100 * gap:.3f} %" if math.isfinite(gap) else f"{nodes} node LPs",
+                            refresh=False)
+        bar.update(min(elapsed_s, bar.total) - bar.n)
+
+    try:
+        yield tick
+    finally:
+        bar.close()
+
+
 def run(args) -> int:
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table, stage, write_summary
@@ -66,11 +94,11 @@ def run(args) -> int:
     if args.mode == "frontier":
         return _write_frontier(args, ctx, out)
     halo, stats, shape, cluster, profile, graph = ctx
-    with stage(f"solving bit-widths ({args.mode}, {args.solver})"):
+    with stage(f"solving bit-widths ({args.mode}, {args.solver})"), _certify_bar(args.certify) as tick:
         res = solve_bitplan(halo, stats, shape, cluster, profile, args.time_budget, _bits_set(args.bits_set),
                             args.schedule, "lambda" if args.mode == "lambda" else "min-variance", args.solver,
                             args.time_limit, lam=args.lam, features=graph.features, max_groups=args.max_groups,
-                            certify_s=args.certify)
+                            certify_s=args.certify, on_batch=tick)
     sol, plan = res.solution, res.bitplan
     e = estimate(stats, shape, args.schedule, cluster, profile, plan)
     rows = _histogram_rows(plan.histogram())
