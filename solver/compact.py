@@ -34,7 +34,7 @@ from adaqp.solver.groups import level_factor
 from adaqp.solver.lpstatus import NODE_LIMIT_S, basis_of, highs_lp, new_highs, run_checked, start_from, status_bound
 from adaqp.solver.milp import _problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
-from adaqp.solver.nodelp import BUDGET_SLACK, NodeLP, solve_side_by_side
+from adaqp.solver.nodelp import BUDGET_SLACK, NodeLP
 
 CUT_TOL = 1e-6  # violation (fraction of the channel's V) that earns a cut: above HiGHS's 1e-7
 # feasibility tolerance on the cut rows, which are in those units, or a cut would be re-added forever
@@ -313,9 +313,6 @@ class CompactLP:
             self._synced[worker] = len(self._pool)
         if new:
             self._add_cuts(self.workers[worker], *zip(*new))
-
-    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None, screen=None) -> list:
-        return solve_side_by_side(self, nodes, cutoff, warm, screen)
 
     def exact(self):
         """The disaggregated LP (:class:`nodelp.NodeLP`), for the MILPs at integral nodes."""

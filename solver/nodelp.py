@@ -73,9 +73,6 @@ class NodeLP:
         value = float(s.getInfo().objective_function_value) * self.vscale
         return value, np.asarray(sol.col_value), np.asarray(sol.col_dual) * self.vscale, basis_of(s)
 
-    def solve_many(self, nodes: list, cutoff: float = np.inf, warm=None, screen=None) -> list:
-        return solve_side_by_side(self, nodes, cutoff, warm, screen)
-
     def allowed(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """[G, nb] the widths each group may still take at this node."""
         return hi[:self.nx].reshape(self.G, self.nb) > 0
@@ -114,44 +111,6 @@ class NodeLP:
             x = np.asarray(h.getSolution().col_value[:self.nx]).reshape(self.G, self.nb)
             return bound, x.argmax(1)
         return bound, None
-
-
-EMPTY = (np.inf, None, None, None)  # a node ``screen`` rejected: no plan in it
-
-
-def solve_side_by_side(node, nodes: list, cutoff: float, warm=None, screen=None) -> list:
-    """``node.solve`` for each ``(lo, hi)``, spread over the workers (threads when there are
-    several: each takes the next unsolved node when it finishes one), each started from ``warm``:
-    one basis for all, or a list with one per node (its parent's), where given. ``screen(lo, hi)``
-    False: the node holds no plan (:data:`EMPTY`, no LP); it runs on the worker too, beside the
-    other workers' LPs."""
-    warms = warm if isinstance(warm, list) else [warm] * len(nodes)
-    W = min(len(node.workers), len(nodes))
-
-    def one(k, w):
-        if screen is not None and not screen(*nodes[k]):
-            return EMPTY
-        return node.solve(*nodes[k], cutoff, w, warms[k])
-
-    if W <= 1:
-        return [one(k, 0) for k in range(len(nodes))]
-    import itertools
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    out, ticket, lock = [None] * len(nodes), itertools.count(), threading.Lock()
-
-    def work(w):
-        while True:
-            with lock:
-                k = next(ticket)
-            if k >= len(nodes):
-                return
-            out[k] = one(k, w)
-
-    with ThreadPoolExecutor(W) as ex:
-        list(ex.map(work, range(W)))
-    return out
 
 
 def _disaggregated_rows(pb, ysets: list):

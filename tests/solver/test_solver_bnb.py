@@ -179,34 +179,31 @@ def test_two_workers_find_what_one_finds(seed):
     assert one.complete and two.complete
     assert two.variance == pytest.approx(one.variance, rel=1e-9)
     assert two.lower_bound == pytest.approx(one.lower_bound, rel=1e-6)
+    # the workers take children as they finish, so the tree's shape may differ by a few nodes from
+    # run to run; what it proves may not
     again = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=2)
-    assert again.nodes == two.nodes  # each worker re-solves the same nodes in the same order
+    assert again.variance == pytest.approx(two.variance, rel=1e-9)
+    assert again.lower_bound == pytest.approx(two.lower_bound, rel=1e-6)
 
 
-def test_solve_many_returns_each_nodes_own_bound():
+def test_workers_solving_side_by_side_return_each_nodes_own_bound():
+    """Two threads, each on its own worker (as the search runs them): every bound is that node's
+    own (HiGHS releases the GIL; the workers share nothing but the cut pool)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     model, budget = _model(2)
     node = NodeLP(model, budget, workers=2)
-    kids = [node.fix_y(node.lo0, node.hi0, 0, v) for v in (1, 0)]
-    side_by_side = [b for b, _, _, _ in node.solve_many(kids)]
+    kids = [node.fix_y(node.lo0, node.hi0, i, v) for i in range(3) for v in (1, 0)]
+    def on_worker(w):  # a worker's HiGHS serves one thread at a time
+        return [(k, node.solve(*kids[k], np.inf, w)[0]) for k in range(w, len(kids), 2)]
+
+    side_by_side = [0.0] * len(kids)
+    with ThreadPoolExecutor(2) as ex:
+        for part in ex.map(on_worker, range(2)):
+            for k, b in part:
+                side_by_side[k] = b
     alone = [NodeLP(model, budget).solve(lo, hi)[0] for lo, hi in kids]
     assert side_by_side == pytest.approx(alone, rel=1e-9)
-
-
-def test_solve_many_spreads_more_nodes_than_workers_and_screens():
-    """Five nodes on two workers, each from its own warm start: every bound is that node's own;
-    a node the screen rejects comes back EMPTY without an LP (a real one would have a bound)."""
-    from adaqp.solver.nodelp import EMPTY
-
-    model, budget = _model(2)
-    node = NodeLP(model, budget, workers=2)
-    root = node.solve(node.lo0, node.hi0)
-    kids = [node.fix_y(node.lo0, node.hi0, i, v) for i in range(3) for v in (1, 0)][:5]
-    shut = kids[3][0]
-    out = node.solve_many(kids, warm=[root[3]] * 4 + [None], screen=lambda lo, hi: lo is not shut)
-    alone = [NodeLP(model, budget).solve(lo, hi)[0] for lo, hi in kids]
-    assert out[3] is EMPTY and np.isfinite(alone[3])
-    rest = [k for k in range(5) if k != 3]
-    assert [out[k][0] for k in rest] == pytest.approx([alone[k] for k in rest], rel=1e-9)
 
 
 def test_certify_replacing_a_plan_reports_the_searchs_gap():
