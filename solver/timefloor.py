@@ -59,26 +59,52 @@ class TimeFloor:
             for j, i in sets_in_row[r][s].items():
                 ind[b, j] = i
         c0 = np.where(ind >= 0, np.asarray(t.A[:, nx:].todense())[brow[:, None], np.maximum(ind, 0)], 0.0)
-        return (t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0)
+        return _Term(t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0, self.subsets)
 
     def seconds(self, allowed: np.ndarray, y_lo: np.ndarray) -> float:
         """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds."""
         if not allowed.any(axis=1).all():
             return np.inf
-        total = self.const
-        for floor, const, row, grp, vals, Ay, block, brow, ind, c0 in self.terms:
-            cost = np.where(allowed[grp], vals, np.inf)  # [pairs, widths]
-            loose = block < 0
-            least = cost[loose].min(axis=1)
-            rows = const + np.bincount(row[loose], weights=least, minlength=const.size) + Ay @ y_lo
-            if brow.size:
-                free_c0 = np.where((ind >= 0) & (y_lo[np.maximum(ind, 0)] < 0.5), c0, 0.0)
-                cb, bb = cost[~loose], block[~loose]
-                best = np.full(brow.size, np.inf)
-                for J in self.subsets:
-                    m = cb[:, J[0]] if J.size == 1 else cb[:, J].min(axis=1)
-                    blk = np.bincount(bb, weights=m, minlength=brow.size)
-                    best = np.minimum(best, blk + free_c0[:, J].sum(axis=1))
-                rows = rows + np.bincount(brow, weights=best, minlength=const.size)
-            total += max(floor, float(rows.max()))
-        return total
+        shut = ~allowed.all(axis=1)  # groups with a width forbidden: only their pairs change
+        return self.const + sum(t.seconds(allowed, shut, y_lo) for t in self.terms)
+
+
+class _Term:
+    """One term's rows, with every pair's least cost when all widths are allowed kept, so a node
+    recomputes only the pairs of groups that lost a width (the search's screen took 0.65 s of a
+    5.3 s search on the 10,000-group benchmark recomputing them all)."""
+
+    def __init__(self, floor, const, row, grp, vals, Ay, block, brow, ind, c0, subsets):
+        self.floor, self.const, self.Ay, self.brow, self.ind, self.c0 = floor, const, Ay, brow, ind, c0
+        loose = block < 0
+        self.row_l, self.grp_l, self.vals_l = row[loose], grp[loose], vals[loose]
+        self.least_l = self.vals_l.min(axis=1)
+        self.rows0 = const + np.bincount(self.row_l, weights=self.least_l, minlength=const.size)
+        self.grp_b, self.vals_b, self.bb = grp[~loose], vals[~loose], block[~loose]
+        self.subsets = subsets
+        self.m_b = self._subset_mins(self.vals_b)  # [block pairs, subsets]
+        self.blk0 = np.stack([np.bincount(self.bb, weights=self.m_b[:, k], minlength=brow.size)
+                              for k in range(len(subsets))], axis=1) if brow.size else None
+
+    def _subset_mins(self, cost: np.ndarray) -> np.ndarray:
+        return np.stack([cost[:, J].min(axis=1) for J in self.subsets], axis=1) if len(cost) else \
+            np.zeros((0, len(self.subsets)))
+
+    def seconds(self, allowed: np.ndarray, shut: np.ndarray, y_lo: np.ndarray) -> float:
+        hit = np.flatnonzero(shut[self.grp_l])
+        rows = self.rows0 + self.Ay @ y_lo
+        if hit.size:
+            least = np.where(allowed[self.grp_l[hit]], self.vals_l[hit], np.inf).min(axis=1)
+            rows = rows + np.bincount(self.row_l[hit], weights=least - self.least_l[hit], minlength=rows.size)
+        if self.brow.size:
+            blk = self.blk0
+            hit = np.flatnonzero(shut[self.grp_b])
+            if hit.size:
+                m = self._subset_mins(np.where(allowed[self.grp_b[hit]], self.vals_b[hit], np.inf))
+                delta = m - self.m_b[hit]
+                blk = blk + np.stack([np.bincount(self.bb[hit], weights=delta[:, k], minlength=self.brow.size)
+                                      for k in range(len(self.subsets))], axis=1)
+            free_c0 = np.where((self.ind >= 0) & (y_lo[np.maximum(self.ind, 0)] < 0.5), self.c0, 0.0)
+            best = np.min(blk + np.stack([free_c0[:, J].sum(axis=1) for J in self.subsets], axis=1), axis=1)
+            rows = rows + np.bincount(self.brow, weights=best, minlength=rows.size)
+        return max(self.floor, float(rows.max()))
