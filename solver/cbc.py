@@ -111,10 +111,20 @@ def _status(head: list) -> str:
 
 
 def solve_mps(c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer, time_limit: float, gap: float, log: Path):
-    """``(values, status)`` of the MILP by CBC (module doc); CBC's output is written to ``log``."""
+    """``(values, status, offset)`` of the MILP by CBC (module doc); CBC's output is written to
+    ``log``. Columns with ``lb == ub`` (the width pattern's fixed indicators and forbidden widths:
+    18,195 of 30,177 on the 10,000-group benchmark) are moved into the right-hand sides before the
+    file is written; ``offset`` is their share of the objective, which CBC's log leaves out."""
+    c, lb, ub = np.asarray(c, float), np.asarray(lb, float), np.asarray(ub, float)
+    fixed = lb == ub
+    keep = np.flatnonzero(~fixed)
+    xf = np.where(fixed, lb, 0.0)
+    A_ub, A_eq = sp.csr_matrix(A_ub), sp.csr_matrix(A_eq)
+    b_ub, b_eq = np.asarray(b_ub, float) - A_ub @ xf, np.asarray(b_eq, float) - A_eq @ xf
     with tempfile.TemporaryDirectory(prefix="adaqp-cbc-") as tmp:
         mps, sol = Path(tmp) / "model.mps", Path(tmp) / "model.sol"
-        write_mps(mps, c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer)
+        write_mps(mps, c[keep], A_ub[:, keep], b_ub, A_eq[:, keep], b_eq, lb[keep], ub[keep],
+                  np.asarray(integer, bool)[keep])
         args = [cbc_path(), str(mps), "-sec", f"{time_limit:g}", "-ratio", f"{gap:g}", "-timeMode", "elapsed",
                 "-solve", "-printingOptions", "all", "-solution", str(sol)]
         with open(log, "w") as out:
@@ -122,4 +132,7 @@ def solve_mps(c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer, time_limit: float, gap
                                   check=False)
         if done.returncode != 0:
             raise RuntimeError(f"CBC exited with status {done.returncode} (its output: {log})")
-        return read_solution(sol, len(c))
+        part, status = read_solution(sol, keep.size)
+    values = xf.copy()
+    values[keep] = part
+    return values, status, float(c @ xf)

@@ -136,9 +136,9 @@ def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
     if solver == "cbc":
         with tempfile.TemporaryDirectory(prefix="adaqp-cbc-") as tmp:  # CBC's log holds its bound
             log = Path(tmp) / "cbc.log"
-            values, status = solve_mps(pb.c, pb.A_ub, pb.b_ub, pb.A_eq, pb.b_eq, pb.lb, pb.ub, pb.integer,
-                                       time_limit, gap, log)
-            return values, status, (_cbc_bound(log.read_text(), gap) if log.exists() else None)
+            values, status, offset = solve_mps(pb.c, pb.A_ub, pb.b_ub, pb.A_eq, pb.b_eq, pb.lb, pb.ub, pb.integer,
+                                               time_limit, gap, log)
+            return values, status, (_cbc_bound(log.read_text(), gap, offset) if log.exists() else None)
     import highspy
     import pulp
 
@@ -171,14 +171,15 @@ def _variables(pulp, pb: _Problem, n: int) -> list:
                             cat="Integer" if pb.integer[i] else "Continuous") for i in range(n)]
 
 
-def _cbc_bound(text: str, gap: float) -> float | None:
+def _cbc_bound(text: str, gap: float, offset: float = 0.0) -> float | None:
     """CBC's lower bound from its log: the last 'best possible'; a completed search proves the
-    objective within ``gap`` of optimal."""
+    objective within ``gap`` of optimal. ``offset``: the objective of the columns CBC was not
+    given (:func:`cbc.solve_mps`), added back."""
     m = re.findall(r"best possible (-?[\d.eE+-]+)", text)
-    bound = float(m[-1]) if m else None
+    bound = float(m[-1]) + offset if m else None
     obj = re.findall(r"Objective value:\s*(-?[\d.eE+-]+)", text)
     if "Search completed" in text and obj:
-        proven = float(obj[-1]) * (1 - gap)
+        proven = float(obj[-1]) * (1 - gap) + offset
         bound = proven if bound is None else max(bound, proven)
     return bound
 

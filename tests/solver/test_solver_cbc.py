@@ -10,9 +10,10 @@ from adaqp.solver.cbc import read_solution, solve_mps
 
 def _solve(tmp_path, c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer):
     A_ub, A_eq = sp.csr_matrix(np.atleast_2d(A_ub)), sp.csr_matrix(np.atleast_2d(A_eq))
-    return solve_mps(np.asarray(c, float), A_ub, np.asarray(b_ub, float), A_eq, np.asarray(b_eq, float),
-                     np.asarray(lb, float), np.asarray(ub, float), np.asarray(integer, bool), 30, 0.0,
-                     tmp_path / "cbc.log")
+    values, status, _ = solve_mps(np.asarray(c, float), A_ub, np.asarray(b_ub, float), A_eq,
+                                  np.asarray(b_eq, float), np.asarray(lb, float), np.asarray(ub, float),
+                                  np.asarray(integer, bool), 30, 0.0, tmp_path / "cbc.log")
+    return values, status
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -47,6 +48,20 @@ def test_free_fixed_and_lower_bounded_columns(tmp_path):
                        [-np.inf, 2.0, 1.5], [np.inf, 2.0, np.inf], [False, False, False])
     assert status == "Optimal"
     assert x == pytest.approx([-3.5, 2.0, 1.5])
+
+
+def test_fixed_columns_move_into_the_right_hand_sides(tmp_path):
+    """min 3x + 2y + z, x fixed at 2 (not written), x + y + z >= 4 -> y = 0, z = 2 (cheaper than y);
+    the values come back whole and the offset is the fixed column's objective (6)."""
+    from adaqp.solver.milp import _cbc_bound
+
+    log = tmp_path / "cbc.log"
+    x, status, offset = solve_mps(np.array([3.0, 2.0, 1.0]), sp.csr_matrix([[-1.0, -1.0, -1.0]]), np.array([-4.0]),
+                                  sp.csr_matrix((0, 3)), np.zeros(0), np.array([2.0, 0.0, 0.0]),
+                                  np.array([2.0, 5.0, 5.0]), np.array([False, True, True]), 30, 0.0, log)
+    assert status == "Optimal" and offset == 6.0
+    assert x == pytest.approx([2.0, 0.0, 2.0])
+    assert _cbc_bound(log.read_text(), 0.0, offset) == pytest.approx(8.0)  # the whole objective
 
 
 def test_solution_file_words_and_marked_lines(tmp_path):
