@@ -93,9 +93,10 @@ class BoundsLP:
     """LP relaxations of ``pb`` under other column bounds (the width patterns' y-fixed problems),
     each by HiGHS's own package from the previous one's basis where highspy is installed: the
     10,000-group benchmark's nine pattern LPs take 0.5 s instead of SciPy's 1.4 s from scratch,
-    with the same objectives (to 1e-12). Without highspy, or without a verdict from the warm
-    start: ``fallback`` (``milp._lp``). Returns ``(objective, None)`` (the callers rank patterns by
-    their bound alone) or ``(None, None)``."""
+    with the same objectives (to 1e-12); the full LP takes 0.25 s against SciPy's 0.42 s, with the
+    same solution. Without highspy, or without a verdict
+    from the warm start: ``fallback`` (``milp._lp``). Returns ``(objective, None)`` (the callers
+    rank patterns by their bound alone), ``(objective, values)`` when asked, or ``(None, None)``."""
 
     def __init__(self, pb, fallback):
         self.h, self.fallback = None, fallback
@@ -112,9 +113,11 @@ class BoundsLP:
         self.h.passModel(highs_lp(highspy, pb.c, pb.lb, pb.ub, A, rlo, np.r_[pb.b_ub, pb.b_eq]))
         self.cols = np.arange(self.n, dtype=np.int32)
 
-    def __call__(self, pf):
+    def __call__(self, pf, values: bool = False):
+        """``(objective, None)``, or ``(objective, column values)`` with ``values``."""
         if self.h is None:
-            return self.fallback(pf)[0], None
+            obj, x = self.fallback(pf)
+            return obj, (x if values else None)
         hs = self.hs
         self.h.changeColsBounds(self.n, self.cols, pf.lb, np.where(np.isinf(pf.ub), hs.kHighsInf, pf.ub))
         self.h.run()
@@ -123,8 +126,10 @@ class BoundsLP:
             return None, None
         if status != hs.HighsModelStatus.kOptimal:  # no verdict from the warm start: afresh
             self.h.clearSolver()
-            return self.fallback(pf)[0], None
-        return float(self.h.getInfo().objective_function_value), None
+            obj, x = self.fallback(pf)
+            return obj, (x if values else None)
+        x = np.asarray(self.h.getSolution().col_value) if values else None
+        return float(self.h.getInfo().objective_function_value), x
 
 
 def disaggregated_lp_bound(model, budget: float) -> float | None:

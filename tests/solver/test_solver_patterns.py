@@ -110,6 +110,10 @@ def test_warm_pattern_lps_match_scipys_from_scratch(seed):
         assert (got is None) == (ref is None)
         if ref is not None:
             assert got == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    full, x = BoundsLP(pb, _lp)(pb, values=True)  # the full LP, whose solution guides the patterns
+    ref, x_ref = _lp(pb)
+    assert full == pytest.approx(ref, rel=1e-9, abs=1e-12) and x.shape == x_ref.shape
+    assert pb.c @ x == pytest.approx(full, rel=1e-9, abs=1e-12)
     plain = BoundsLP(pb, lambda pf: (-1.0, None))
     plain.h = None  # as where highspy is absent
     assert plain(fix_y(pb, model, np.ones(ny))) == (-1.0, None)
