@@ -98,11 +98,32 @@ def status_bound(status, hs, cutoff: float) -> float:
     return float("nan")
 
 
+class Warm:
+    """A node's basis and its row count, to start its children from (:func:`start_from`), with the
+    basis extended by the cuts added since, built once for both children: converting the status
+    vector to a list and back took 1.6 ms per node LP (0.48 s of an 8.6 s single-thread search)."""
+
+    __slots__ = ("_grown", "basis", "rows")
+
+    def __init__(self, basis, rows: int):
+        self.basis, self.rows, self._grown = basis, rows, {}
+
+    def grown(self, hs, rows: int):
+        """The basis over ``rows`` rows, the new ones (cuts) basic."""
+        b = self._grown.get(rows)
+        if b is None:  # (two workers may build it at once: either copy serves)
+            b = hs.HighsBasis()
+            b.col_status, b.valid = self.basis.col_status, True
+            b.row_status = list(self.basis.row_status) + [hs.HighsBasisStatus.kBasic] * (rows - self.rows)
+            self._grown = {rows: b}  # the newest only: the pool only grows
+        return b
+
+
 def basis_of(h):
-    """``h``'s basis and its row count, to start a child node from (``None`` when there is none).
-    The count travels with it because reading ``row_status`` converts the whole vector to a list."""
+    """``h``'s basis as a :class:`Warm` (``None`` when there is none). The row count travels with
+    it because reading ``row_status`` converts the whole vector to a list."""
     b = h.getBasis()  # pybind copies HiGHS's basis: later solves do not change it
-    return (b, h.getNumRow()) if b.valid else None
+    return Warm(b, h.getNumRow()) if b.valid else None
 
 
 def start_from(h, hs, warm) -> None:
@@ -112,13 +133,7 @@ def start_from(h, hs, warm) -> None:
     basic; the columns never change."""
     if warm is None:
         return
-    basis, rows = warm
-    extra = h.getNumRow() - rows
-    if extra < 0:
+    rows = h.getNumRow()
+    if rows < warm.rows:
         return
-    if extra:  # a new object: the node's two children may start from it side by side
-        b = hs.HighsBasis()
-        b.col_status, b.valid = basis.col_status, True
-        b.row_status = list(basis.row_status) + [hs.HighsBasisStatus.kBasic] * extra
-        basis = b
-    h.setBasis(basis)
+    h.setBasis(warm.basis if rows == warm.rows else warm.grown(hs, rows))
