@@ -114,6 +114,13 @@ def test_warm_pattern_lps_match_scipys_from_scratch(seed):
     ref, x_ref = _lp(pb)
     assert full == pytest.approx(ref, rel=1e-9, abs=1e-12) and x.shape == x_ref.shape
     assert pb.c @ x == pytest.approx(full, rel=1e-9, abs=1e-12)
+    pf = fix_y(pb, model, np.ones(ny))  # a cutoff below a pattern's LP: never reported below it
+    ref, _ = _lp(pf)
+    for cutoff in (ref - 1.0, ref - 1e-3 * abs(ref)):
+        warm(fix_y(pb, model, np.zeros(ny)))  # start from elsewhere
+        got, _ = warm(pf, cutoff=cutoff)
+        assert got is None or got >= cutoff
+    assert warm(pf, cutoff=abs(ref) * 2 + 1.0)[0] == pytest.approx(ref, rel=1e-9, abs=1e-12)
     plain = BoundsLP(pb, lambda pf: (-1.0, None))
     plain.h = None  # as where highspy is absent
     assert plain(fix_y(pb, model, np.ones(ny))) == (-1.0, None)
