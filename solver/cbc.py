@@ -55,15 +55,16 @@ def write_mps(path: Path, c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer) -> None:
     out = ["NAME          ADAQP", "ROWS", " N  OBJ"]  # fixed format: names in columns 5-12 and 15-22
     out += [f" L  R{i}" for i in range(m_ub)] + [f" E  R{m_ub + i}" for i in range(A.shape[0] - m_ub)]
     out.append("COLUMNS")
+    cols = [f"    {'C' + str(j):<8}  " for j in range(n)]  # each name once: 300k lines on the benchmark
+    rows = [f"{'R' + str(i):<8}  " for i in range(A.shape[0])]
     in_int, mark = False, 0
-    for j in range(n):
+    for j, (cj, a, e) in enumerate(zip(np.asarray(c, float).tolist(), A.indptr[:-1].tolist(), A.indptr[1:].tolist())):
         if bool(integer[j]) != in_int:
             out.append(f"    {'M' + str(mark):<8}  'MARKER'                 '{'INTORG' if not in_int else 'INTEND'}'")
             in_int, mark = not in_int, mark + 1
-        name = f"C{j}"
-        out.append(f"    {name:<8}  {'OBJ':<8}  {_num(c[j])}")
-        a, e = A.indptr[j], A.indptr[j + 1]
-        out += [f"    {name:<8}  {'R' + str(i):<8}  {_num(v)}" for i, v in zip(A.indices[a:e].tolist(), A.data[a:e].tolist())]
+        head = cols[j]
+        out.append(f"{head}OBJ       {cj: .12e}")
+        out += [f"{head}{rows[i]}{v: .12e}" for i, v in zip(A.indices[a:e].tolist(), A.data[a:e].tolist())]
     if in_int:
         out.append(f"    {'M' + str(mark):<8}  'MARKER'                 'INTEND'")
     out.append("RHS")
