@@ -206,6 +206,10 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         parents = [j[1] for j in waiting] + [j[0][1] for j in inflight.values()]
         return min([closed_lb, best["v"]] + [h[0] for h in heap[:1]] + parents)
 
+    def report():
+        if on_batch is not None:
+            on_batch(time.perf_counter() - t0, counts["nodes"], lower_bound(), best["v"])
+
     def take(job, res):
         nonlocal order, closed_lb
         (clo, chi), bound, _ = job
@@ -227,9 +231,10 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 waiting += [(k, bound, basis) for k in expand(bound, lo, hi, z, d)]
             while free and waiting and (pending is None or len(inflight) < busy_while_seeding):
                 job, w = waiting.pop(0), free.pop()
-                if ex is None:
+                if ex is None:  # one worker: in this thread, one child at a time
                     take(job, run_one(job, w))
                     free.append(w)
+                    report()
                 else:
                     inflight[ex.submit(run_one, job, w)] = (job, w)
             if not inflight:
@@ -241,8 +246,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 job, w = inflight.pop(f)
                 free.append(w)
                 take(job, f.result())
-            if on_batch is not None:
-                on_batch(time.perf_counter() - t0, counts["nodes"], lower_bound(), best["v"])
+            report()
         for f in list(inflight):  # the time limit: finish what runs (its parent's bound counts)
             job, w = inflight.pop(f)
             take(job, f.result())

@@ -144,13 +144,16 @@ def test_solve_and_certify_beside_the_seed_proves_the_optimum(seed):
     assert sol.solve_time_s >= sol.size["certify_time_s"] * (1 - 1e-6)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("seed", range(3))
-def test_progress_reports_true_lower_bounds(seed):
-    """What on_batch shows (adaqp plan --certify's bar) is a lower bound at every batch."""
+def test_progress_reports_true_lower_bounds(seed, threads):
+    """What on_batch shows (adaqp plan --certify's bar) is a lower bound at every batch, with one
+    worker (in the caller's thread) or two."""
     model, budget = _model(seed)
     opt = _brute_force(model, budget)
     seen = []
-    r = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, on_batch=lambda *a: seen.append(a))
+    r = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=threads,
+                         on_batch=lambda *a: seen.append(a))
     assert seen and r.complete
     assert all(b[0] <= a[0] for a, b in zip(seen[1:], seen[:-1]))  # elapsed grows
     assert all(lower <= opt * (1 + 1e-7) and lower <= best for _, _, lower, best in seen)
