@@ -88,3 +88,13 @@ def test_a_cbc_that_cannot_run_is_one_clear_error(monkeypatch):
             cbc.cbc_path()
     finally:
         cbc.cbc_path.cache_clear()
+
+
+@pytest.mark.parametrize("rhs, status", [(5.0, "Optimal"), (-1.0, "Infeasible")])
+def test_every_column_fixed_leaves_cbc_an_empty_model(tmp_path, rhs, status):
+    """A pattern that fixes every width (one allowed per group): CBC gets no column and still
+    answers, from the moved right-hand side."""
+    x, got, offset = solve_mps(np.array([1.0, 2.0]), sp.csr_matrix([[1.0, 1.0]]), np.array([rhs]),
+                               sp.csr_matrix((0, 2)), np.zeros(0), np.ones(2), np.ones(2), np.ones(2, bool), 30, 0.0,
+                               tmp_path / "cbc.log")
+    assert got == status and offset == 3.0 and list(x) == [1.0, 1.0]
