@@ -8,9 +8,11 @@ model (a true lower bound of the issue's problem), and greedy's gaps against the
 last lines state the issue's target: <= 0.1 % gap against a true lower bound in < 5 s.
 ``--tight-bound`` also solves the disaggregated LP (a tighter true bound, about 9 s, not timed).
 ``--bnb S`` (default 5) runs the branch and bound over the coding-intercept indicators for S seconds,
-seeded with the best plan above, and prints its certified bound and gap (``--bnb 300`` lets it finish:
-about 7.5 s on the 2-core machine with the compact relaxation, about 41 s with ``--relaxation
-disaggregated``).
+twice: seeded with the best plan above (its line adds that plan's solve time), and beside CBC's solve
+from the start, as ``adaqp plan --certify`` runs it (its line gives the wall time of both). ``--bnb
+300`` lets them finish: about 5 s after the seed and 5.2 s in all beside it on the 2-core machine
+(2026-11-27) with the compact relaxation; the disaggregated one (``--relaxation disaggregated``) is
+much slower (41 s before the day's changes).
 
     python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4] [--tight-bound] [--bnb 5]
 """
