@@ -165,9 +165,9 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
 
     pending = incumbent if isinstance(incumbent, Future) else None
 
-    def poll(wait: bool = False):
+    def poll(block: bool = False):
         nonlocal pending
-        if pending is not None and (wait or pending.done()):
+        if pending is not None and (block or pending.done()):
             seed, pending = pending.result(), None
             offer(getattr(seed, "choice", seed))
 
@@ -253,12 +253,13 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         for job in waiting:  # never solved: open at the parent's bound
             order += 1
             heapq.heappush(heap, (job[1], order, job[0][0], job[0][1], None, None, job[2]))
+        waiting.clear()
     finally:
         if ex is not None:
             ex.shutdown(wait=True)
-    poll(wait=True)
+    poll(block=True)
     complete = not heap or heap[0][0] >= target()
-    lb = min([closed_lb, best["v"]] + [h[0] for h in heap])
+    lb = lower_bound()
     v = best["v"]
     g = (v - lb) / v if np.isfinite(v) and v > 0 else (0.0 if v == 0 else np.inf)
     return BnbResult(best["c"], v, lb, max(0.0, g), counts["nodes"], node.ny, counts["milps"], complete,

@@ -55,27 +55,27 @@ def write_mps(path: Path, c, A_ub, b_ub, A_eq, b_eq, lb, ub, integer) -> None:
     out = ["NAME          ADAQP", "ROWS", " N  OBJ"]  # fixed format: names in columns 5-12 and 15-22
     out += [f" L  R{i}" for i in range(m_ub)] + [f" E  R{m_ub + i}" for i in range(A.shape[0] - m_ub)]
     out.append("COLUMNS")
-    cols = [f"    {'C' + str(j):<8}  " for j in range(n)]  # each name once: 300k lines on the benchmark
-    rows = [f"{'R' + str(i):<8}  " for i in range(A.shape[0])]
+    cname = [f"{'C' + str(j):<8}" for j in range(n)]  # each name once: 300k lines on the benchmark
+    rname = [f"{'R' + str(i):<8}  " for i in range(A.shape[0])]
     in_int, mark = False, 0
     for j, (cj, a, e) in enumerate(zip(np.asarray(c, float).tolist(), A.indptr[:-1].tolist(), A.indptr[1:].tolist())):
         if bool(integer[j]) != in_int:
             out.append(f"    {'M' + str(mark):<8}  'MARKER'                 '{'INTORG' if not in_int else 'INTEND'}'")
             in_int, mark = not in_int, mark + 1
-        head = cols[j]
+        head = f"    {cname[j]}  "
         out.append(f"{head}OBJ       {cj: .12e}")
-        out += [f"{head}{rows[i]}{v: .12e}" for i, v in zip(A.indices[a:e].tolist(), A.data[a:e].tolist())]
+        out += [f"{head}{rname[i]}{v: .12e}" for i, v in zip(A.indices[a:e].tolist(), A.data[a:e].tolist())]
     if in_int:
         out.append(f"    {'M' + str(mark):<8}  'MARKER'                 'INTEND'")
     out.append("RHS")
     rhs = np.r_[np.asarray(b_ub, float), np.asarray(b_eq, float)]
-    out += [f"    RHS       {'R' + str(i):<8}  {_num(v)}" for i, v in enumerate(rhs.tolist()) if v != 0.0]
+    out += [f"    RHS       {rname[i]}{_num(v)}" for i, v in enumerate(rhs.tolist()) if v != 0.0]
     out.append("BOUNDS")
     for j, (lo, hi) in enumerate(zip(np.asarray(lb, float).tolist(), np.asarray(ub, float).tolist())):
+        col = cname[j]
         if lo == hi:
-            out.append(f" FX BND       {'C' + str(j):<8}  {_num(lo)}")
+            out.append(f" FX BND       {col}  {_num(lo)}")
             continue
-        col = f"{'C' + str(j):<8}"
         out.append(f" MI BND       {col}" if lo == -np.inf else f" LO BND       {col}  {_num(lo)}")
         out.append(f" PL BND       {col}" if hi == np.inf else f" UP BND       {col}  {_num(hi)}")
     out.append("ENDATA")

@@ -130,7 +130,7 @@ def _lp(pb: _Problem):
     return (float(r.fun), r.x) if r.status == 0 else (None, None)
 
 
-def _pulp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
+def _milp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
     """Solve the MILP: CBC (PuLP's bundled binary) through :mod:`cbc`'s MPS file, HiGHS through
     PuLP's interface. Returns (z, status, solver's own lower bound or None)."""
     if solver == "cbc":
@@ -208,7 +208,7 @@ def _min_time(model: LinearModel, var: np.ndarray, solver: str, time_limit: floa
     G, nb = var.shape
     cands = [np.full(G, j) for j in range(nb)]
     if solver != "greedy" and G:
-        values, _, _ = _pulp_solve(_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4)
+        values, _, _ = _milp_solve(_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4)
         c = _choice(values, G, nb)
         if c is not None:
             cands.append(c)
@@ -281,7 +281,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
             size["free_variables"] = int((~np.isclose(found[0].lb, found[0].ub)).sum())
         values, status, bound, lp_fixed = None, "no feasible width pattern", None, None
         if found is not None:
-            values, status, bound = _pulp_solve(found[0], solver, time_limit, gap)
+            values, status, bound = _milp_solve(found[0], solver, time_limit, gap)
             lp_fixed = found[1]
         bounds = [b for b in (bound, lp_fixed) if b is not None]
         c = _choice(values, G, nb)

@@ -98,9 +98,9 @@ class BoundsLP:
     each by HiGHS's own package from the previous one's basis where highspy is installed: the
     10,000-group benchmark's nine pattern LPs take 0.5 s instead of SciPy's 1.4 s from scratch,
     with the same objectives (to 1e-12); the full LP takes 0.25 s against SciPy's 0.42 s, with the
-    same solution. Without highspy, or without a verdict
-    from the warm start: ``fallback`` (``milp._lp``). Returns ``(objective, None)`` (the callers
-    rank patterns by their bound alone), ``(objective, values)`` when asked, or ``(None, None)``."""
+    same solution. Without highspy, or without a verdict from the warm start: ``fallback``
+    (``milp._lp``). Returns ``(objective, None)`` (the callers rank patterns by their bound
+    alone), ``(objective, values)`` when asked, or ``(None, None)``."""
 
     def __init__(self, pb, fallback):
         self.h, self.fallback = None, fallback
@@ -123,8 +123,7 @@ class BoundsLP:
         far: the all-on pattern's LP took 0.2 s of the nine's 0.5 s to reach 407 where 117 was
         known; nine now take 0.19 s)."""
         if self.h is None:
-            obj, x = self.fallback(pf)
-            return obj, (x if values else None)
+            return self._fallback(pf, values)
         hs = self.hs
         self.h.changeColsBounds(self.n, self.cols, pf.lb, np.where(np.isinf(pf.ub), hs.kHighsInf, pf.ub))
         self.h.setOptionValue("objective_bound", float(cutoff) if np.isfinite(cutoff) else hs.kHighsInf)
@@ -134,10 +133,13 @@ class BoundsLP:
             return None, None
         if status != hs.HighsModelStatus.kOptimal:  # no verdict from the warm start: afresh
             self.h.clearSolver()
-            obj, x = self.fallback(pf)
-            return obj, (x if values else None)
+            return self._fallback(pf, values)
         x = np.asarray(self.h.getSolution().col_value) if values else None
         return float(self.h.getInfo().objective_function_value), x
+
+    def _fallback(self, pf, values: bool):
+        obj, x = self.fallback(pf)
+        return obj, (x if values else None)
 
 
 def disaggregated_lp_bound(model, budget: float) -> float | None:

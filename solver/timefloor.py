@@ -29,6 +29,7 @@ class TimeFloor:
         nx, nb, G = model.nx, len(model.bits_set), model.groups.num_groups
         self.const = sum(t.floor for t in model.terms if not t.const.size)
         self.subsets = [np.array(J) for k in range(1, nb + 1) for J in combinations(range(nb), k)]
+        self.jmask = np.array([[j in J for j in range(nb)] for J in self.subsets], dtype=float)  # [subsets, nb]
         keys = {}  # indicator -> its set's id (the indicators of one set differ only in width)
         self.set_of = np.array([keys.setdefault(frozenset((np.asarray(c) // nb).tolist()), len(keys))
                                 for c in model.ysets], dtype=np.int64)
@@ -63,7 +64,8 @@ class TimeFloor:
             for j, i in sets_in_row[r][s].items():
                 ind[b, j] = i
         c0 = np.where(ind >= 0, np.asarray(t.A[:, nx:].todense())[brow[:, None], np.maximum(ind, 0)], 0.0)
-        return _Term(t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0, self.subsets)
+        return _Term(t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0, self.subsets,
+                     self.jmask)
 
     def seconds(self, allowed: np.ndarray, y_lo: np.ndarray) -> float:
         """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds."""
@@ -85,18 +87,21 @@ class _Term:
     recomputes only the pairs of groups that lost a width (the search's screen took 0.65 s of a
     5.3 s search on the 10,000-group benchmark recomputing them all)."""
 
-    def __init__(self, floor, const, row, grp, vals, Ay, block, brow, ind, c0, subsets):
+    def __init__(self, floor, const, row, grp, vals, Ay, block, brow, ind, c0, subsets, jmask):
         self.floor, self.const, self.Ay, self.brow, self.ind, self.c0 = floor, const, Ay, brow, ind, c0
         loose = block < 0
         self.row_l, self.grp_l, self.vals_l = row[loose], grp[loose], vals[loose]
         self.least_l = self.vals_l.min(axis=1)
         self.rows0 = const + np.bincount(self.row_l, weights=self.least_l, minlength=const.size)
         self.grp_b, self.vals_b, self.bb = grp[~loose], vals[~loose], block[~loose]
-        self.subsets = subsets
-        self.jmask = np.array([[j in J for j in range(vals.shape[1])] for J in subsets], dtype=float)
+        self.subsets, self.jmask = subsets, jmask
         self.m_b = self._subset_mins(self.vals_b)  # [block pairs, subsets]
-        self.blk0 = np.stack([np.bincount(self.bb, weights=self.m_b[:, k], minlength=brow.size)
-                              for k in range(len(subsets))], axis=1) if brow.size else None
+        self.blk0 = self._per_block(self.bb, self.m_b) if brow.size else None
+
+    def _per_block(self, blocks: np.ndarray, per_subset: np.ndarray) -> np.ndarray:
+        """[blocks, subsets] sums of ``per_subset`` rows by block."""
+        return np.stack([np.bincount(blocks, weights=per_subset[:, k], minlength=self.brow.size)
+                         for k in range(per_subset.shape[1])], axis=1)
 
     def _subset_mins(self, cost: np.ndarray) -> np.ndarray:
         return np.stack([cost[:, J].min(axis=1) for J in self.subsets], axis=1) if len(cost) else \
@@ -115,9 +120,7 @@ class _Term:
             hit = np.flatnonzero(shut[self.grp_b])
             if hit.size:
                 m = self._subset_mins(np.where(allowed[self.grp_b[hit]], self.vals_b[hit], np.inf))
-                delta = m - self.m_b[hit]
-                blk = blk + np.stack([np.bincount(self.bb[hit], weights=delta[:, k], minlength=self.brow.size)
-                                      for k in range(len(self.subsets))], axis=1)
+                blk = blk + self._per_block(self.bb[hit], m - self.m_b[hit])
         return rows, blk
 
     def seconds(self, part, y_lo: np.ndarray) -> float:
