@@ -103,13 +103,19 @@ def _bnb(model, budget: float, seconds: float, seed, seed_s: float, relaxation: 
     r = branch_and_bound(model, budget, gap=1e-3, time_limit=seconds, incumbent=seed, relaxation=relaxation)
     _bnb_line(f"bnb after the seed ({relaxation} relaxation)", model, r, seed_s + r.solve_time_s,
               f"with the seed's solve ({seed_s:.2f} s)")
-    sol = solve_and_certify(model, lambda: solve(model, budget, solver="cbc", time_limit=time_limit), budget,
+    sol = solve_and_certify(model, lambda g: solve(model, budget, solver="cbc", time_limit=time_limit, gap=g), budget,
                             1e-3, seconds, relaxation)
     z = sol.size
     print(f"bnb beside CBC's solve, as adaqp plan --certify: variance {sol.variance:.6g}, bound "
           f"{z['certified_lower_bound']:.6g}, certified gap {_pct(z['certified_gap'])}, {z['certify_nodes']} node LPs, "
           f"{sol.solve_time_s:.2f} s in all ({'complete' if z['certify_complete'] else 'stopped by the time limit'}): "
-          f"{'met' if z['certified_gap'] <= 1e-3 and sol.solve_time_s < 5 else 'NOT met'} (<= 0.100 % in < 5 s)")
+          f"{_met(z['certified_gap'], sol.solve_time_s)} (<= 0.100 % in < 5 s)")
+
+
+def _met(gap: float, seconds: float) -> str:
+    """The issue's target; a search stopped at exactly 0.1 % reports it up to float rounding
+    (1.0000000000000514e-3), which counts as 0.1 %."""
+    return "met" if gap <= 1e-3 * (1 + 1e-9) and seconds < 5 else "NOT met"
 
 
 def _bnb_line(name: str, model, r, total: float, what: str) -> None:
@@ -117,7 +123,7 @@ def _bnb_line(name: str, model, r, total: float, what: str) -> None:
           f"{r.nodes} node LPs, {r.leaves_milp} node MILPs, bound {r.lower_bound:.6g}, best plan "
           f"{r.variance:.6g}, certified gap {_pct(r.gap)}, {r.solve_time_s:.2f} s "
           f"({'complete' if r.complete else 'stopped by the time limit'}); {what} {total:.2f} s: "
-          f"{'met' if r.gap <= 1e-3 and total < 5 else 'NOT met'} (<= 0.100 % in < 5 s)")
+          f"{_met(r.gap, total)} (<= 0.100 % in < 5 s)")
 
 
 def _target(results: dict, model, budget: float, tight: bool) -> None:
@@ -132,7 +138,7 @@ def _target(results: dict, model, budget: float, tight: bool) -> None:
         text = ", ".join(f"{name} {_pct(v)}" for name, v in gaps)
         print(f"target {solver}/exact: {sol.size['groups']} groups, variance {sol.variance:.6g}, certified gap "
               f"({text}), solve {sol.solve_time_s:.2f} s: "
-              f"{'met' if g <= 1e-3 and sol.solve_time_s < 5 else 'NOT met'} (<= 0.100 % in < 5 s)")
+              f"{_met(g, sol.solve_time_s)} (<= 0.100 % in < 5 s)")
 
 
 if __name__ == "__main__":
