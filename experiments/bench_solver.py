@@ -103,7 +103,7 @@ def _bnb(model, budget: float, seconds: float, seed, seed_s: float, relaxation: 
     r = branch_and_bound(model, budget, gap=1e-3, time_limit=seconds, incumbent=seed, relaxation=relaxation)
     _bnb_line(f"bnb after the seed ({relaxation} relaxation)", model, r, seed_s + r.solve_time_s,
               f"with the seed's solve ({seed_s:.2f} s)")
-    sol = solve_and_certify(model, lambda g: solve(model, budget, solver="cbc", time_limit=time_limit, gap=g), budget,
+    sol = solve_and_certify(model, lambda: solve(model, budget, solver="cbc", time_limit=time_limit), budget,
                             1e-3, seconds, relaxation)
     z = sol.size
     print(f"bnb beside CBC's solve, as adaqp plan --certify: variance {sol.variance:.6g}, bound "

@@ -14,18 +14,14 @@ fixed by branching are column bounds (``y = 0`` also forbids its widths). Each w
 one HiGHS object for the whole search; a node keeps its LP's basis and its children start from it
 (they differ by one bound: on the benchmark a third of the pivots of starting from whatever node
 the worker solved last), stopped early once the objective passes the incumbent (HiGHS's
-``objective_bound``). Each worker expands a node and solves its two children in turn, the first
-from where the worker stands when it has just solved that node (no new basis: HiGHS keeps its
-factorisation and its dual steepest-edge weights, whose recomputation after a new basis costs
-~10 ms of a ~30 ms child on the benchmark), the second from the node's basis; then it *plunges*:
-it goes on with the node its last LP left open while that node is not far above the best open one
-(:data:`PLUNGE`), else it takes the best open node. Single-thread search 8.0 -> 7.2 s, two workers
-4.8 -> 4.5-4.8 s. The tree's shape may differ by a few nodes from run to run (which vertex of a
-degenerate LP HiGHS returns steers the branching), its bound not. A child whose time floor
+``objective_bound``). The workers run asynchronously: one that finishes a child LP takes the
+next waiting child, and the best open node is expanded whenever a worker is free and no child
+waits (no barrier between batches: 10,000-group search 6.1 -> 5.2 s; the tree's shape may then
+differ by a few nodes from run to run, its bound not). A child whose time floor
 (:class:`timefloor.TimeFloor`, checked on the worker) misses the budget is dropped without an LP;
 one HiGHS cannot decide (:mod:`lpstatus`) stays open at its parent's bound.
 
-Search: best first (with the plunging above); branch on the free ``y`` nearest 0.5; reduced-cost fixing after every node (a
+Search: best first; branch on the free ``y`` nearest 0.5; reduced-cost fixing after every node (a
 column whose reduced cost exceeds the distance to the incumbent keeps its bound in the subtree).
 When a node's LP has integral ``y``, HiGHS solves its MILP with those ``y`` fixed (an incumbent,
 and when every ``y`` is fixed by branching, the node's own bound); if some ``y`` are still free and
@@ -59,14 +55,6 @@ from adaqp.errors import require
 INTEGRAL = 1e-6  # a y this close to 0 or 1 counts as integral
 EMPTY = (np.inf, None, None, None)  # a child its time floor dropped: no plan in it, no LP
 RELAXATIONS = ("compact", "disaggregated")
-# the first plan's MILP gap, as a fraction of the search's: on the 10,000-group benchmark CBC then
-# returns 858.838 (the optimum) instead of 858.888 in the same 1.0 s, and the search needs ~5 %
-# fewer node LPs to reach 0.1 % below it
-SEED_GAP = 0.02
-# a worker goes on with the node its last LP left open while that node's bound is within this
-# fraction of the way from the best open bound to the target (0: only when it is the best; 0.25 and
-# up let an rmat graph's dives reach integral nodes whose MILPs best-first never needs: 2.6 -> 4.4 s)
-PLUNGE = 0.1
 NODE_MIP_S = 5.0  # a node MILP at an integral-y node: 4,160-group benchmark 186 s -> 41 s (15 s with a cutoff)
 
 
@@ -192,115 +180,80 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     bound, z, d, basis = node.solve(node.lo0, node.hi0, target())
     node.limit_s = max(NODE_LIMIT_S, time.perf_counter() - t_root)
     counts["nodes"] += 1
-    hot = {}
-    if z is not None:  # worker 0 stands at the root: it expands it
-        hot[0] = (bound, order, node.lo0, node.hi0, z, d, basis)
+    if z is not None:
+        heap.append((bound, order, node.lo0, node.hi0, z, d, basis))
     elif np.isnan(bound):  # HiGHS failed at the root: open, with no bound yet
         heap.append((-np.inf, order, node.lo0, node.hi0, None, None, None))
     elif np.isfinite(bound):  # root already above the incumbent's target
         closed_lb = bound
-    # each worker expands a node and solves its children one after the other, then plunges: the
-    # node its last LP left open (``hot``) is its next, and that node's first child starts from
-    # where the worker stands (no new basis: HiGHS keeps its factorisation and edge weights);
-    # otherwise it takes the best open node
-    W = len(node.workers)
-    free, queue, inflight, state = list(range(W)), {w: [] for w in range(W)}, {}, [0] * W
+    # asynchronous: a worker that finishes a child LP takes the next waiting child at once; a node
+    # is popped and expanded when no child waits and a worker is free
+    free, waiting, inflight = list(range(len(node.workers))), [], {}
     # while a Future's plan is being solved, and the workers would take every core, one core is left
     # to it: it arrives sooner (1.95 -> 1.7 s on the benchmark) and the LPs without its cutoff
     # were slow anyway
+    W = len(node.workers)
     busy_while_seeding = max(1, W - 1) if W >= (os.cpu_count() or 1) else W
-    ex = ThreadPoolExecutor(W) if W > 1 else None
+    ex = ThreadPoolExecutor(len(node.workers)) if len(node.workers) > 1 else None
 
     def run_one(job, w):
-        (clo, chi), _, warm, _, parent = job
+        (clo, chi), _, warm = job
         if not fits(clo, chi):
             return EMPTY
-        return node.solve(clo, chi, target(), w, None if state[w] == parent else warm)
+        return node.solve(clo, chi, target(), w, warm)
 
-    def lower_bound():  # every plan is in an open node, a queued or running child's parent, or closed
-        parents = [j[1] for q in queue.values() for j in q] + [j[0][1] for j in inflight.values()]
-        return min([closed_lb, best["v"]] + [h[0] for h in heap[:1]] + [h[0] for h in hot.values()] + parents)
+    def lower_bound():  # every plan is in an open node, a waiting or running child's parent, or closed
+        parents = [j[1] for j in waiting] + [j[0][1] for j in inflight.values()]
+        return min([closed_lb, best["v"]] + [h[0] for h in heap[:1]] + parents)
 
     def report():
         if on_batch is not None:
             on_batch(time.perf_counter() - t0, counts["nodes"], lower_bound(), best["v"])
 
-    def take(job, res, w):
-        nonlocal closed_lb
-        (clo, chi), bound, _, key, _ = job
+    def take(job, res):
+        nonlocal order, closed_lb
+        (clo, chi), bound, _ = job
         b, zc, dc, bc = res
         if res is not EMPTY:
             counts["nodes"] += 1
-            state[w] = key
         if zc is None and not np.isnan(b):  # empty, or past the cutoff
             if np.isfinite(b):
                 closed_lb = min(closed_lb, b)
             return
-        entry = (bound if np.isnan(b) else max(b, bound), key, clo, chi, zc, dc, bc)
-        if zc is None:  # (an unknown LP, nan: open, at the parent's bound, without a solution)
-            heapq.heappush(heap, entry)
-            return
-        if w in hot:
-            heapq.heappush(heap, hot[w])
-        hot[w] = entry
-
-    def plunge(entry) -> bool:
-        """Go on with a worker's own open node while it is not far above the best open one."""
-        lb = heap[0][0] if heap else entry[0]
-        return entry[0] < target() and entry[0] <= lb + PLUNGE * (target() - lb)
-
-    def fill(w) -> bool:
-        """Queue on worker w the children of its hot node, else of the best open node."""
-        nonlocal order
-        while not queue[w]:
-            entry = hot.pop(w, None)
-            if entry is not None and not plunge(entry):
-                heapq.heappush(heap, entry)
-                entry = None
-            if entry is None:
-                if not heap or heap[0][0] >= target():
-                    return False
-                entry = heapq.heappop(heap)
-            bound, key, lo, hi, z, d, basis = entry
-            for k in expand(bound, lo, hi, z, d):
-                order += 1
-                queue[w].append((k, bound, basis, order, key))
-        return True
+        order += 1  # (an unknown LP, nan: open, at the parent's bound, without a solution)
+        heapq.heappush(heap, (bound if np.isnan(b) else max(b, bound), order, clo, chi, zc, dc, bc))
 
     try:
         while time.perf_counter() - t0 < time_limit:
             poll()
-            for w in list(free):
-                if pending is not None and len(inflight) >= busy_while_seeding:
-                    break
-                if not fill(w):
-                    continue
-                job = queue[w].pop(0)
-                free.remove(w)
+            while free and not waiting and heap and heap[0][0] < target():
+                bound, _, lo, hi, z, d, basis = heapq.heappop(heap)
+                waiting += [(k, bound, basis) for k in expand(bound, lo, hi, z, d)]
+            while free and waiting and (pending is None or len(inflight) < busy_while_seeding):
+                job, w = waiting.pop(0), free.pop()
                 if ex is None:  # one worker: in this thread, one child at a time
-                    take(job, run_one(job, w), w)
+                    take(job, run_one(job, w))
                     free.append(w)
                     report()
                 else:
                     inflight[ex.submit(run_one, job, w)] = (job, w)
             if not inflight:
-                if not any(queue.values()) and not hot and (not heap or heap[0][0] >= target()):
+                if not waiting and (not heap or heap[0][0] >= target()):
                     break
                 continue
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED, timeout=None if pending is None else 0.05)
             for f in done:
                 job, w = inflight.pop(f)
                 free.append(w)
-                take(job, f.result(), w)
+                take(job, f.result())
             report()
         for f in list(inflight):  # the time limit: finish what runs (its parent's bound counts)
             job, w = inflight.pop(f)
-            take(job, f.result(), w)
-        for job in (j for q in queue.values() for j in q):  # never solved: open at the parent's bound
-            heapq.heappush(heap, (job[1], job[3], job[0][0], job[0][1], None, None, job[2]))
-        for e in list(hot.values()):
-            heapq.heappush(heap, e)
-        hot.clear()
+            take(job, f.result())
+        for job in waiting:  # never solved: open at the parent's bound
+            order += 1
+            heapq.heappush(heap, (job[1], order, job[0][0], job[0][1], None, None, job[2]))
+        waiting.clear()
     finally:
         if ex is not None:
             ex.shutdown(wait=True)
@@ -325,15 +278,13 @@ def certify(model: LinearModel, sol, budget: float, gap: float, seconds: float, 
 
 def solve_and_certify(model: LinearModel, solve_seed, budget: float, gap: float, seconds: float,
                       relaxation: str = "compact", on_batch=None):
-    """:func:`certify`, with the first plan (``solve_seed(seed_gap)``, a :class:`milp.Solution`)
-    solved in a thread while the search starts: its root LP and first nodes need no incumbent, and
-    on two cores the two overlap (most of ``solve`` is CBC's process or HiGHS, both outside the
-    GIL). ``seed_gap`` is ``gap * SEED_GAP``: the search stops at the plan's variance less ``gap``,
-    so a better first plan closes it sooner. The search's time limit counts from the start;
-    ``solve_time_s`` is the wall time of both."""
+    """:func:`certify`, with the first plan (``solve_seed()``, a :class:`milp.Solution`) solved in a
+    thread while the search starts: its root LP and first nodes need no incumbent, and on two cores
+    the two overlap (most of ``solve`` is CBC's process or HiGHS, both outside the GIL). The
+    search's time limit counts from the start; ``solve_time_s`` is the wall time of both."""
     t0 = time.perf_counter()
     with ThreadPoolExecutor(1, thread_name_prefix="adaqp-seed") as ex:
-        seed = ex.submit(solve_seed, gap * SEED_GAP)
+        seed = ex.submit(solve_seed)
         try:
             r = branch_and_bound(model, budget, gap=gap, time_limit=seconds, incumbent=seed, relaxation=relaxation,
                                  on_batch=on_batch)

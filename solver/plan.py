@@ -82,7 +82,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     if b is not None:
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
     if certify_s > 0 and mode == "min-variance" and groups.num_groups:  # the search beside the first solve
-        sol = solve_and_certify(model, lambda g: solve(model, seconds, mode, solver, time_limit, g, lam, fixed_costs),
+        sol = solve_and_certify(model, lambda: solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs),
                                 seconds, gap, certify_s, on_batch=on_batch)
     else:
         sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)

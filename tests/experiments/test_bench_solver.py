@@ -19,3 +19,10 @@ def test_bench_solver_prints_the_branch_and_bound_lines(capsys):
     assert "branching variables" in line and "certified gap" in line and "met" in line
     line = next(x for x in out if x.startswith("bnb beside CBC's solve"))
     assert "certified gap" in line and "s in all" in line and "met" in line
+
+
+def test_the_target_counts_float_rounding_of_0_1_percent_only():
+    """A search stopped at exactly 0.1 % reports 1.0000000000000514e-3; a real miss stays one."""
+    assert bench_solver._met(1.0000000000000514e-3, 4.9) == "met"
+    assert bench_solver._met(1.00001e-3, 4.9) == "NOT met"
+    assert bench_solver._met(0.5e-3, 5.0) == "NOT met"

@@ -197,25 +197,6 @@ def test_a_child_from_its_parents_basis_has_the_cold_bound(multi, relax):
             assert mine == pytest.approx(cold, rel=1e-7)
 
 
-@pytest.mark.parametrize("relax", [CompactLP, NodeLP])
-def test_a_child_from_where_the_worker_stands_has_the_cold_bound(multi, relax):
-    """bnb's plunge: a worker that has just solved a node solves its child with no new basis
-    (warm=None goes on from HiGHS's state): the same bound as a cold solve."""
-    model, budget = multi
-    warm = relax(model, budget)
-    root, z, _, basis = warm.solve(warm.lo0, warm.hi0)
-    y = z[warm.ys]
-    frac = np.flatnonzero((y > 1e-6) & (y < 1 - 1e-6))[:3]
-    assert frac.size
-    for i in frac:
-        for v in (1, 0):
-            warm.solve(warm.lo0, warm.hi0, warm=basis)  # stand at the root again
-            kid = warm.fix_y(warm.lo0, warm.hi0, int(i), v)
-            mine, *_ = warm.solve(*kid)
-            cold, *_ = relax(model, budget).solve(*kid)
-            assert mine == pytest.approx(cold, rel=1e-7)
-
-
 def test_workers_share_cuts_in_one_order(multi, monkeypatch):
     """A cut one worker finds reaches the other before its next solve, in the same row order, so
     a basis taken on one worker fits the other (more rows there start basic)."""
