@@ -188,13 +188,13 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         closed_lb = bound
     # asynchronous: a worker that finishes a child LP takes the next waiting child at once; a node
     # is popped and expanded when no child waits and a worker is free
-    free, waiting, inflight = list(range(len(node.workers))), [], {}
+    W = len(node.workers)
+    free, waiting, inflight = list(range(W)), [], {}
     # while a Future's plan is being solved, and the workers would take every core, one core is left
     # to it: it arrives sooner (1.95 -> 1.7 s on the benchmark) and the LPs without its cutoff
     # were slow anyway
-    W = len(node.workers)
     busy_while_seeding = max(1, W - 1) if W >= (os.cpu_count() or 1) else W
-    ex = ThreadPoolExecutor(len(node.workers)) if len(node.workers) > 1 else None
+    ex = ThreadPoolExecutor(W) if W > 1 else None
 
     def run_one(job, w):
         (clo, chi), _, warm = job
@@ -211,14 +211,14 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
             on_batch(time.perf_counter() - t0, counts["nodes"], lower_bound(), best["v"])
 
     def take(job, res):
-        nonlocal order, closed_lb
+        nonlocal order
         (clo, chi), bound, _ = job
         b, zc, dc, bc = res
         if res is not EMPTY:
             counts["nodes"] += 1
         if zc is None and not np.isnan(b):  # empty, or past the cutoff
             if np.isfinite(b):
-                closed_lb = min(closed_lb, b)
+                close(b)
             return
         order += 1  # (an unknown LP, nan: open, at the parent's bound, without a solution)
         heapq.heappush(heap, (bound if np.isnan(b) else max(b, bound), order, clo, chi, zc, dc, bc))

@@ -10,6 +10,7 @@ keeps the node open at its parent's bound (``nan`` here) instead of discarding i
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import threading
@@ -19,6 +20,10 @@ import numpy as np
 PROVEN = ("kOptimal", "kInfeasible", "kObjectiveBound")
 NODE_LIMIT_S = 0.5  # a warm solve, at least (bnb: the root's time if longer), before a fresh one
 ROOT_LIMIT_S = 600.0
+
+
+def has_highspy() -> bool:
+    return importlib.util.find_spec("highspy") is not None
 
 
 _BANNER = threading.Lock()

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from adaqp.solver.cbc import solve_mps
 from adaqp.solver.greedy import _raise_back, greedy
 from adaqp.solver.groups import level_factor
+from adaqp.solver.lpstatus import has_highspy
 from adaqp.solver.model import LinearModel
 from adaqp.solver.patterns import BoundsLP, best_pattern, fix_y
 
@@ -64,12 +65,6 @@ class _Problem:
     integer: np.ndarray
     nx: int
     t_scale: float  # seconds per unit of t
-
-
-def has_highspy() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("highspy") is not None
 
 
 def variance_matrix(model: LinearModel) -> np.ndarray:

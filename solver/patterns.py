@@ -19,7 +19,6 @@ rounding of ``y`` reproduces).
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import numpy as np
@@ -103,12 +102,12 @@ class BoundsLP:
     alone), ``(objective, values)`` when asked, or ``(None, None)``."""
 
     def __init__(self, pb, fallback):
+        from adaqp.solver.lpstatus import has_highspy, highs_lp, new_highs
+
         self.h, self.fallback = None, fallback
-        if importlib.util.find_spec("highspy") is None:
+        if not has_highspy():
             return
         import highspy
-
-        from adaqp.solver.lpstatus import highs_lp, new_highs
 
         self.hs, self.n = highspy, pb.c.size
         A = sp.vstack([pb.A_ub, pb.A_eq]).tocsr()

@@ -81,11 +81,13 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     seconds = None
     if b is not None:
         seconds = b.value if b.unit == "s" else b.value * fp32_exchange_s(stats, widths, cluster, profile)
+    def first():
+        return solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
+
     if certify_s > 0 and mode == "min-variance" and groups.num_groups:  # the search beside the first solve
-        sol = solve_and_certify(model, lambda: solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs),
-                                seconds, gap, certify_s, on_batch=on_batch)
+        sol = solve_and_certify(model, first, seconds, gap, certify_s, on_batch=on_batch)
     else:
-        sol = solve(model, seconds, mode, solver, time_limit, gap, lam, fixed_costs)
+        sol = first()
     plan = BitPlan.from_groups(stats.pair_rows, shape.layers, groups.to_groups_spec(sol.bits),
                                default_bits=bits_set[-1])
     return PlanResult(plan, sol, seconds, scope, groups.num_groups)
