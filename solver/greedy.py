@@ -29,24 +29,26 @@ def _step_saving(model: LinearModel, choice: np.ndarray) -> np.ndarray:
     return w[:model.nx]
 
 
-def _moves(model: LinearModel, var: np.ndarray, choice: np.ndarray, lowest: int) -> list:
-    """Every single-width step down from ``choice``, best (least variance per second) first."""
+def _moves(model: LinearModel, var: np.ndarray, choice: np.ndarray, lowest: int):
+    """Every single-width step down from ``choice``, best (least variance per second) first, as
+    arrays ``(group, width stepped to)``; ties go to the lower group, then the wider step."""
     nb = len(model.bits_set)
     cost = _step_saving(model, choice).reshape(-1, nb)
-    out = []
-    for g in range(choice.size):
-        for j in range(int(choice[g]), lowest, -1):
-            saved = cost[g, j] - cost[g, j - 1]
-            added = var[g, j - 1] - var[g, j]
-            out.append((added / saved if saved > 0 else np.inf, g, j - 1))
-    out.sort(key=lambda m: (m[0], m[1], -m[2]))
-    return out
+    steps = np.maximum(choice - lowest, 0)
+    g = np.repeat(np.arange(choice.size), steps)
+    j = np.repeat(choice, steps) - (np.arange(g.size) - np.repeat(np.cumsum(steps) - steps, steps))
+    saved = cost[g, j] - cost[g, j - 1]
+    added = var[g, j - 1] - var[g, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(saved > 0, added / np.where(saved > 0, saved, 1.0), np.inf)
+    order = np.lexsort((-(j - 1), g, ratio))
+    return g[order], j[order] - 1
 
 
-def _apply(choice: np.ndarray, moves: list, n: int) -> np.ndarray:
+def _apply(choice: np.ndarray, moves, n: int) -> np.ndarray:
     c = choice.copy()
-    for _, g, j in moves[:n]:
-        c[g] = min(c[g], j)
+    g, j = moves
+    np.minimum.at(c, g[:n], j[:n])
     return c
 
 
@@ -72,7 +74,7 @@ def greedy(model: LinearModel, var: np.ndarray, budget: float) -> np.ndarray | N
 def _descend(model: LinearModel, var: np.ndarray, choice: np.ndarray, budget: float) -> np.ndarray:
     for _ in range(2):
         moves = _moves(model, var, choice, 0)
-        lo, hi = 0, len(moves)  # invariant: prefix hi fits (all moves = the lowest widths)
+        lo, hi = 0, len(moves[0])  # invariant: prefix hi fits (all moves = the lowest widths)
         while lo < hi:
             mid = (lo + hi) // 2
             if model.time(_apply(choice, moves, mid)) <= budget:
@@ -89,16 +91,15 @@ def _raise_back(model: LinearModel, var: np.ndarray, choice: np.ndarray, budget:
     while it fits (batched, halving the batch when it overshoots)."""
     nb = var.shape[1]
     cost = _step_saving(model, choice).reshape(-1, nb)  # seconds per width, binding rows
-    gains = []
-    for g in np.flatnonzero(choice < nb - 1):
-        dt = cost[g, choice[g] + 1] - cost[g, choice[g]]
-        gains.append(((var[g, choice[g]] - var[g, choice[g] + 1]) / max(dt, 1e-30), g))
-    gains.sort(reverse=True)  # most variance removed per second spent first
-    batch, i, misses = max(1, len(gains) // 8), 0, 0
-    while i < len(gains) and misses < 32:  # single raises that miss: give up after a few
+    g = np.flatnonzero(choice < nb - 1)
+    c = choice[g]
+    dt = cost[g, c + 1] - cost[g, c]
+    gain = (var[g, c] - var[g, c + 1]) / np.maximum(dt, 1e-30)
+    g = g[np.lexsort((-g, -gain))]  # most variance removed per second spent first (ties: higher g)
+    batch, i, misses = max(1, g.size // 8), 0, 0
+    while i < g.size and misses < 32:  # single raises that miss: give up after a few
         trial = choice.copy()
-        for _, g in gains[i:i + batch]:
-            trial[g] += 1
+        trial[g[i:i + batch]] += 1
         if model.time(trial) <= budget:
             choice, i = trial, i + batch
         elif batch == 1:

@@ -81,8 +81,26 @@ class LinearModel:
         return sp.csr_matrix((np.ones(cols.size), (rows, cols)), shape=(len(self.ysets), self.nx))
 
     def time(self, choice: np.ndarray) -> float:
-        z = self.z(choice)
-        return float(sum(t.value(z) for t in self.terms))
+        """The plan's time: every term's ``max(floor, max(A z + c))`` from one product with the
+        terms' rows stacked (the solver's searches call this thousands of times: a product per term
+        took 0.29 ms a call on the 10,000-group benchmark)."""
+        A, const, starts, floors, fixed = self._stacked
+        if not starts.size:
+            return fixed
+        rows = np.maximum.reduceat(A @ self.z(choice) + const, starts)
+        return float(fixed + np.maximum(floors, rows).sum())
+
+    @functools.cached_property
+    def _stacked(self):
+        """The terms with rows, stacked: ``(A, const, first row of each, floors, the other
+        terms' floors summed)``."""
+        live = [t for t in self.terms if t.const.size]
+        fixed = float(sum(t.floor for t in self.terms if not t.const.size))
+        if not live:
+            return None, None, np.zeros(0, np.int64), None, fixed
+        starts = np.cumsum([0] + [t.const.size for t in live[:-1]])
+        return (sp.vstack([t.A for t in live]).tocsr(), np.concatenate([t.const for t in live]), starts,
+                np.array([t.floor for t in live]), fixed)
 
 
 def _units(cluster, P: int) -> np.ndarray:
