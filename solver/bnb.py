@@ -124,8 +124,9 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     def target():
         return best["v"] * (1 - gap)
 
-    def fits(lo, hi):  # the children's time floor, on the workers: False -> dropped without an LP
-        return floor.seconds(node.allowed(lo, hi), lo[ys]) <= budget * (1 + BUDGET_SLACK)
+    def fits(lo, hi, parent):  # the children's time floor, on the workers: False -> dropped without an LP
+        before = node.allowed(*parent) if parent is not None else None  # its floor was asked for
+        return floor.seconds(node.allowed(lo, hi), lo[ys], before) <= budget * (1 + BUDGET_SLACK)
 
     def close(b):
         nonlocal closed_lb
@@ -197,8 +198,8 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     ex = ThreadPoolExecutor(W) if W > 1 else None
 
     def run_one(job, w):
-        (clo, chi), _, warm = job
-        if not fits(clo, chi):
+        (clo, chi), _, warm, parent = job
+        if not fits(clo, chi, parent):
             return EMPTY
         return node.solve(clo, chi, target(), w, warm)
 
@@ -212,7 +213,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
 
     def take(job, res):
         nonlocal order
-        (clo, chi), bound, _ = job
+        (clo, chi), bound = job[:2]
         b, zc, dc, bc = res
         if res is not EMPTY:
             counts["nodes"] += 1
@@ -228,7 +229,8 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
             poll()
             while free and not waiting and heap and heap[0][0] < target():
                 bound, _, lo, hi, z, d, basis = heapq.heappop(heap)
-                waiting += [(k, bound, basis) for k in expand(bound, lo, hi, z, d)]
+                parent = None if lo is node.lo0 else (lo, hi)  # (the root's floor was never asked)
+                waiting += [(k, bound, basis, parent) for k in expand(bound, lo, hi, z, d)]
             while free and waiting and (pending is None or len(inflight) < busy_while_seeding):
                 job, w = waiting.pop(0), free.pop()
                 if ex is None:  # one worker: in this thread, one child at a time

@@ -67,19 +67,39 @@ class TimeFloor:
         return _Term(t.floor, t.const, row, grp, vals, t.A[:, nx:].tocsr(), block, brow, ind, c0, self.subsets,
                      self.jmask)
 
-    def seconds(self, allowed: np.ndarray, y_lo: np.ndarray) -> float:
-        """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds."""
+    def seconds(self, allowed: np.ndarray, y_lo: np.ndarray, parent: np.ndarray | None = None) -> float:
+        """``allowed``: [G, nb] widths each group may take; ``y_lo``: the indicators' lower bounds.
+        ``parent``: the allowed widths of a node whose floor was asked for before (a child's
+        parent): only the groups whose widths differ from it are recomputed."""
         if not allowed.any(axis=1).all():
             return np.inf
         key = np.packbits(allowed).tobytes()
         parts = self._seen.get(key)
-        if parts is None:  # a node's on-child allows what the node allowed: its parts are known
-            shut = ~allowed.all(axis=1)  # groups with a width forbidden: only their pairs change
-            parts = [t.widths_part(allowed, shut) for t in self.terms]
+        if parts is None:
+            base = self._seen.get(np.packbits(parent).tobytes()) if parent is not None else None
+            if base is not None and not (allowed & ~parent).any():  # a child: some groups lost a width
+                changed = np.flatnonzero((parent != allowed).any(axis=1))
+                parts = [t.changed_part(p, allowed, parent, changed) for t, p in zip(self.terms, base)]
+            else:  # a node's on-child allows what the node allowed: its parts are known
+                shut = ~allowed.all(axis=1)  # groups with a width forbidden: only their pairs change
+                parts = [t.widths_part(allowed, shut) for t in self.terms]
             if len(self._seen) >= SEEN:
                 self._seen.clear()
             self._seen[key] = parts
         return self.const + sum(t.seconds(p, y_lo) for t, p in zip(self.terms, parts))
+
+
+def _pairs_of(groups: np.ndarray, G: int):
+    """Pair indices sorted by group and each group's first position: the pairs of a set of groups
+    without a scan over every pair."""
+    order = np.argsort(groups, kind="stable")
+    return order, np.searchsorted(groups[order], np.arange(G + 1))
+
+
+def _select(index, groups: np.ndarray) -> np.ndarray:
+    order, start = index
+    lo, n = start[groups], start[groups + 1] - start[groups]
+    return order[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())]
 
 
 class _Term:
@@ -97,6 +117,8 @@ class _Term:
         self.subsets, self.jmask = subsets, jmask
         self.m_b = self._subset_mins(self.vals_b)  # [block pairs, subsets]
         self.blk0 = self._per_block(self.bb, self.m_b) if brow.size else None
+        G = int(grp.max()) + 1 if grp.size else 0
+        self.by_group_l, self.by_group_b = _pairs_of(self.grp_l, G), _pairs_of(self.grp_b, G)
 
     def _per_block(self, blocks: np.ndarray, per_subset: np.ndarray) -> np.ndarray:
         """[blocks, subsets] sums of ``per_subset`` rows by block."""
@@ -121,6 +143,28 @@ class _Term:
             if hit.size:
                 m = self._subset_mins(np.where(allowed[self.grp_b[hit]], self.vals_b[hit], np.inf))
                 blk = blk + self._per_block(self.bb[hit], m - self.m_b[hit])
+        return rows, blk
+
+    def changed_part(self, part, allowed: np.ndarray, before: np.ndarray, changed: np.ndarray):
+        """:meth:`widths_part` from ``part``, computed for the widths ``before``, where only the
+        groups ``changed`` allow other widths now (0.65 -> 0.1 ms on the benchmark's children,
+        whose floors were 40 % of the search's Python time)."""
+        rows, blk = part
+        changed = changed[changed < self.by_group_l[1].size - 1]  # groups without pairs here
+        hit = _select(self.by_group_l, changed)
+        if hit.size:
+            g, v = self.grp_l[hit], self.vals_l[hit]
+            delta = np.where(allowed[g], v, np.inf).min(axis=1) - np.where(before[g], v, np.inf).min(axis=1)
+            rows = rows + np.bincount(self.row_l[hit], weights=delta, minlength=rows.size)
+        if self.brow.size:
+            hit = _select(self.by_group_b, changed)
+            if hit.size:
+                g, v = self.grp_b[hit], self.vals_b[hit]
+                now = self._subset_mins(np.where(allowed[g], v, np.inf))
+                # a subset of widths the pair lost entirely is inf now (and may have been before)
+                was = self._subset_mins(np.where(before[g], v, np.inf))
+                delta = now - np.where(np.isinf(now), 0.0, was)
+                blk = blk + self._per_block(self.bb[hit], delta)
         return rows, blk
 
     def seconds(self, part, y_lo: np.ndarray) -> float:

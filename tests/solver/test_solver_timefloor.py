@@ -50,3 +50,31 @@ def test_is_the_plans_time_when_the_node_holds_one_plan(instance):
         allowed = np.zeros((G, nb), bool)
         allowed[np.arange(G), choice] = True
         assert floor.seconds(allowed, np.zeros(len(model.ysets))) == pytest.approx(model.time(choice), rel=1e-12)
+
+
+def test_a_child_from_its_parent_equals_a_fresh_floor(instance):
+    """The search asks for a child's floor with its parent's allowed widths: only the groups that
+    lost a width are recomputed, and the floor is the one computed from scratch."""
+    model, _ = instance
+    G, nb = model.groups.num_groups, len(model.bits_set)
+    rng = np.random.default_rng(2)
+    incremental = TimeFloor(model)
+    ny = len(model.ysets)
+    for _ in range(10):
+        parent = np.ones((G, nb), bool)
+        parent[rng.random((G, nb)) < 0.2] = False
+        parent[np.arange(G), rng.integers(0, nb, G)] = True
+        y_lo = (rng.random(ny) < 0.3).astype(float)
+        incremental.seconds(parent, y_lo)  # the parent's floor is asked for first, as in the search
+        for _ in range(3):
+            child = parent.copy()
+            lost = rng.random((G, nb)) < 0.1
+            child[lost] = False
+            child[np.arange(G), np.argmax(parent, axis=1)] = True  # every group keeps a width
+            got = incremental.seconds(child, y_lo, parent)
+            assert got == pytest.approx(TimeFloor(model).seconds(child, y_lo), rel=1e-12, abs=0)
+            # a parent the child is not inside (a width regained) is computed from scratch
+            wider = child.copy()
+            wider[rng.integers(0, G), :] = True
+            assert incremental.seconds(wider, y_lo, child) == \
+                pytest.approx(TimeFloor(model).seconds(wider, y_lo), rel=1e-12, abs=0)
