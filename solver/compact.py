@@ -116,6 +116,9 @@ class CompactLP:
         for k in range(1, nb):
             cost[self._col("ben", np.arange(C), k)] = -(lev[k - 1] - lev[k]) * ch.D / self.vscale
         rows, rlo, rhi = self._base_rows(pb, nx, ny, nt)
+        st, idx, val = self._cut_rows(*self._seed_cuts())  # in the model: each worker copies it
+        cuts = sp.csr_matrix((val, idx, np.r_[st, idx.size]), shape=(st.size, self.n))
+        rows, rlo, rhi = sp.vstack([rows, cuts]).tocsr(), np.r_[rlo, np.full(st.size, -np.inf)], np.r_[rhi, np.zeros(st.size)]
         lo0, hi0 = np.zeros(self.n), np.ones(self.n)
         lo0[off["t"]:off["u"]] = pb.lb[nx + ny:]
         hi0[off["t"]:off["u"]] = highspy.kHighsInf
@@ -127,6 +130,7 @@ class CompactLP:
         self.workers = [self._highs() for _ in range(max(1, int(workers)))]
         self._synced = [0] * len(self.workers)
         self._cold = [True] * len(self.workers)  # no solve yet: the first, without a basis, is cold
+        self._bounds = [None] * len(self.workers)  # each worker's current column bounds
         self.cols = np.arange(self.n, dtype=np.int32)
         self._exact = None
         self.limit_s = NODE_LIMIT_S
@@ -141,7 +145,6 @@ class CompactLP:
         h = new_highs(self.highspy)
         h.setOptionValue("presolve", "off")
         h.passModel(self.lp)
-        self._seed_cuts(h)
         return h
 
     def _base_rows(self, pb, nx: int, ny: int, nt: int):
@@ -229,8 +232,9 @@ class CompactLP:
         m = len(c)
         h.addRows(m, np.full(m, -self.highspy.kHighsInf), np.zeros(m), idx.size, st, idx, val)
 
-    def _seed_cuts(self, h) -> None:
-        """First, middle and last segment of every channel's S, for every k."""
+    def _seed_cuts(self):
+        """``(channels, k, segments)``: the first, middle and last segment of every channel's S,
+        for every k."""
         ch = self.ch
         c, k, seg = [], [], []
         for ci in range(ch.C):
@@ -238,7 +242,7 @@ class CompactLP:
             for si in sorted({a, (a + b - 1) // 2, b - 1}):
                 for ki in range(1, self.nb):
                     c.append(ci), k.append(ki), seg.append(si)
-        self._add_cuts(h, c, k, seg)
+        return np.array(c, np.int64), np.array(k, np.int64), np.array(seg, np.int64)
 
     def _violations(self, z: np.ndarray):
         """Channels and k whose ``ben`` exceeds the exact value at the LP's ``(P, a, b)``, with the
@@ -276,7 +280,7 @@ class CompactLP:
         holds the same cuts in the same order (:meth:`_sync`), so a basis fits any of them."""
         h, hs = self.workers[worker], self.highspy
         self._sync(worker)
-        h.changeColsBounds(self.n, self.cols, lo, hi)
+        self._set_bounds(worker, lo, hi)
         start_from(h, hs, warm)
         h.setOptionValue("objective_bound",
                          (cutoff - self.const) / self.vscale if np.isfinite(cutoff) else hs.kHighsInf)
@@ -296,6 +300,18 @@ class CompactLP:
             self._share(cut)
             self._sync(worker)
         return value, z, duals, basis
+
+    def _set_bounds(self, worker: int, lo: np.ndarray, hi: np.ndarray) -> None:
+        """The node's column bounds, passing HiGHS only those that differ from the worker's
+        last node (a child differs from its parent in a few columns)."""
+        last = self._bounds[worker]
+        if last is None:
+            self.workers[worker].changeColsBounds(self.n, self.cols, lo, hi)
+        else:
+            cols = np.flatnonzero((lo != last[0]) | (hi != last[1])).astype(np.int32)
+            if cols.size:
+                self.workers[worker].changeColsBounds(cols.size, cols, lo[cols], hi[cols])
+        self._bounds[worker] = (lo.copy(), hi.copy())
 
     def _share(self, cut) -> None:
         """Put new cuts in the pool every worker copies, in one order."""

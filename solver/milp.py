@@ -95,10 +95,12 @@ def _problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | Non
     if mode != "min-variance":
         c[nx + ny:] = 1.0 if mode == "min-time" else (1.0 - lam)
     blocks, rhs = [], []
-    for i, cols in enumerate(model.ysets):  # sum x - |set| y <= 0 (small; solve() fixes y anyway)
-        blocks.append(sp.csr_matrix((np.r_[np.ones(cols.size), -cols.size], ([0] * (cols.size + 1),
-                                     np.r_[cols, nx + i])), shape=(1, n)))
-        rhs.append(np.zeros(1))
+    if ny:  # sum x - |set| y <= 0 per indicator (small; solve() fixes y anyway)
+        sizes = np.array([cols.size for cols in model.ysets])
+        blocks.append(sp.csr_matrix((np.r_[np.ones(sizes.sum()), -sizes],
+                                     (np.r_[np.repeat(np.arange(ny), sizes), np.arange(ny)],
+                                      np.r_[np.concatenate(model.ysets), nx + np.arange(ny)])), shape=(ny, n)))
+        rhs.append(np.zeros(ny))
     for k, t in enumerate(live):  # A z / ts - t_k <= -c / ts
         R = t.const.size
         tk = sp.csr_matrix((-np.ones(R), (np.arange(R), np.full(R, nx + ny + k))), shape=(R, n))
