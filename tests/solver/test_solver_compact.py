@@ -201,7 +201,8 @@ def test_workers_share_cuts_in_one_order(multi, monkeypatch):
     """A cut one worker finds reaches the other before its next solve, in the same row order, so
     a basis taken on one worker fits the other (more rows there start basic)."""
     model, budget = multi
-    monkeypatch.setattr(CompactLP, "_seed_cuts", lambda self, h: None)  # every cut found lazily
+    none = (np.zeros(0, np.int64),) * 3
+    monkeypatch.setattr(CompactLP, "_seed_cuts", lambda self: none)  # every cut found lazily
     cl = CompactLP(model, budget, workers=2)
     root, z, _, basis = cl.solve(cl.lo0, cl.hi0, worker=0)
     assert len(cl._pool) > 0
