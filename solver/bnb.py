@@ -136,7 +136,8 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         closed_lb = min(closed_lb, b)
 
     def expand(bound, lo, hi, z, d) -> list:
-        """A node's children to solve (none when its MILPs settled it)."""
+        """A node's children to solve, each with whether it is the far one (its y moves over 0.5),
+        or none when its MILPs settled the node."""
         if z is None:  # HiGHS gave no verdict on this node's LP: branch on a free y without one
             z, d = np.where(lo < hi, 0.5, lo), np.zeros_like(lo)
         lo, hi = _rc_fix(lo, hi, z, d, target() - bound, binary)
@@ -165,7 +166,10 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
                 return []
             frac = np.flatnonzero(free)  # other y values may still do better: keep branching
         i = int(frac[np.argmin(np.abs(y[frac] - 0.5))])
-        return [node.fix_y(lo, hi, i, v) for v in (1, 0)]
+        # the child whose y moves over 0.5 is the one the incumbent usually cuts off (its LP ends
+        # far above the parent's): solved with Devex pricing, which skips dual steepest edge's
+        # exact weights at the start (about a third of a child's HiGHS time)
+        return [(node.fix_y(lo, hi, i, v), abs(v - y[i]) > 0.5) for v in (1, 0)]
 
     pending = incumbent if isinstance(incumbent, Future) else None
 
@@ -201,10 +205,10 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
     ex = ThreadPoolExecutor(W) if W > 1 else None
 
     def run_one(job, w):
-        (clo, chi), _, warm, parent = job
+        (clo, chi), _, warm, parent, far = job
         if not fits(clo, chi, parent):
             return EMPTY
-        return node.solve(clo, chi, target(), w, warm)
+        return node.solve(clo, chi, target(), w, warm, devex=far)
 
     def lower_bound():  # every plan is in an open node, a waiting or running child's parent, or closed
         parents = [j[1] for j in waiting] + [j[0][1] for j in inflight.values()]
@@ -233,7 +237,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
             while free and not waiting and heap and heap[0][0] < target():
                 bound, _, lo, hi, z, d, basis = heapq.heappop(heap)
                 parent = None if lo is node.lo0 else (lo, hi)  # (the root's floor was never asked)
-                waiting += [(k, bound, basis, parent) for k in expand(bound, lo, hi, z, d)]
+                waiting += [(k, bound, basis, parent, far) for k, far in expand(bound, lo, hi, z, d)]
             while free and waiting and (pending is None or len(inflight) < busy_while_seeding):
                 job, w = waiting.pop(0), free.pop()
                 if ex is None:  # one worker: in this thread, one child at a time

@@ -57,11 +57,13 @@ class NodeLP:
             hi[self.model.ysets[i]] = 0.0
         return lo, hi
 
-    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0, warm=None):
+    def solve(self, lo: np.ndarray, hi: np.ndarray, cutoff: float = np.inf, worker: int = 0, warm=None,
+              devex: bool = False):
         """``(bound in variance units, z, reduced costs, basis)``; ``(inf, None, None, None)`` when
         the node is empty; ``(cutoff, None, ...)`` when its LP provably exceeds ``cutoff``; ``(nan,
         None, ...)`` when HiGHS could not tell (the caller keeps the parent's bound for it).
-        ``warm``: a basis to start from (the parent's)."""
+        ``warm``: a basis to start from (the parent's). ``devex`` is accepted for the interface
+        of :meth:`compact.CompactLP.solve` and ignored: its effect here was never measured."""
         h, hs = self.workers[worker], self.highspy
         h.changeColsBounds(self.n, self.cols, lo, hi)
         start_from(h, hs, warm)

@@ -118,11 +118,11 @@ def test_an_lp_highs_cannot_decide_stays_open_at_its_parents_bound(monkeypatch):
     opt = _brute_force(model, budget)
     real, calls = CompactLP.solve, {"n": 0}
 
-    def flaky(self, lo, hi, cutoff=np.inf, worker=0, warm=None):
+    def flaky(self, lo, hi, cutoff=np.inf, worker=0, warm=None, devex=False):
         calls["n"] += 1
         if calls["n"] in (2, 3):  # both children of the root: no verdict
             return float("nan"), None, None, None
-        return real(self, lo, hi, cutoff, worker, warm)
+        return real(self, lo, hi, cutoff, worker, warm, devex)
 
     monkeypatch.setattr(CompactLP, "solve", flaky)
     res = branch_and_bound(model, budget, gap=0.0, time_limit=30.0, threads=1)
@@ -240,3 +240,47 @@ def test_only_a_workers_first_solve_without_a_basis_is_cold(multi, monkeypatch):
     cl.solve(*kid, worker=1, warm=basis)  # worker 1's first solve, from the root's basis
     cl.solve(*kid, worker=0)
     assert not any(seen[n:])
+
+
+def test_devex_pricing_gives_the_same_node_bounds(multi):
+    """A child solved with Devex (the search's far children) ends at the bound steepest edge
+    reaches: pricing picks the pivots, not the optimum. One worker switches back and forth."""
+    model, budget = multi
+    cl = CompactLP(model, budget, workers=1)
+    root, z, _, basis = cl.solve(cl.lo0, cl.hi0)
+    y = z[cl.ys]
+    frac = np.flatnonzero((y > 1e-6) & (y < 1 - 1e-6))[:4]
+    assert frac.size
+    for i in frac.tolist():
+        for v in (0, 1):
+            kid = cl.fix_y(cl.lo0, cl.hi0, i, v)
+            steep, *_ = cl.solve(*kid, warm=basis)
+            devex, *_ = cl.solve(*kid, warm=basis, devex=True)
+            assert devex == pytest.approx(steep, rel=1e-7) and devex >= root - 1e-7 * abs(root)
+
+
+def test_search_prices_the_far_child_with_devex(multi, monkeypatch):
+    """Of two siblings the one whose indicator moves past 0.5 from the parent's LP value is the
+    Devex one; the certified bound is the same as when every child prices with steepest edge."""
+    model, budget = multi
+    calls = []
+    real = CompactLP.solve
+
+    def spy(self, lo, hi, cutoff=np.inf, worker=0, warm=None, devex=False):
+        calls.append(devex)
+        return real(self, lo, hi, cutoff, worker, warm, devex)
+
+    from adaqp.solver.milp import solve
+
+    seed = solve(model, budget, solver="cbc", time_limit=20).choice
+    monkeypatch.setattr(CompactLP, "solve", spy)
+    res = branch_and_bound(model, budget, gap=1e-3, time_limit=120, incumbent=seed, threads=1)
+    assert res.complete and any(calls) and not all(calls[1:])
+    calls.clear()
+    monkeypatch.setattr(CompactLP, "solve", lambda self, lo, hi, cutoff=np.inf, worker=0, warm=None, devex=False:
+                        real(self, lo, hi, cutoff, worker, warm, False))
+    plain = branch_and_bound(model, budget, gap=1e-3, time_limit=120, incumbent=seed, threads=1)
+    assert plain.complete
+    # both are certified to 1e-3 of their best plans: the bounds agree to that
+    assert res.lower_bound == pytest.approx(plain.lower_bound, rel=2e-3)
+    assert res.variance == pytest.approx(plain.variance, rel=2e-3)
