@@ -152,7 +152,7 @@ class CompactLP:
         """Term and budget rows over channel totals, caps ``u <= y``, and per channel and k:
         ``a N <= P <= b N``, ``a >= 1 - sum(u below k)``, ``b <= sum(u from k)``, ``P_(k+1) <= P_k``
         and a middle width's rows ``P_k - P_(k+1) <= N u_k``."""
-        ch, nb, C, K = self.ch, self.nb, self.ch.C, self.K
+        ch, nb, C = self.ch, self.nb, self.ch.C
         T = pb.A_ub[ny:]
         rhs = np.asarray(pb.b_ub[ny:], float).copy()
         cc = np.arange(C)
