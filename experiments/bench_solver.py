@@ -11,8 +11,8 @@ last lines state the issue's target: <= 0.1 % gap against a true lower bound in 
 seeded with the best plan above (its line adds that plan's solve time), and beside CBC's solve from
 the start, as ``adaqp plan --certify`` runs it (its line gives the wall time of both; ``--repeat N``
 runs it N times and prints the median, the range and how often the target was met). ``--bnb 300``
-lets them finish: about 4.8 s after the seed and 5.0 s in all beside it on the 2-core machine
-(2026-11-27, median of 24 runs, 4.84-5.24 s) with the compact relaxation; the disaggregated one
+lets them finish: about 4.4 s after the seed and 4.5 s in all beside it on the 2-core machine
+(2026-11-27, median of 12 runs, 4.26-4.94 s) with the compact relaxation; the disaggregated one
 (``--relaxation disaggregated``) is much slower (41 s before the day's changes).
 
     python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4] [--tight-bound] [--bnb 5] [--repeat 1]
