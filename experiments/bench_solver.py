@@ -12,8 +12,9 @@ seeded with the best plan above (its line adds that plan's solve time), and besi
 the start, as ``adaqp plan --certify`` runs it (its line gives the wall time of both; ``--repeat N``
 runs it N times and prints the median, the range and how often the target was met). ``--bnb 300``
 lets them finish: about 4.4 s after the seed and 4.5 s in all beside it on the 2-core machine
-(2026-11-27, median of 12 runs, 4.26-4.94 s) with the compact relaxation; the disaggregated one
-(``--relaxation disaggregated``) is much slower (41 s before the day's changes).
+(2026-11-27, two series of 12 runs: medians 4.52 and 4.37 s, 4.21-4.94 s) with the compact
+relaxation; the disaggregated one (``--relaxation disaggregated``) is much slower (41 s before the
+day's changes).
 
     python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4] [--tight-bound] [--bnb 5] [--repeat 1]
 """

@@ -33,7 +33,7 @@ least bound of the open nodes and of those closed within ``gap``: every plan lie
 
 :func:`solve_and_certify` (``adaqp plan --certify``) starts the search beside the default solve,
 whose plan becomes the incumbent when it arrives: on two cores the two overlap (10,000 groups:
-6.2 s one after the other, 4.26-4.94 s beside over 12 runs, median 4.52 s).
+6.2 s one after the other, 4.21-4.94 s beside over 24 runs, medians 4.52 and 4.37 s).
 """
 
 from __future__ import annotations
