@@ -130,8 +130,8 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
         return best["v"] * (1 - gap)
 
     def fits(lo, hi, parent):  # the children's time floor, on the workers: False -> dropped without an LP
-        before = node.allowed(*parent) if parent is not None else None  # its floor was asked for
-        return floor_job.result().seconds(node.allowed(lo, hi), lo[ys], before) <= budget * (1 + BUDGET_SLACK)
+        # (parent: the widths its parent allowed, whose floor was asked for: only the changes count)
+        return floor_job.result().seconds(node.allowed(lo, hi), lo[ys], parent) <= budget * (1 + BUDGET_SLACK)
 
     def close(b):
         nonlocal closed_lb
@@ -238,7 +238,7 @@ def branch_and_bound(model: LinearModel, budget: float, gap: float = 1e-3, time_
             poll()
             while free and not waiting and heap and heap[0][0] < target():
                 bound, _, lo, hi, z, d, basis = heapq.heappop(heap)
-                parent = None if lo is node.lo0 else (lo, hi)  # (the root's floor was never asked)
+                parent = None if lo is node.lo0 else node.allowed(lo, hi)  # (the root's floor was never asked)
                 waiting += [(k, bound, basis, parent, far) for k, far in expand(bound, lo, hi, z, d)]
             while free and waiting and (pending is None or len(inflight) < busy_while_seeding):
                 job, w = waiting.pop(0), free.pop()

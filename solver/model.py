@@ -84,28 +84,26 @@ class LinearModel:
         """The plan's time: every term's ``max(floor, max(A z + c))`` from one product with the
         terms' rows stacked (the solver's searches call this thousands of times: a product per term
         took 0.29 ms a call on the 10,000-group benchmark)."""
-        A, const, starts, floors, live = self._stacked
-        value = np.maximum(floors, np.maximum.reduceat(A @ self.z(choice) + const, starts)).tolist() \
-            if starts.size else []
-        # summed in the terms' order as floats, as each term's own value would be: a last-bit
-        # difference (numpy's pairwise sum) flips which raises _raise_back finds fitting, and with
-        # them the incumbents a search finds (CiteSeer's certify: 852 -> 1,617 node LPs)
-        total, it = 0.0, iter(value)
-        for t, is_live in zip(self.terms, live):
-            total += next(it) if is_live else t.floor
-        return total
+        A, const, starts, live, floors = self._stacked
+        value = floors.copy()  # each term's floor; those with rows: max(floor, their largest row)
+        if live.size:
+            value[live] = np.maximum(floors[live], np.maximum.reduceat(A @ self.z(choice) + const, starts))
+        # summed in the terms' order by Python, as the per-term sum was: a last-bit difference
+        # (numpy's pairwise sum) flips which raises _raise_back finds fitting, and with them the
+        # incumbents a search finds (CiteSeer's certify: 852 -> 1,617 node LPs)
+        return float(sum(value.tolist()))
 
     @functools.cached_property
     def _stacked(self):
-        """The terms with rows, stacked: ``(A, const, first row of each, their floors, which
-        terms have rows)``."""
-        is_live = [bool(t.const.size) for t in self.terms]
-        live = [t for t in self.terms if t.const.size]
-        if not live:
-            return None, None, np.zeros(0, np.int64), None, is_live
-        starts = np.cumsum([0] + [t.const.size for t in live[:-1]])
-        return (sp.vstack([t.A for t in live]).tocsr(), np.concatenate([t.const for t in live]), starts,
-                np.array([t.floor for t in live]), is_live)
+        """The terms with rows, stacked: ``(A, const, each one's first row, which terms they are,
+        every term's floor)``."""
+        live = np.array([i for i, t in enumerate(self.terms) if t.const.size], dtype=np.int64)
+        floors = np.array([t.floor for t in self.terms], dtype=float)
+        if not live.size:
+            return None, None, live, live, floors
+        rows = [self.terms[i] for i in live.tolist()]
+        starts = np.cumsum([0] + [t.const.size for t in rows[:-1]])
+        return sp.vstack([t.A for t in rows]).tocsr(), np.concatenate([t.const for t in rows]), starts, live, floors
 
 
 def _units(cluster, P: int) -> np.ndarray:

@@ -117,8 +117,8 @@ class _Term:
         self.subsets, self.jmask = subsets, jmask
         self.m_b = self._subset_mins(self.vals_b)  # [block pairs, subsets]
         self.blk0 = self._per_block(self.bb, self.m_b) if brow.size else None
-        G = int(grp.max()) + 1 if grp.size else 0
-        self.by_group_l, self.by_group_b = _pairs_of(self.grp_l, G), _pairs_of(self.grp_b, G)
+        self.G = int(grp.max()) + 1 if grp.size else 0  # groups above have no pair in this term
+        self.by_group_l, self.by_group_b = _pairs_of(self.grp_l, self.G), _pairs_of(self.grp_b, self.G)
 
     def _per_block(self, blocks: np.ndarray, per_subset: np.ndarray) -> np.ndarray:
         """[blocks, subsets] sums of ``per_subset`` rows by block."""
@@ -150,7 +150,7 @@ class _Term:
         groups ``changed`` allow other widths now (0.65 -> 0.1 ms on the benchmark's children,
         whose floors were 40 % of the search's Python time)."""
         rows, blk = part
-        changed = changed[changed < self.by_group_l[1].size - 1]  # groups without pairs here
+        changed = changed[changed < self.G]
         hit = _select(self.by_group_l, changed)
         if hit.size:
             g, v = self.grp_l[hit], self.vals_l[hit]
