@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -262,6 +263,8 @@ class HardwareProfile:
         return self.links.get(f"net@{ranks}", self.links["net"])
 
     def op(self, name: str, **sizes):
+        for calls in _RECORDERS:
+            calls.append((name, sizes))
         return self.ops[name].seconds(**sizes)
 
     def to_dict(self) -> dict:
@@ -293,6 +296,23 @@ class HardwareProfile:
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict())
+
+
+# Active ``record_ops`` lists: every ``HardwareProfile.op`` call appends (op, sizes) to each.
+_RECORDERS: list[list] = []
+
+
+@contextmanager
+def record_ops():
+    """Collect every op evaluation made inside the block as ``(op, sizes)``; sizes are what the
+    caller passed (scalars or per-rank arrays). The shape-coverage check and ``profile --for``
+    use it to learn exactly which op sizes a prediction asks for, from the code that asks."""
+    calls: list = []
+    _RECORDERS.append(calls)
+    try:
+        yield calls
+    finally:
+        _RECORDERS.remove(calls)
 
 
 BUNDLED_DIR = Path(__file__).with_name("profiles")
