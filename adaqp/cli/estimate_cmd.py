@@ -11,7 +11,8 @@ def add_parser(sub) -> None:
         "estimate", help="closed-form epoch time of a plan on a cluster (no simulation)",
         description="Partition the graph, build the halo plan and estimate one training epoch on "
                     "the cluster from a hardware profile: per-exchange times and bottlenecks, "
-                    "compute phases, what overlap hides. summary.json key: epoch_time_s.")
+                    "compute phases, what overlap hides. summary.json keys: epoch_time_s; extrapolated "
+                    "(op sizes outside the profile's measured range, also warned on stderr).")
     add_scenario_args(p)
     add_out(p)
     p.set_defaults(run=run)
@@ -22,11 +23,13 @@ def run(args) -> int:
     from adaqp.cli.report import format_table, write_csv, write_summary
     from adaqp.cli.scenario import load_scenario
     from adaqp.costmodel.analytic import estimate
+    from adaqp.costmodel.coverage import watch
 
     out = prepare_out(args.out)
     sc = load_scenario(args)
     bits = load_bits(args.bits, sc.stats.pair_rows, args.layers)
-    e = estimate(sc.stats, sc.shape, args.schedule, sc.cluster, sc.profile, bits)
+    with watch(sc.profile) as extrapolated:
+        e = estimate(sc.stats, sc.shape, args.schedule, sc.cluster, sc.profile, bits)
     rows = [{"layer": a, "direction": b, "ms": c * 1e3, "bottleneck": d} for a, b, c, d in e.exchanges]
     print(f"{sc.headline(args)}, bits {args.bits}\n")
     print(format_table(rows))
@@ -37,6 +40,7 @@ def run(args) -> int:
     if out is not None:
         write_csv(out / "exchanges.csv", rows)
         write_summary(out, {"dataset": sc.graph.name, "cluster": sc.cluster.name, "profile": sc.profile.name,
-                            "parts": sc.parts, "schedule": args.schedule, "bits": args.bits, **e.summary()})
+                            "parts": sc.parts, "schedule": args.schedule, "bits": args.bits, **e.summary(),
+                            "extrapolated": extrapolated})
         print(f"wrote {out}/: exchanges.csv, summary.json")
     return 0

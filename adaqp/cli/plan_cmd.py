@@ -17,7 +17,8 @@ def add_parser(sub) -> None:
                     "the bit-width MILP against the analytic cost model. Budgets: '1.2s' / '800ms' "
                     "bound the predicted epoch time; '0.4x' bounds the exchange part (exchanges + "
                     "coding) as a fraction of the fp32 exchange time. Writes bitplan.json/.npz and "
-                    "summary.json (predicted_epoch_time_s, variance, solve_time_s, gap, bits_histogram).")
+                    "summary.json (predicted_epoch_time_s, variance, solve_time_s, gap, bits_histogram; "
+                    "extrapolated: op sizes outside the profile's measured range, also warned on stderr).")
     add_scenario_args(p, bits_default=None)
     p.add_argument("--time-budget", default=None, help="e.g. 1.2s, 800ms or 0.4x (lambda mode: optional)")
     p.add_argument("--bits-set", default="2,4,8", help="widths to choose from (default: 2,4,8)")
@@ -84,6 +85,7 @@ def run(args) -> int:
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table, stage, write_summary
     from adaqp.costmodel.analytic import estimate
+    from adaqp.costmodel.coverage import watch
     from adaqp.errors import require
     from adaqp.solver.plan import solve_bitplan
 
@@ -100,7 +102,8 @@ def run(args) -> int:
                             args.time_limit, lam=args.lam, features=graph.features, max_groups=args.max_groups,
                             certify_s=args.certify, on_batch=tick)
     sol, plan = res.solution, res.bitplan
-    e = estimate(stats, shape, args.schedule, cluster, profile, plan)
+    with watch(profile) as extrapolated:  # the predicted epoch's ops, not the solver's per-group evaluations
+        e = estimate(stats, shape, args.schedule, cluster, profile, plan)
     rows = _histogram_rows(plan.histogram())
     print(format_table(rows) if rows else "(nothing exchanged: one part or an empty halo)")
     print(f"\n{res.num_groups} groups, {sol.size.get('variables', 0)} variables, "
@@ -121,7 +124,7 @@ def run(args) -> int:
                             "predicted_epoch_time_s": e.epoch_time_s, "model_time_s": sol.time_s,
                             "variance": sol.variance, "greedy_variance": sol.greedy_variance,
                             "solve_time_s": sol.solve_time_s, "gap": sol.gap, **sol.size,
-                            "bits_histogram": _histogram(plan)})
+                            "bits_histogram": _histogram(plan), "extrapolated": extrapolated})
         print(f"wrote {out}/: bitplan.json, bitplan.npz, summary.json")
     return 0
 

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                     "cluster: ranks as processes, links shared by concurrent flows, shared GPUs, "
                     "overlap. Prints the epoch time, phases, resource utilisation and the critical "
                     "path; --out writes summary.json (epoch_time_s, comm_time_s, compute_time_s and "
-                    "the analytic estimate beside them), utilisation.csv and trace.json (Perfetto).")
+                    "the analytic estimate beside them; extrapolated: op sizes outside the profile's "
+                    "measured range, also warned on stderr), utilisation.csv and trace.json (Perfetto).")
     add_scenario_args(p)
     p.add_argument("--sharing", choices=("fair", "fifo"), default="fair",
                    help="how concurrent flows share a link: max-min fair (default) or one message at a time")
@@ -26,22 +27,25 @@ def run(args) -> int:
     from adaqp.cli.report import format_table, stage, write_csv, write_summary
     from adaqp.cli.scenario import load_bits, load_scenario
     from adaqp.costmodel.analytic import estimate
+    from adaqp.costmodel.coverage import watch
     from adaqp.simulator import chrome_trace, simulate
 
     out = prepare_out(args.out)
     sc = load_scenario(args)
     graph, cluster, profile, stats, shape, parts = sc.graph, sc.cluster, sc.profile, sc.stats, sc.shape, sc.parts
     bits = load_bits(args.bits, stats.pair_rows, args.layers)
-    with stage("simulating one epoch"):
-        r = simulate(stats, shape, args.schedule, cluster, profile, bits, sharing=args.sharing, trace=out is not None)
-    e = estimate(stats, shape, args.schedule, cluster, profile, bits)
+    with watch(profile) as extrapolated:
+        with stage("simulating one epoch"):
+            r = simulate(stats, shape, args.schedule, cluster, profile, bits, sharing=args.sharing,
+                         trace=out is not None)
+        e = estimate(stats, shape, args.schedule, cluster, profile, bits)
     _print(r, e, graph, cluster, profile, args, format_table)
     if out is not None:
         write_csv(out / "utilisation.csv", r.utilisation, ["resource", "kind", "busy_s", "utilisation"])
         chrome_trace(r.events, out / "trace.json")
         write_summary(out, {"dataset": graph.name, "cluster": cluster.name, "profile": profile.name,
                             "parts": parts, "schedule": args.schedule, "bits": args.bits, "sharing": args.sharing,
-                            **r.summary(), "analytic": e.summary()})
+                            **r.summary(), "analytic": e.summary(), "extrapolated": extrapolated})
         print(f"wrote {out}/: summary.json, utilisation.csv, trace.json")
     return 0
 

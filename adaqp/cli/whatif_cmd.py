@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                     "cluster resized to fill nodes. Prints the predicted epoch time, each schedule's "
                     "speedup over vanilla, the communication share and the cheapest configuration "
                     "(fewest devices, then lowest bandwidth) meeting --target-epoch-time. --out writes "
-                    "whatif.csv, summary.json (best, best_by_schedule, the grid and every row), "
+                    "whatif.csv, summary.json (best, best_by_schedule, the grid, every row and "
+                    "extrapolated: op sizes outside the profile's measured range, also warned on stderr), "
                     "whatif_heatmap.png and whatif_lines.png.")
     p.add_argument("dataset", metavar="DATASET", nargs="?", default=None,
                    help=DATASET_HELP + " (or use --like)")
@@ -69,6 +70,7 @@ def run(args) -> int:
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table, stage, write_csv, write_summary
     from adaqp.costmodel.bundled import load_cluster
+    from adaqp.costmodel.coverage import watch
     from adaqp.costmodel.profile import check_fits, load_profile
     from adaqp.errors import require
     from adaqp.experiments import whatif as wi
@@ -95,7 +97,8 @@ def run(args) -> int:
         with stage(f"loading {args.dataset}"):
             wl = wi.built_workload(load_dataset(args.dataset), args.method, args.seed, args.balance)
     shape = wi.model_shape(wl, args.model, args.layers, args.hidden)
-    rows = _sweep(wl, shape, base, profile, grid, args.per_node, target, args.merge_rel, wi)
+    with watch(profile) as extrapolated:
+        rows = _sweep(wl, shape, base, profile, grid, args.per_node, target, args.merge_rel, wi)
     best, reason = wi.cheapest(rows, target)
     by_sched = {s: wi.cheapest(rows, target, s) for s in grid.schedules}
 
@@ -132,7 +135,7 @@ def run(args) -> int:
             "target_epoch_time_s": target, "grid": grid.to_dict(),
             "best": _clean(best), "best_reason": reason,
             "best_by_schedule": {s: _clean(b) for s, (b, _) in by_sched.items()},
-            "rows": [_clean(r) for r in rows]})
+            "rows": [_clean(r) for r in rows], "extrapolated": extrapolated})
         print(f"\nwrote {out}/: whatif.csv, summary.json, whatif_heatmap.png, whatif_lines.png")
     return 0
 
