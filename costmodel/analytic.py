@@ -1,5 +1,11 @@
 """Closed-form epoch time: the program of :mod:`adaqp.costmodel.program`, summed.
 
+What the closed form leaves out, and the simulator plays: ranks sharing a CPU's cores are
+slowed by one static factor (``durations.compute_scale``: every rank computing at once) for the
+whole epoch, although a rank blocked on a message leaves its share to the others; flows are not
+re-divided over time (an exchange lasts as long as its busiest resource); ranks are assumed to
+reach every exchange together.
+
 The exchanges are all-to-all and synchronise the ranks, so the compute between two of them
 lasts as long as its slowest rank — or slowest *device* where ranks share a GPU (their kernels
 serialise; CPU profiles are measured per rank's share of the cores, so CPU ranks do not add up).

@@ -1,14 +1,15 @@
 """Playing the epoch program (:mod:`adaqp.costmodel.program`) on every rank as a SimPy process.
 
-- ``Compute(phase, seconds)``: the rank holds its compute resource for ``seconds[rank]``. Ranks that
-  share a GPU share ONE compute resource (capacity 1): their kernels serialise, as the analytic
-  model's ``device_max`` assumes. CPU ranks each own one — a CPU profile is measured per rank's
-  share of the cores, so that sharing is already inside its figures.
+- ``Compute(phase, seconds)``: ``seconds[rank]`` of work (its duration alone, as profiled) on the
+  rank's compute resource. Ranks that share one — a GPU, the cores of one host, or every emulated
+  host of one machine (``shared_host``) — share it as a fluid (:mod:`.compute`): each runs at the
+  speed :func:`~adaqp.costmodel.durations.corun_slowdown` gives for the number of ranks computing
+  at that instant, re-divided whenever one starts or stops. The program is built unscaled; the
+  static ``compute_scale`` of the analytic model is this sharing with every rank busy.
 - ``Exchange(traffic, hidden)``: all-to-all. A rank, when it arrives, posts its outgoing flows
   (s -> r for every r with bytes > 0) to the fluid network and, with overlap, runs ``hidden`` on
-  its second stream — on the same compute resource, so a neighbour's kernels still serialise with
-  it. ``hidden`` already includes the profile's interference factor (build_program applies it, as
-  the analytic model does); it is not applied again here. The rank goes on when every flow it
+  its second stream — on the same shared compute resource. ``hidden`` already includes the
+  profile's interference factor (build_program applies it, as the analytic model does). The rank goes on when every flow it
   sends or receives has *arrived* (a send completes when the receiver holds the data, as with
   NCCL's rendezvous) and its hidden compute is done.
 - ``AllReduce(nbytes)``: a barrier, then one global span of ``network.allreduce_s`` (a collective,
@@ -26,10 +27,12 @@ import numpy as np
 import simpy
 
 from adaqp.cluster import ClusterSpec
+from adaqp.costmodel.durations import corun_slowdown
 from adaqp.costmodel.network import allreduce_s, host_sync_s
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.program import AllReduce, Compute, Exchange
 from adaqp.errors import require
+from adaqp.simulator.compute import SharedCompute
 from adaqp.simulator.fluid import FluidNetwork
 from adaqp.simulator.paths import network_layout
 
@@ -42,8 +45,19 @@ class Node:
     start: float
     end: float
     gate: int  # the node whose end let this one start; -1: the start of the epoch
-    where: str = ""  # compute: the resource; flow: "s->r via bottleneck"
+    where: str = ""  # compute: the rank (CPU) or its device (GPU); flow: "s->r via bottleneck"
     overlap: tuple = ()  # a flow: (start, end) of the gated rank's hidden compute
+
+
+def compute_groups(cluster: ClusterSpec) -> tuple[np.ndarray, list[str]]:
+    """Which shared compute resource each rank runs on, and the resources' names: one per device
+    (a GPU, or a CPU node's cores), one for the whole machine when the hosts are emulated on it."""
+    P = cluster.num_ranks
+    if cluster.device == "cpu" and cluster.shared_host:
+        return np.zeros(P, np.int64), ["compute[host cpu]"]
+    of = np.arange(P) // cluster.ranks_per_device
+    kind = "cpu" if cluster.device == "cpu" else "device"
+    return of, [f"compute[{kind} {i}]" for i in range(int(of.max()) + 1)]
 
 
 class Epoch:
@@ -54,13 +68,9 @@ class Epoch:
         self.program, self.cluster, self.profile, self.trace = program, cluster, profile, trace
         P = self.P = cluster.num_ranks
         self.env = simpy.Environment()
-        shared_gpu = cluster.device != "cpu" and cluster.ranks_per_device > 1
-        self.compute_of = np.arange(P) // cluster.ranks_per_device if shared_gpu else np.arange(P)
-        self.compute_names = [f"compute[{'device' if shared_gpu else 'rank'} {i}]"
-                              for i in range(int(self.compute_of.max()) + 1)]
-        self.compute = [simpy.Resource(self.env, 1) for _ in self.compute_names]
-        self.compute_busy = np.zeros(len(self.compute))
-        self.last_release = [-1] * len(self.compute)  # node that last released each compute resource
+        self.compute_of, self.compute_names = compute_groups(cluster)
+        slowdown = lambda n: corun_slowdown(cluster, profile, n)  # noqa: E731
+        self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
         self.sync_s = host_sync_s(cluster, profile)
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel)
@@ -159,18 +169,11 @@ class Epoch:
         if seconds <= 0:
             return
         c = int(self.compute_of[rank])
-        asked = self.env.now
-        with self.compute[c].request() as req:
-            yield req
-            start = self.env.now
-            if start > asked:  # waited for a neighbour on the same device: its kernel gated us
-                gate = self.last_release[c]
-            elif gate is None:
-                gate = self.last_node[rank]
-            yield self.env.timeout(seconds)
-            node = self._node(Node("compute", phase, rank, start, self.env.now, gate, self.compute_names[c]))
-            self.last_release[c] = node
-        self.compute_busy[c] += seconds
+        start = self.env.now
+        gate = self.last_node[rank] if gate is None else gate
+        yield self.compute[c].run(seconds)
+        where = self.compute_names[c] if self.cluster.device != "cpu" else f"compute[rank {rank}]"
+        node = self._node(Node("compute", phase, rank, start, self.env.now, gate, where))
         self.busy.setdefault(phase, np.zeros(self.P))[rank] += seconds
         self._event(rank, phase, "main", start, self.env.now)
         if not hidden:

@@ -13,7 +13,7 @@ Definitions (chosen to sit beside :class:`adaqp.costmodel.analytic.Estimate`):
 - ``busy_s``: per compute phase the slowest rank's total, or slowest device's where ranks share a
   GPU — the analytic model's ``phases_s``.
 - ``utilisation``: per resource instance, busy seconds / epoch. A link is busy ``bytes / bandwidth``
-  (what it carried at full speed); a compute resource the seconds it was held.
+  (what it carried at full speed); a compute resource the wall time some rank computed on it.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def _union(spans: list[tuple[float, float]]) -> float:
 
 
 def _utilisation(ep: Epoch, epoch: float) -> list[dict]:
-    rows = [{"resource": name, "kind": "compute", "busy_s": float(b)}
-            for name, b in zip(ep.compute_names, ep.compute_busy)]
+    rows = [{"resource": name, "kind": "compute", "busy_s": float(c.busy_s)}
+            for name, c in zip(ep.compute_names, ep.compute)]
     busy = ep.carried[:-1] / ep.layout.bw_Bps
     rows += [{"resource": name, "kind": kind, "busy_s": float(b)}
              for name, kind, b in zip(ep.layout.names, ep.layout.kinds, busy)]
