@@ -126,10 +126,10 @@ def cluster_for_check(device: str, ranks: int, profile: str):
 def stage_train(out: Path, device: str, plan: CheckPlan, ranks: int, profile: str) -> list[dict]:
     from adaqp.experiments.validate import Grid, run_cell
 
-    grid = Grid(dataset=plan.dataset, ranks=(ranks,), links=(None,), schedules=plan.schedules,
+    grid = Grid(datasets=(plan.dataset,), ranks=(ranks,), links=(None,), schedules=plan.schedules,
                 bits=(plan.bits,), models=("gcn",), epochs=plan.epochs, warmup=plan.warmup,
-                hidden=plan.hidden, layers=plan.layers, profile=profile, device=device,
-                timeout_s=plan.timeout_s)
+                hiddens=(plan.hidden,), layers=plan.layers, profile=profile, device=device,
+                timeout_s=plan.timeout_s, profile_for=False)
     cluster = cluster_for_check(device, ranks, profile)
     cluster.to_yaml(out / f"cluster_k{ranks}.yaml")  # what was predicted for, beside the results
     with tempfile.TemporaryDirectory(prefix="adaqp-gpu-check-") as work:  # plans of 200k nodes: MBs

@@ -54,9 +54,10 @@ def predict(plan: dict, profile: str, work: Path, log=print) -> list[dict]:
 
     rows = []
     for k in plan["ranks"]:
-        grid = Grid(dataset=plan["dataset"], ranks=(k,), links=(None,), schedules=tuple(plan["schedules"]),
+        grid = Grid(datasets=(plan["dataset"],), ranks=(k,), links=(None,), schedules=tuple(plan["schedules"]),
                     bits=(plan["bits"],), models=("gcn",), epochs=plan["epochs"], warmup=plan["warmup"],
-                    hidden=plan["hidden"], layers=plan["layers"], profile=str(profile), device="cuda")
+                    hiddens=(plan["hidden"],), layers=plan["layers"], profile=str(profile), device="cuda",
+                    profile_for=False)
         log(f"· {k} ranks: partitioning {plan['dataset']} and simulating {len(grid.points())} configurations")
         cluster = ClusterSpec.shared_gpu(k, str(profile), device="gpu")
         rows += run_cell(grid, k, None, Path(work), runner=_partition_only, cluster=cluster)

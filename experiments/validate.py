@@ -14,6 +14,11 @@ Phases compared (medians over the measured epochs, slowest rank per epoch):
   exchange (without), plus the all-reduce; predicted: the simulator's critical-path share of them;
 - ``compute``: the epoch less the exposed communication.
 
+Before anything trains, the profile is completed for the grid (:func:`profile_for_grid`): the
+op shapes every workload of the grid asks for (:func:`adaqp.costmodel.shapes.workload_shapes`)
+are micro-benchmarked on synthetic tensors and merged into a copy of ``--profile``; predictions
+that still need an op outside its measured range are named on stderr and in ``extrapolated``.
+
 The emulated network of each cell is characterised first by a micro-benchmark of the runtime's
 exchange on it (dummy bytes, before any training; ``profiler_ranks.measure_exchange``): its
 effective per-host bandwidth and latency go into the cell's ClusterSpec, as a measured profile
@@ -31,27 +36,33 @@ from adaqp.errors import require
 from adaqp.schedule import Schedule
 
 DEFAULT_DATASET = "sbm:nodes=12000,classes=8,feat=64,deg=10,seed=0"
+# graphs of three input widths (64, 1,433, 256 features) and two degree distributions
+DEFAULT_DATASETS = (DEFAULT_DATASET, "cora", "rmat:scale=13,edgefactor=8,feat=256,classes=16,seed=0")
 PHASES = ("epoch", "comm", "compute")
 
 
 @dataclass(frozen=True)
 class Grid:
-    dataset: str = DEFAULT_DATASET
+    datasets: tuple[str, ...] = DEFAULT_DATASETS
     ranks: tuple[int, ...] = (2, 3, 4)
     links: tuple[str | None, ...] = ("100mbit", "1gbit")  # None: plain loopback
     schedules: tuple[str, ...] = ("vanilla", "overlap", "quant", "adaqp")
-    bits: tuple[str, ...] = ("2", "4", "8", "adaptive")  # for the quantizing schedules
+    bits: tuple[str, ...] = ("4", "adaptive")  # for the quantizing schedules
     models: tuple[str, ...] = ("gcn", "sage")
-    epochs: int = 10
+    epochs: int = 8
     warmup: int = 3
-    hidden: int = 64
+    hiddens: tuple[int, ...] = (64, 128)
     layers: int = 3
     profile: str = "cpu-2core"  # a bundled name or a profile file
     seed: int = 0
     device: str = "cpu"  # cuda: the ranks share the visible GPU(s) (experiments/gpu_check.py)
     timeout_s: float = 600.0  # per cell: a hung rank costs at most this
 
+    profile_for: bool = True  # measure the grid's op shapes into the profile before training
+
     def __post_init__(self) -> None:
+        require(self.datasets, "validate needs at least one dataset")
+        require(self.hiddens and min(self.hiddens) >= 1, f"hidden widths must be >= 1, got {self.hiddens}")
         require(self.ranks and min(self.ranks) >= 2, "validate needs ranks >= 2 (one rank sends nothing)")
         require(self.epochs > self.warmup >= 1, f"epochs ({self.epochs}) must exceed warmup ({self.warmup}) >= 1")
         for s in self.schedules:
@@ -64,17 +75,24 @@ class Grid:
     def cells(self) -> list[tuple[int, str | None]]:
         return [(r, link) for r in self.ranks for link in self.links]
 
+    def workloads(self) -> list[tuple[str, int]]:
+        """(dataset, hidden width): the model shapes the grid covers."""
+        return [(d, h) for d in self.datasets for h in self.hiddens]
+
     def points(self) -> list[tuple[str, str, str]]:
-        """(model, schedule, bits) run in every cell."""
+        """(model, schedule, bits) run for every workload in every cell."""
         out = []
         for m in self.models:
             for s in self.schedules:
-                for b in (self.bits if Schedule.parse(s).quantize else ("32",)):
-                    out.append((m, s, b))
+                sched = Schedule.parse(s)
+                # adaptive widths go with overlap (adaqp); quant sends every message at one width
+                widths = ("32",) if not sched.quantize else self.bits if sched.overlap else \
+                    tuple(b for b in self.bits if b != "adaptive")
+                out += [(m, s, b) for b in widths]
         return out
 
     def size(self) -> int:
-        return len(self.cells()) * len(self.points())
+        return len(self.cells()) * len(self.workloads()) * len(self.points())
 
 
 def cluster_for(ranks: int, link: str | None, measured: tuple[float, float] | None = None):
@@ -116,14 +134,15 @@ def measure_network(ranks: int, link: str) -> tuple[float, float]:
     return lat, bw
 
 
-def train_configs(grid: Grid, ranks: int, cluster_file: str | None):
+def train_configs(grid: Grid, dataset: str, ranks: int, cluster_file: str | None):
+    """Every (hidden, point) of one dataset in one cell: one process group runs them all."""
     from adaqp.runtime.config import TrainConfig
     from adaqp.runtime.model import ModelConfig
 
     cfgs = []
-    for model, schedule, bits in grid.points():
+    for hidden, (model, schedule, bits) in ((h, p) for h in grid.hiddens for p in grid.points()):
         cfgs.append(TrainConfig(
-            dataset=grid.dataset, nprocs=ranks, model=ModelConfig(model, grid.layers, grid.hidden),
+            dataset=dataset, nprocs=ranks, model=ModelConfig(model, grid.layers, hidden),
             epochs=grid.epochs, seed=grid.seed, schedule=schedule, bits=bits,
             replan_every=grid.warmup, cluster=cluster_file or "local-cpu", profile=grid.profile,
             eval_every=grid.epochs, warmup_epochs=grid.warmup, progress=False, timeout_s=grid.timeout_s,
@@ -147,11 +166,14 @@ def measured_phases(records: list[dict], warmup: int, overlap: bool) -> dict:
             "compute": med(lambda r: r["epoch_time_s"] - exposed(r))}
 
 
-def predicted_phases(stats, shape, schedule: str, bits, cluster, profile) -> dict:
+def predicted_phases(stats, shape, schedule: str, bits, cluster, profile) -> tuple[dict, list]:
+    """The simulator's phases, and the ``(op, sizes)`` evaluations it made (coverage check)."""
+    from adaqp.costmodel.profile import record_ops
     from adaqp.simulator import simulate
 
-    r = simulate(stats, shape, schedule, cluster, profile, bits, trace=False)
-    return {"epoch": r.epoch_time_s, "comm": r.exposed_comm_s, "compute": r.compute_time_s}
+    with record_ops() as calls:
+        r = simulate(stats, shape, schedule, cluster, profile, bits, trace=False)
+    return {"epoch": r.epoch_time_s, "comm": r.exposed_comm_s, "compute": r.compute_time_s}, calls
 
 
 def _bits_of(cfg, result: dict):
@@ -163,14 +185,17 @@ def _bits_of(cfg, result: dict):
     return bitplan_from_tensors(result["bitplan"])
 
 
-def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None) -> list[dict]:
-    """Every point of one (ranks, link) cell: measured, predicted, errors per phase. ``cluster``:
-    the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one GPU)."""
-    from adaqp.costmodel.profile import load_profile
-    from adaqp.costmodel.program import ModelShape
-    from adaqp.costmodel.workload import PlanStats
-    from adaqp.data.spec import load_dataset
-    from adaqp.halo import HaloPlan
+def plan_dir_for(work: Path, dataset: str, ranks: int) -> Path:
+    """One partition per (dataset, ranks), shared by the cells of every link."""
+    slug = "".join(c if c.isalnum() else "-" for c in dataset).strip("-")[:60]
+    return work / "plans" / f"{slug}-r{ranks}"
+
+
+def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None,
+             calls: list | None = None) -> list[dict]:
+    """Every workload and point of one (ranks, link) cell: measured, predicted, errors per phase.
+    ``cluster``: the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one
+    GPU). ``calls`` collects the predictions' op evaluations (for the coverage check)."""
     from adaqp.runtime.run import run_configs
 
     if cluster is None:
@@ -179,20 +204,35 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
     cell_dir = work / f"r{ranks}-{link or 'loopback'}"
     cell_dir.mkdir(parents=True, exist_ok=True)
     cluster_file = str(cluster.to_yaml(cell_dir / "cluster.yaml"))
-    cfgs = train_configs(grid, ranks, cluster_file)
-    plan_dir = cell_dir / "plan"
-    results = (runner or run_configs)(cfgs, plan_dir, link)
-    halo, graph = HaloPlan.load(plan_dir), load_dataset(grid.dataset)
+    rows = []
+    for dataset in grid.datasets:
+        cfgs = train_configs(grid, dataset, ranks, cluster_file)
+        plan_dir = plan_dir_for(work, dataset, ranks)
+        results = (runner or run_configs)(cfgs, plan_dir, link)
+        rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls)
+    return rows
+
+
+def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> list[dict]:
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.costmodel.program import ModelShape
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import HaloPlan
+
+    halo, graph = HaloPlan.load(plan_dir), load_dataset(dataset)
     stats, profile = PlanStats.from_halo_plan(halo), load_profile(grid.profile)
     rows = []
     for cfg, per_rank in zip(cfgs, results):
         widths = cfg.model.widths(graph.num_features, graph.num_classes)
         shape = ModelShape(cfg.model.model, tuple(widths), cfg.model.layer_norm, cfg.model.dropout > 0)
-        bits = _bits_of(cfg, per_rank[0])
         meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup,
                                Schedule.parse(cfg.schedule).overlap)
-        pred = predicted_phases(stats, shape, cfg.schedule, bits, cluster, profile)
-        row = {"ranks": ranks, "link": link or "loopback", "model": cfg.model.model,
+        pred, used = predicted_phases(stats, shape, cfg.schedule, _bits_of(cfg, per_rank[0]), cluster, profile)
+        if calls is not None:
+            calls.extend(used)
+        row = {"dataset": dataset, "features": graph.num_features, "hidden": cfg.model.hidden,
+               "ranks": cfg.nprocs, "link": link or "loopback", "model": cfg.model.model,
                "schedule": cfg.schedule, "bits": cfg.bits,
                "net_MBps": cluster.network.bw_Bps / 1e6 if cluster.network else None,
                "net_latency_us": cluster.network.latency_s * 1e6 if cluster.network else None}
@@ -204,78 +244,78 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
     return rows
 
 
-def summarize(rows: list[dict], grid: Grid) -> dict:
-    def stats_of(key):
-        errs = [abs(r[key]) for r in rows if r[key] == r[key]]
-        return (statistics.median(errs), max(errs)) if errs else (None, None)
+def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
+    """Measure every op shape the grid's workloads ask for into a copy of the grid's profile
+    (micro-benchmarks on synthetic tensors, before any training) and return the grid with that
+    profile. The partitions made here are the ones the runs then load."""
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.costmodel.program import ModelShape
+    from adaqp.costmodel.shapes import workload_shapes
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import HaloPlan
+    from adaqp.runtime.prepare import prepare_plan
 
-    med, mx = stats_of("epoch_err_pct")
-    per_phase = {ph: dict(zip(("median_abs_err_pct", "max_abs_err_pct"), stats_of(f"{ph}_err_pct")))
-                 for ph in PHASES}
-    worst = max(rows, key=lambda r: abs(r["epoch_err_pct"])) if rows else None
-    return {"configs": len(rows), "median_abs_err_pct": med, "max_abs_err_pct": mx,
-            "per_phase": per_phase, "target_met": med is not None and med <= 5 and mx <= 15,
-            "worst": worst, "grid": {k: v for k, v in grid.__dict__.items()}}
+    base = load_profile(grid.profile)
+    shapes: dict[str, list[dict]] = {}
+    bits = tuple(int(b) for b in grid.bits if b != "adaptive") or (8,)
+    bits = tuple(sorted(set(bits) | ({2, 4, 8} if "adaptive" in grid.bits else set())))
+    for dataset in grid.datasets:
+        graph = load_dataset(dataset)
+        for ranks in grid.ranks:
+            cfg = train_configs(grid, dataset, ranks, None)[0]
+            plan_dir = plan_dir_for(work, dataset, ranks)
+            plan_dir.mkdir(parents=True, exist_ok=True)
+            prepare_plan(cfg, plan_dir, graph)
+            stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
+            for hidden in grid.hiddens:
+                for model in grid.models:
+                    widths = (graph.num_features, *([hidden] * (grid.layers - 1)), graph.num_classes)
+                    for op, sizes in workload_shapes(stats, ModelShape(model, widths), bits, base).items():
+                        shapes.setdefault(op, []).extend(sizes)
+    n = sum(len(v) for v in shapes.values())
+    log(f"validate: measuring {n} op shapes of the grid's workloads into the profile (micro-benchmarks, "
+        f"before any training)")
+    prof = measure_shapes(base, shapes, device=grid.device, progress=True,
+                          note=f"adaqp validate grid: {', '.join(grid.datasets)}; hidden {grid.hiddens}")
+    path = prof.save(work / "profile.json")
+    log(f"validate: profile with the grid's shapes: {path}")
+    return replace(grid, profile=str(path))
 
 
-def run_grid(grid: Grid, work: Path, runner=None, log=print) -> list[dict]:
-    rows = []
+def run_grid(grid: Grid, work: Path, runner=None, log=print) -> tuple[list[dict], list[dict]]:
+    """Profile for the grid (``grid.profile_for``), then every cell. Returns the rows and the
+    extrapolation records of the predictions (ops needed outside their measured range)."""
+    from adaqp.costmodel.coverage import warn_extrapolated
+    from adaqp.costmodel.profile import load_profile
+
+    if grid.profile_for:
+        grid = profile_for_grid(grid, work, log)
+    rows, calls = [], []
     for i, (ranks, link) in enumerate(grid.cells()):
         log(f"[{i + 1}/{len(grid.cells())}] {ranks} ranks, link {link or 'loopback'}: "
-            f"{len(grid.points())} configurations")
-        cell = run_cell(grid, ranks, link, work, runner)
+            f"{len(grid.workloads()) * len(grid.points())} configurations")
+        cell = run_cell(grid, ranks, link, work, runner, calls=calls)
         for r in cell:
-            log(f"    {r['model']:4s} {r['schedule']:7s} bits {r['bits']:>8s}: measured "
-                f"{r['epoch_meas_ms']:9.1f} ms, predicted {r['epoch_pred_ms']:9.1f} ms "
-                f"({r['epoch_err_pct']:+.1f} %)")
+            log(f"    {_short(r['dataset']):>6s} h{r['hidden']:<4d} {r['model']:4s} {r['schedule']:7s} "
+                f"bits {r['bits']:>8s}: measured {r['epoch_meas_ms']:9.1f} ms, predicted "
+                f"{r['epoch_pred_ms']:9.1f} ms ({r['epoch_err_pct']:+.1f} %)")
         rows.extend(cell)
-    return rows
+    extrapolated = warn_extrapolated(load_profile(grid.profile), calls, log=lambda m: log(m))
+    return rows, extrapolated
 
 
-def scatter(path: Path, rows: list[dict]) -> Path:
-    """Predicted vs measured epoch time, log-log, with y = x and a +-15 % band."""
-    from adaqp.experiments.plotting import pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    marks = {"vanilla": "o", "overlap": "s", "quant": "^", "adaqp": "D"}
-    links = sorted({r["link"] for r in rows})
-    colours = dict(zip(links, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")))
-    for r in rows:
-        ax.scatter(r["epoch_meas_ms"], r["epoch_pred_ms"], marker=marks.get(r["schedule"], "x"),
-                   color=colours.get(r["link"], "k"), s=22, alpha=0.8, zorder=3)
-    lo = min(min(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 0.8
-    hi = max(max(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 1.25
-    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x", zorder=2)
-    ax.fill_between([lo, hi], [lo * 0.85, hi * 0.85], [lo * 1.15, hi * 1.15], color="0.88", label="±15 %", zorder=1)
-    for s, m in marks.items():
-        ax.scatter([], [], marker=m, color="0.3", label=s)
-    for link, c in colours.items():
-        ax.scatter([], [], marker="o", color=c, label=link)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, major ticks only (minor labels collide)
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("measured epoch time (ms)")
-    ax.set_ylabel("predicted epoch time (ms)")
-    ax.legend(fontsize=7, loc="upper left")
-    ax.set_title(f"{len(rows)} configurations, predicted (simulator) vs measured", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def _short(dataset: str) -> str:
+    return dataset.split(":")[0]
 
 
 def quick(grid: Grid) -> Grid:
-    """About a dozen configurations in a few minutes."""
+    """About a dozen configurations in a few minutes: the first dataset and hidden width."""
     links = grid.links if len(grid.links) < 2 else (grid.links[0], grid.links[-1])
-    return replace(grid, ranks=(2, 4), links=links, bits=("2", "adaptive"), models=grid.models[:1],
-                   schedules=("vanilla", "adaqp"), epochs=min(grid.epochs, 8))
+    return replace(grid, datasets=grid.datasets[:1], hiddens=grid.hiddens[:1], ranks=(2, 4), links=links,
+                   bits=("2", "adaptive"), models=grid.models[:1], schedules=("vanilla", "adaqp"),
+                   epochs=min(grid.epochs, 8))
 
 
 def check_links(grid: Grid) -> None:

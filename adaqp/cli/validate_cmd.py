@@ -11,25 +11,33 @@ def add_parser(sub) -> None:
         description="Trains every configuration of a grid for a few epochs on local ranks (each rank its "
                     "own emulated host behind a shaped link with --link; needs root) and puts the "
                     "median measured epoch (warm-up skipped), per phase, beside the simulator's "
-                    "prediction for the same plan with this machine's measured profile. Writes "
-                    "validate.csv, validate_scatter.png and summary.json (configs, median_abs_err_pct, "
-                    "max_abs_err_pct) under --out. Default grid: ranks 2,3,4 x vanilla/overlap (fp32) "
-                    "and quant/adaqp at bits 2,4,8,adaptive x links 100mbit,1gbit x gcn,sage.")
-    p.add_argument("--dataset", default=None, help="dataset spec (default: a 12k-node SBM graph)")
+                    "prediction for the same plan. First it measures every op shape the grid's "
+                    "workloads need into a copy of --profile (micro-benchmarks, no training; "
+                    "--no-profile-for skips that). Writes validate.csv, validate_scatter.png, "
+                    "profile.json and summary.json (configs, median_abs_err_pct, max_abs_err_pct, "
+                    "per_phase, per_workload, oversubscribed, extrapolated) under --out. Default grid: "
+                    "SBM (64 features), Cora (1,433) and R-MAT (256) x hidden 64,128 x ranks 2,3,4 x "
+                    "links 100mbit,1gbit x gcn,sage x vanilla, overlap, quant (4 bits), adaqp (4 bits, "
+                    "adaptive).")
+    p.add_argument("--dataset", action="append", default=None,
+                   help="dataset spec; repeat for several (default: the three graphs above)")
     p.add_argument("--ranks", type=_ints, default=None, help="rank counts, e.g. 2,3,4")
     p.add_argument("--link", default=None,
                    help="link bandwidths, e.g. 100mbit,1gbit; 'none' for plain loopback (default: 100mbit,1gbit)")
     p.add_argument("--schedules", type=_csv, default=None, help="e.g. vanilla,overlap,quant,adaqp")
     p.add_argument("--bits", type=_csv, default=None, help="widths of the quantizing schedules, e.g. 2,4,8,adaptive")
     p.add_argument("--models", type=_csv, default=None, help="gcn,sage")
-    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per configuration (default: 10)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per configuration (default: 8)")
     p.add_argument("--warmup", type=positive_int, default=None, help="epochs left out of the median (default: 3)")
-    p.add_argument("--hidden", type=positive_int, default=None, help="hidden width (default: 64)")
+    p.add_argument("--hidden", type=_ints, default=None, help="hidden widths, e.g. 64,128 (default: 64,128)")
     p.add_argument("--layers", type=positive_int, default=None, help="layers (default: 3)")
     p.add_argument("--profile", default=None,
                    help="hardware profile to predict with: a bundled name or the JSON `adaqp profile` "
                         "wrote (default: cpu-2core)")
-    p.add_argument("--quick", action="store_true", help="about a dozen configurations, a few minutes")
+    p.add_argument("--quick", action="store_true",
+                   help="about a dozen configurations on the first dataset and hidden width, a few minutes")
+    p.add_argument("--no-profile-for", dest="profile_for", action="store_false",
+                   help="predict with --profile as it is (skip measuring the grid's op shapes first)")
     add_out(p)
     p.set_defaults(run=run)
 
@@ -39,10 +47,12 @@ def grid_from_args(args):
 
     from adaqp.experiments.validate import Grid, quick
 
-    over = {k: v for k, v in dict(dataset=args.dataset, ranks=args.ranks, schedules=args.schedules,
-                                  bits=args.bits, models=args.models, epochs=args.epochs, warmup=args.warmup,
-                                  hidden=args.hidden, layers=args.layers, profile=args.profile).items()
+    over = {k: v for k, v in dict(datasets=tuple(args.dataset) if args.dataset else None, ranks=args.ranks,
+                                  schedules=args.schedules, bits=args.bits, models=args.models,
+                                  epochs=args.epochs, warmup=args.warmup, hiddens=args.hidden,
+                                  layers=args.layers, profile=args.profile).items()
             if v is not None}
+    over["profile_for"] = args.profile_for
     if args.link is not None:
         over["links"] = tuple(None if t.lower() in ("none", "loopback") else t for t in _csv(args.link))
     grid = Grid()
@@ -58,25 +68,38 @@ def run(args) -> int:
 
     from adaqp.cli.common import prepare_out
     from adaqp.cli.report import format_table, write_csv, write_summary
-    from adaqp.experiments.validate import check_links, run_grid, scatter, summarize
+    from adaqp.experiments.validate import check_links, run_grid
+    from adaqp.experiments.validate_report import scatter, summarize, workload_table
 
     out = prepare_out(args.out)
     grid = grid_from_args(args)
     check_links(grid)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    log(f"validate: {grid.size()} configurations on {grid.dataset}, profile {grid.profile}")
+    log(f"validate: {grid.size()} configurations on {len(grid.datasets)} dataset(s) x hidden "
+        f"{','.join(map(str, grid.hiddens))}, profile {grid.profile}")
     with tempfile.TemporaryDirectory(prefix="adaqp-validate-") as tmp:
-        rows = run_grid(grid, (out / "runs") if out else Path(tmp), log=log)
-    summary = summarize(rows, grid)
-    cols = ["ranks", "link", "model", "schedule", "bits", "epoch_meas_ms", "epoch_pred_ms", "epoch_err_pct",
-            "comm_err_pct", "compute_err_pct"]
-    print(format_table(rows, cols))
+        work = (out / "runs") if out else Path(tmp)
+        rows, extrapolated = run_grid(grid, work, log=log)
+        if out is not None and (work / "profile.json").exists():
+            (out / "profile.json").write_bytes((work / "profile.json").read_bytes())
+    summary = summarize(rows, grid, extrapolated)
+    cols = ["dataset", "hidden", "ranks", "link", "model", "schedule", "bits", "epoch_meas_ms", "epoch_pred_ms",
+            "epoch_err_pct", "comm_err_pct", "compute_err_pct"]
+    print(format_table([{**r, "dataset": r["dataset"].split(":")[0]} for r in rows], cols))
+    print()
+    print(format_table(workload_table(summary)))
+    o = summary["oversubscribed"]
     print(f"\n{summary['configs']} configurations: median |error| {summary['median_abs_err_pct']:.1f} %, "
-          f"max {summary['max_abs_err_pct']:.1f} % (target: median <= 5 %, max <= 15 %); per phase median |error|: "
+          f"max {summary['max_abs_err_pct']:.1f} % (target: median <= 5 %, max <= 15 %, every workload's "
+          f"median <= 8 %); per phase median |error|: "
           + ", ".join(f"{ph} {v['median_abs_err_pct']:.1f} %" for ph, v in summary["per_phase"].items()))
+    if o["configs"]:
+        print(f"more ranks than the {summary['cores']} cores ({o['configs']} configurations): median "
+              f"{o['median_abs_err_pct']:.1f} %, max {o['max_abs_err_pct']:.1f} %")
     if out is not None:
         write_csv(out / "validate.csv", rows)
         scatter(out / "validate_scatter.png", rows)
         write_summary(out, summary)
-        print(f"wrote {out}/: validate.csv, validate_scatter.png, summary.json, runs/ (plans, cluster specs)")
+        print(f"wrote {out}/: validate.csv, validate_scatter.png, summary.json, profile.json, "
+              f"runs/ (plans, cluster specs)")
     return 0

@@ -10,17 +10,21 @@ import sys
 import pytest
 
 from adaqp.errors import AdaqpInputError
-from adaqp.experiments.validate import Grid, quick, run_grid, summarize
+from adaqp.experiments.validate import Grid, quick, run_grid
+from adaqp.experiments.validate_report import summarize
 
-TINY = Grid(dataset="cora", ranks=(2,), links=(None,), schedules=("vanilla", "adaqp"), bits=("4", "adaptive"),
-            models=("gcn",), epochs=4, warmup=2, hidden=16, layers=2)
+TINY = Grid(datasets=("cora",), ranks=(2,), links=(None,), schedules=("vanilla", "adaqp"), bits=("4", "adaptive"),
+            models=("gcn",), epochs=4, warmup=2, hiddens=(16,), layers=2, profile_for=False)
 
 
 def test_grid_counts_default_and_quick():
     g = Grid()
-    # ranks {2,3,4} x links 2 x models 2 x (vanilla, overlap + quant, adaqp at 4 widths)
-    assert g.size() == 3 * 2 * 2 * (2 + 2 * 4) >= 48
-    assert 8 <= quick(g).size() <= 16
+    # 3 graphs x 2 hidden widths; ranks {2,3,4} x links 2; models 2 x (vanilla, overlap, quant 4, adaqp 4 + adaptive)
+    assert len({d.split(":")[0] for d in g.datasets}) == 3 and len(g.hiddens) == 2
+    assert g.size() == (3 * 2) * (3 * 2) * 2 * (2 + 1 + 2)
+    assert ("gcn", "quant", "adaptive") not in g.points() and ("gcn", "adaqp", "adaptive") in g.points()
+    q = quick(g)
+    assert 8 <= q.size() <= 16 and q.datasets == g.datasets[:1]
 
 
 @pytest.mark.parametrize("bad", [dict(ranks=(1,)), dict(epochs=3, warmup=3), dict(bits=("3",)),
@@ -31,15 +35,18 @@ def test_grid_refuses_bad_axes(bad):
 
 
 def test_tiny_grid_measures_and_predicts(tmp_path):
-    rows = run_grid(TINY, tmp_path, log=lambda m: None)
+    rows, extrapolated = run_grid(TINY, tmp_path, log=lambda m: None)
+    assert isinstance(extrapolated, list)
     assert [(r["schedule"], r["bits"]) for r in rows] == [("vanilla", "32"), ("adaqp", "4"), ("adaqp", "adaptive")]
     for r in rows:
         for ph in ("epoch", "comm", "compute"):
             assert r[f"{ph}_meas_ms"] > 0 and r[f"{ph}_pred_ms"] > 0
             assert math.isclose(r[f"{ph}_err_pct"], (r[f"{ph}_pred_ms"] / r[f"{ph}_meas_ms"] - 1) * 100)
-    s = summarize(rows, TINY)
+    s = summarize(rows, TINY, cores=1)
     errs = sorted(abs(r["epoch_err_pct"]) for r in rows)
     assert s["configs"] == 3 and s["median_abs_err_pct"] == errs[1] and s["max_abs_err_pct"] == errs[-1]
+    assert s["per_workload"]["cora h16"]["configs"] == 3
+    assert s["oversubscribed"]["configs"] == 3 and s["within_cores"]["configs"] == 0  # 2 ranks > 1 core
     assert (tmp_path / "r2-loopback" / "cluster.yaml").exists()
 
 
@@ -47,11 +54,12 @@ def test_cli_writes_table_plot_and_summary(tmp_path):
     out = tmp_path / "v"
     cmd = [sys.executable, "-m", "adaqp", "validate", "--dataset", "cora", "--ranks", "2", "--link", "none",
            "--schedules", "overlap", "--models", "sage", "--epochs", "3", "--warmup", "1", "--hidden", "8",
-           "--layers", "2", "--out", str(out)]
+           "--layers", "2", "--no-profile-for", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     s = json.loads((out / "summary.json").read_text())
-    assert s["configs"] == 1 and set(s) >= {"configs", "median_abs_err_pct", "max_abs_err_pct"}
+    assert s["configs"] == 1 and set(s) >= {"configs", "median_abs_err_pct", "max_abs_err_pct", "per_workload",
+                                            "oversubscribed", "extrapolated"}
     assert (out / "validate_scatter.png").stat().st_size > 1000
     assert "median |error|" in r.stdout
 
