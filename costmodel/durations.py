@@ -23,23 +23,27 @@ def gemm_s(p: HardwareProfile, rows, in_dim, out_dim, backward: bool = False):
     return p.op("gemm_bwd" if backward else "gemm_fwd", rows=rows, in_dim=in_dim, out_dim=out_dim)
 
 
-def elementwise_s(p: HardwareProfile, op: str, elements):
+def elementwise_s(p: HardwareProfile, op: str, elements=None, rows=None, width=None):
+    """An element-wise op over ``rows`` x ``width`` (when the shape is known: a model with a
+    per-row term, or ``nearest``, uses it) or over ``elements`` (Adam's parameters)."""
     assert op in ELEMENTWISE, op
-    return p.op(op, elements=elements)
+    if rows is None:
+        return p.op(op, elements=elements)
+    return p.op(op, rows=rows, width=width, elements=np.asarray(rows) * width)
 
 
 def encode_s(p: HardwareProfile, rows, width, bits: int):
     """Turning ``rows`` message rows into wire bytes: quantize+pack, or a gather for 16/32 bits."""
     if bits in QUANT_BITS:
-        return p.op(f"quantize_b{bits}", rows=rows, elements=np.asarray(rows) * width)
-    return p.op("copy", elements=np.asarray(rows) * width)
+        return p.op(f"quantize_b{bits}", rows=rows, width=width, elements=np.asarray(rows) * width)
+    return p.op("copy", rows=rows, width=width, elements=np.asarray(rows) * width)
 
 
 def decode_s(p: HardwareProfile, rows, width, bits: int):
     """Turning received bytes back into float rows: unpack+dequantize, or a copy for 16/32 bits."""
     if bits in QUANT_BITS:
-        return p.op(f"dequantize_b{bits}", rows=rows, elements=np.asarray(rows) * width)
-    return p.op("copy", elements=np.asarray(rows) * width)
+        return p.op(f"dequantize_b{bits}", rows=rows, width=width, elements=np.asarray(rows) * width)
+    return p.op("copy", rows=rows, width=width, elements=np.asarray(rows) * width)
 
 
 def encode_mixed_s(p: HardwareProfile, rows_by_bits: dict[int, np.ndarray], width: int, decode: bool = False):
@@ -67,17 +71,41 @@ def ring_allreduce_s(nbytes: float, world: int, bw_Bps: float, latency_s: float)
     return steps * (latency_s + nbytes / world / bw_Bps)
 
 
-def compute_scale(cluster, profile: HardwareProfile) -> float:
-    """How much slower compute runs than profiled because ranks share one CPU.
+def corun_slowdown(cluster, profile: HardwareProfile, running: int) -> float:
+    """How many times slower each of ``running`` ranks computes than profiled when they compute at
+    once on one shared compute resource (a host's CPU cores, or one GPU).
 
-    CPU ops are profiled one rank at a time with the thread count a rank gets; when all k ranks of
-    the host compute at once they contend for memory bandwidth (the profile's measured ``corun``
-    factor) and, once k x threads exceeds the cores, for the cores themselves. Ranks sharing a
-    GPU are not scaled here: their kernels serialise on the device, which the models handle.
-    Emulated hosts (``shared_host``) are one CPU underneath: all their ranks count."""
-    k = cluster.cpu_sharing
-    if k <= 1 or cluster.device != "cpu":
+    CPU ops are profiled one rank at a time with the thread count a rank gets
+    (``meta.compute_threads`` of ``meta.cores``). Running together, ranks contend for memory
+    bandwidth and caches and, once ``running x threads`` exceeds the cores, for the cores
+    themselves (time-slicing: each gets its share). The profile's ``corun_by_ranks`` measures
+    this per rank count; without it, its single ``corun`` factor times the core share.
+    A profile that does not state its cores has no contention model (each rank keeps its share).
+    Ranks sharing a GPU time-slice it: ``running`` kernels progress at 1/``running`` each.
+    The simulator applies this to the ranks computing at each instant
+    (:mod:`adaqp.simulator.compute`); the analytic model takes it at "every rank computing"."""
+    if running <= 1:
         return 1.0
-    cores = float(profile.meta.get("cores") or 1)
+    if cluster.device != "cpu":
+        return float(running)
+    table = {int(k): float(v) for k, v in profile.corun_by_ranks.items()}
+    if running in table:
+        return table[running]
+    cores = profile.meta.get("cores")
+    if not cores:
+        return 1.0
     threads = float(profile.meta.get("compute_threads") or 1)
-    return profile.corun * max(1.0, k * threads / cores)
+    if table and running > max(table):  # past the table: its largest entry, time-sliced further
+        top = max(table)
+        return table[top] * max(1.0, running * threads / float(cores)) / max(1.0, top * threads / float(cores))
+    return profile.corun * max(1.0, running * threads / float(cores))
+
+
+def compute_scale(cluster, profile: HardwareProfile) -> float:
+    """The analytic model's static slow-down of every compute step on a CPU whose ranks share
+    cores: :func:`corun_slowdown` with every rank of the host computing at once. Emulated hosts
+    (``shared_host``) are one CPU underneath: all their ranks count. Ranks sharing a GPU are not
+    scaled here: the analytic model adds up their work per device (``device_max``)."""
+    if cluster.device != "cpu":
+        return 1.0
+    return corun_slowdown(cluster, profile, cluster.cpu_sharing)

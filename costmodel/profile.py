@@ -228,6 +228,10 @@ class HardwareProfile:
     sync_s: Mapping[str, float] = field(default_factory=dict)
     # the same for the gradient all-reduce (a chain of dependent steps: each waits for its peers)
     allreduce_sync_s: Mapping[str, float] = field(default_factory=dict)
+    # how many times slower a rank computes while k ranks of the host compute at once, by k (as a
+    # string): memory bandwidth shared and, past the core count, cores time-sliced. Measured by
+    # ``profiler_ranks.measure_corun``; where absent, ``corun`` x max(1, k x threads / cores).
+    corun_by_ranks: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -241,6 +245,9 @@ class HardwareProfile:
             v = getattr(self, f)
             require(isinstance(v, (int, float)) and math.isfinite(v) and v >= 1.0,
                     f"profile {self.name!r}: {f} must be a number >= 1, got {v!r}")
+        for k, v in self.corun_by_ranks.items():
+            require(str(k).isdigit() and int(k) >= 2 and isinstance(v, (int, float)) and math.isfinite(v) and v > 0,
+                    f"profile {self.name!r}: corun_by_ranks maps rank counts >= 2 to factors > 0, got {k!r}: {v!r}")
         for k, v in [*self.sync_s.items(), *self.allreduce_sync_s.items()]:
             require(str(k).isdigit() and int(k) >= 1 and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                     f"profile {self.name!r}: sync_s maps rank counts to seconds >= 0, got {k!r}: {v!r}")
@@ -271,7 +278,7 @@ class HardwareProfile:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
                 "device": self.device, "meta": dict(self.meta), "interference": self.interference,
                 "corun": self.corun, "sync_s": dict(self.sync_s),
-                "allreduce_sync_s": dict(self.allreduce_sync_s),
+                "allreduce_sync_s": dict(self.allreduce_sync_s), "corun_by_ranks": dict(self.corun_by_ranks),
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -287,7 +294,8 @@ class HardwareProfile:
             return cls(str(d["name"]), str(d["kind"]), str(d["device"]), dict(d.get("meta", {})), ops, links,
                        float(d.get("interference", 1.0)), float(d.get("corun", 1.0)),
                        {str(k): float(v) for k, v in dict(d.get("sync_s", {})).items()},
-                       {str(k): float(v) for k, v in dict(d.get("allreduce_sync_s", {})).items()})
+                       {str(k): float(v) for k, v in dict(d.get("allreduce_sync_s", {})).items()},
+                       {str(k): float(v) for k, v in dict(d.get("corun_by_ranks", {})).items()})
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

@@ -354,3 +354,51 @@ def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dic
         got = spawn("adaqp.costmodel.profiler_ranks:sync_worker", k, (cfg,), env=env, timeout_s=300.0)[0]
         exchange[str(k)], allreduce[str(k)] = r4(got["exchange"]), r4(got["allreduce"])
     return exchange, allreduce
+
+
+def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
+    """A training-like step (a SpMM, then a dense layer) timed with the other ranks idle (each rank
+    in turn, the way ops are profiled) and with every rank running it at once (each rank's
+    per-step times, median): their ratio is how much slower a rank computes beside ``world - 1``
+    others on this host: memory bandwidth and caches shared, and cores time-sliced past their
+    count."""
+    from adaqp.runtime.aggregate import _csr, _spmm
+
+    a = _csr(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
+    x = torch.randn(cfg["rows"], cfg["width"], generator=torch.Generator().manual_seed(rank))
+    lin = torch.nn.Linear(cfg["width"], cfg["width"])
+
+    def step() -> float:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            lin(_spmm(a, x))
+        return time.perf_counter() - t0
+
+    for _ in range(3):
+        step()
+    solo = []
+    for r in range(world):
+        dist.barrier()
+        if r == rank:
+            solo = [step() for _ in range(cfg["reps"])]
+    dist.barrier()
+    together = [step() for _ in range(cfg["reps"])]
+    return {"ratio": float(np.median(together) / np.median(solo))}
+
+
+def measure_corun(max_ranks: int, reps: int = 30) -> dict[str, float]:
+    """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (each with
+    cores / k threads, as the launcher gives them), the median over ranks of how much slower a
+    rank's compute runs while all of them compute (:func:`corun_worker`)."""
+    import os
+
+    from adaqp.runtime.launch import spawn
+
+    cores = os.cpu_count() or 1
+    cfg = {"rows": 50_000, "nnz": 400_000, "width": 64, "reps": reps}
+    out = {}
+    for k in range(2, max_ranks + 1):
+        env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
+        got = spawn("adaqp.costmodel.profiler_ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
+        out[str(k)] = r4(float(np.median([g["ratio"] for g in got])))
+    return out

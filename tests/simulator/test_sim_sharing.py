@@ -69,3 +69,10 @@ def test_emulated_hosts_share_one_machine(kit):
 ])
 def test_corun_slowdown(kit, running, cores, threads, corun, expect):
     assert corun_slowdown(kit.cpu(), _prof(kit, cores, threads, corun), running) == pytest.approx(expect)
+
+
+def test_measured_corun_table_wins_and_extends_by_core_share(kit):
+    p = dataclasses.replace(_prof(kit, cores=2), corun_by_ranks={"2": 1.7, "3": 2.4})
+    c = kit.cpu()
+    assert [corun_slowdown(c, p, n) for n in (1, 2, 3)] == [1.0, 1.7, 2.4]
+    assert corun_slowdown(c, p, 6) == pytest.approx(2.4 * 3 / 1.5)
