@@ -1,12 +1,31 @@
-"""Hardware profiles derived from published GPU specifications (``kind: "spec-derived"``).
+"""GPU profiles derived op by op from the H200 measurement and datasheet ratios (``kind: "spec-derived"``).
 
 These exist so that a what-if question ("how long on 8 A100s?") can be asked without the GPU.
-They are first-order roofline estimates, not measurements: every coefficient is a datasheet
-figure times an efficiency, and every efficiency is either calibrated against one of the few
-figures measured on the H200 we were lent (DESIGN.md) or stated as an assumption. Each profile
-carries the figures (``meta.sources``), the derivation (``meta.method``) and the numbers used
-(``meta.assumptions``), so a reader can redo the arithmetic. Replace a spec-derived profile with
-a measured one (``costmodel/profiler.py``) as soon as the hardware is at hand.
+The starting point is the bundled measured profile ``h200-measured`` (``adaqp profile --device
+cuda`` on an NVIDIA H200, run by ``experiments/gpu_check.py`` on 2026-11-26; its raw output is
+``experiments/results/h200-2026-11-26/profile.json``). Every op keeps the measured model kind,
+feature set and measured points; only the size-dependent part of its time is scaled:
+
+* memory-bound ops (SpMM, the elementwise ops, the gather copy, Adam, quantize/dequantize through
+  the fused kernels) by ``H200 HBM bandwidth / target HBM bandwidth``;
+* GEMMs: the ``flops`` term by ``H200 FP32 FLOP/s / target FP32 FLOP/s`` (PyTorch leaves TF32
+  matmul off), the ``gemm_io`` term (bytes in and out) by the HBM ratio;
+* the constant term (kernel launch, dispatcher, host-side work) is kept as measured.
+
+A point-based model (``loglog``, ``nearest``, and the points every model keeps) is scaled point
+by point: ``t' = t + max(t - launch, 0) * (ratio - 1)``, ``launch`` being the op's measured
+constant (the linear fit's constant term when the model has none), ``ratio`` the work-weighted
+ratio of its terms at that point; p10/p90 move by the same factor as the median. With ratio 1
+every number is unchanged. The bundled profiles are linear in every op, as the solver's linear
+model and compact LP need: an op the H200 fit models otherwise (a log-log interpolation, nearest
+points) is first replaced by the non-negative line over its measured points (:func:`linearise`).
+So the derived ``h200`` has the measured ops, those few as their lines.
+
+Host links scale with the PCIe generation from the H200's measured pinned copies; pageable copies
+add the host staging rate the H200 host measured; the Gloo endpoint ("net") and the Gloo
+all-reduce are host software figures and are carried unchanged. Every figure a profile rests on
+is in its ``meta``: datasheet figures (``meta.sources``), the measured profile it came from
+(``meta.derived_from``), the ratio per op class (``meta.ratios``) and the method in words.
 
 Regenerate the bundled files with ``python -m adaqp.costmodel.specs [OUT_DIR]``.
 """
@@ -18,10 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaqp.cluster import PCIE_LANE_Bps
-from adaqp.costmodel.profile import BUNDLED_DIR, OPS, QUANT_BITS, HardwareProfile, LinkModel, OpModel
+from adaqp.costmodel.fit import fit_linear
+from adaqp.costmodel.profile import (BUNDLED_DIR, FEATURES, OPS, HardwareProfile, LinkModel, OpModel,
+                                     load_profile)
 from adaqp.errors import require
 
-__all__ = ["GpuSpec", "GPUS", "ASSUMPTIONS", "spec_profile", "write_bundled"]
+__all__ = ["GpuSpec", "GPUS", "REFERENCE", "MEMORY_BOUND", "COMPUTE_BOUND", "time_ratios", "derive_op",
+           "linearise", "spec_profile", "write_bundled"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +56,6 @@ class GpuSpec:
     fp32_flops: float  # peak FP32 (non-tensor-core) FLOP/s
     tf32_flops: float  # peak dense TF32 tensor-core FLOP/s (0: none)
     pcie_gen: int  # host interface, x16
-    measured: str = ""  # non-empty: host-link figures come from our own measurement
 
 
 GPUS = {g.key: g for g in (
@@ -45,103 +66,116 @@ GPUS = {g.key: g for g in (
     GpuSpec("h100", "NVIDIA H100 SXM 80GB", "NVIDIA H100 Tensor Core GPU datasheet",
             "HBM3 80 GB", 3.35e12, 67e12, 494.5e12, 5),
     GpuSpec("h200", "NVIDIA H200 SXM 141GB", "NVIDIA H200 Tensor Core GPU datasheet",
-            "HBM3e 141 GB", 4.8e12, 67e12, 494.5e12, 5, measured="DESIGN.md, H200 host"),
+            "HBM3e 141 GB", 4.8e12, 67e12, 494.5e12, 5),
 )}
 
-# ---- figures measured on the lent H200 (DESIGN.md); the calibration anchors -----------------
-H200_SPMM = {"rows": 2e6, "nnz": 50e6, "width": 128, "seconds": 13.6e-3}  # CSR SpMM, fp32
-H200_D2D_Bps = 4.26e12  # device-to-device copy, read + write
-H200_EAGER_QUANT_Bps = 190e9  # eager quantize+pack, fp32 input bytes/s (180-200 measured)
-H200_PINNED_Bps = 55e9  # pinned D2H / H2D
-H200_PAGEABLE_Bps = 16e9  # pageable D2H (H2D pageable not measured)
+# The measured profile every GPU profile is derived from, and the datasheet entry of its device.
+REFERENCE = "h200-measured"
+REFERENCE_GPU = "h200"
+REFERENCE_RESULTS = "experiments/results/h200-2026-11-26/"
 
-# ---- stated assumptions ---------------------------------------------------------------------
-LAUNCH_S = 8e-6  # one eager PyTorch op: dispatcher + cudaLaunchKernel, middle of 5-10 us
-GEMM_FRACTION = 0.70  # of peak FP32 FLOP/s that cuBLAS SGEMM reaches on tall-skinny GNN shapes
-SPMM_NNZ_BYTES = 4.0  # per nnz*width: the gathered fp32 input element (indices folded in the fit)
-SPMM_ROW_BYTES = 4.0  # per row*width: the fp32 output element written once
-# HBM bytes per element: read + write fp32 (relu, layernorm fused, copy = index_select gather);
-# dropout also writes a 1-byte mask; adam is PyTorch's default foreach Adam, ~8 passes over
-# param/grad/exp_avg/exp_avg_sq (~64 B per parameter, not the 28 B of a fused kernel).
-ELEM_BYTES = {"relu": 8.0, "dropout": 9.0, "layernorm": 8.0, "copy": 8.0, "adam": 64.0}
-ELEM_LAUNCHES = {"relu": 1, "dropout": 1, "layernorm": 1, "copy": 1, "adam": 8}
-QUANT_LAUNCHES, DEQUANT_LAUNCHES = 12, 6  # eager kernels: min, max, sub, mul, rand, ... pack
-QUANT_ROW_BYTES = 16.0  # per row: fp32 min/max/scale in the eager passes + bf16 (lo, scale)
-COPY_LATENCY_S = 10e-6  # cudaMemcpyAsync issue + DMA setup
-NET_LATENCY_S, ALLREDUCE_LATENCY_S = 20e-6, 50e-6  # transport software latency per message / call
-GLOO_HOST_Bps = 0.9e9  # host-staged Gloo all_to_all, per rank, 2 ranks (DESIGN.md, H200 host)
-
-# ---- calibrated efficiencies (computed, not tuned) ------------------------------------------
-_H200_HBM = GPUS["h200"].hbm_Bps
-_spmm_bytes = H200_SPMM["width"] * (H200_SPMM["nnz"] * SPMM_NNZ_BYTES + H200_SPMM["rows"] * SPMM_ROW_BYTES)
-SPMM_FRACTION = _spmm_bytes / ((H200_SPMM["seconds"] - LAUNCH_S) * _H200_HBM)
-ELEM_FRACTION = H200_D2D_Bps / _H200_HBM  # a streaming kernel reaches what a D2D copy reaches
-EAGER_QUANT_FRACTION = H200_EAGER_QUANT_Bps / _H200_HBM  # ~1/25 of datasheet bandwidth
-PCIE_EFFICIENCY = H200_PINNED_Bps / (16 * PCIE_LANE_Bps[5])  # pinned / theoretical Gen5 x16
-# Pageable copies stage through a pinned bounce buffer: a host memcpy in series with the DMA.
-# The host-memcpy rate that makes the series model reproduce the measured H200 pageable figure:
-HOST_STAGING_Bps = 1.0 / (1.0 / H200_PAGEABLE_Bps - 1.0 / H200_PINNED_Bps)
-
-ASSUMPTIONS = {
-    "launch_s": LAUNCH_S, "gemm_fraction_of_fp32_peak": GEMM_FRACTION,
-    "spmm_bytes_per_nnz_x_width": SPMM_NNZ_BYTES, "spmm_bytes_per_row_x_width": SPMM_ROW_BYTES,
-    "elementwise_bytes_per_element": ELEM_BYTES, "elementwise_kernel_launches": ELEM_LAUNCHES,
-    "quantize_kernel_launches": QUANT_LAUNCHES, "dequantize_kernel_launches": DEQUANT_LAUNCHES,
-    "quantize_bytes_per_row": QUANT_ROW_BYTES, "copy_latency_s": COPY_LATENCY_S,
-    "net_latency_s": NET_LATENCY_S, "allreduce_latency_s": ALLREDUCE_LATENCY_S, "gloo_host_Bps": GLOO_HOST_Bps,
-    "calibrated": {"spmm_fraction_of_hbm": SPMM_FRACTION, "elementwise_fraction_of_hbm": ELEM_FRACTION,
-                   "eager_quantize_fraction_of_hbm": EAGER_QUANT_FRACTION,
-                   "pcie_pinned_efficiency": PCIE_EFFICIENCY, "host_staging_Bps": HOST_STAGING_Bps},
-}
-
-METHOD = " ".join((
-    "First-order roofline estimate from datasheet peaks; not a measurement.",
-    "SpMM (CSR, fp32) is memory-bound: t = launch + (4 B per nnz*width gathered + 4 B per row*width",
-    "written) / (f_spmm * HBM bandwidth). f_spmm is calibrated from the single measured H200 SpMM",
-    "(2M rows, 50M nnz, width 128: 13.6 ms) and applied unchanged to every device; index/value traffic",
-    "and cache reuse are folded into it, so small widths and very skewed graphs are less accurate.",
-    "spmm_bwd = spmm_fwd (assumes a transposed CSR is kept; an atomic scatter would be slower).",
-    "GEMM: t = launch + 2*rows*in*out / (0.70 * peak FP32 FLOP/s) + 4 B*rows*(in+out) / (f_elem * HBM);",
-    "summing the compute and I/O terms is conservative versus a roofline max. FP32 peak, not TF32,",
-    "because PyTorch leaves TF32 matmul off by default. gemm_bwd = 2 x gemm_fwd (dX and dW).",
-    "Elementwise ops (relu, dropout, layernorm, copy, adam): t = launches*launch + bytes/(f_elem * HBM),",
-    "with f_elem = measured H200 D2D copy / datasheet HBM bandwidth.",
-    "Quantize/dequantize (any bit width): the eager-PyTorch rate measured on the H200 (190 GB/s of",
-    "fp32 input, ~1/25 of HBM bandwidth) scaled by each device's HBM bandwidth, plus the packed",
-    "b/8 bytes per element and 16 B per row at f_elem; a fused kernel would be 5-6x faster.",
-    "Dequantize is assumed to run at the same per-element rate with fewer kernels (not measured).",
-    "Constant terms are kernel launches of an eager PyTorch op (8 us each).",
-    "Host links: pinned = PCIe x16 theoretical * (measured H200 pinned / Gen5 x16 theoretical);",
-    "pageable = host memcpy in series with the pinned DMA, the memcpy rate fitted to the measured",
-    "H200 pageable figure (host memory differs between servers). The H200 uses its measured",
-    "figures directly (H2D pageable not measured: assumed equal to D2H).",
-    "net: Gloo's host endpoint (used by gloo-staged paths) at the measured host-staged rate; "
-    "NCCL inter-rank bandwidth comes from the ClusterSpec's links",
-    "(intra_link, network); these links carry the transport's software latency and, as a default",
-    "ceiling, the device's pinned host-link bandwidth. interference = 1: not measured (copy",
-    "engines use ~1% of HBM bandwidth; NCCL kernels competing for SMs would slow compute more).",
-))
+# Op classes: which datasheet ratio scales each op's size-dependent time.
+COMPUTE_BOUND = ("gemm_fwd", "gemm_bwd")
+MEMORY_BOUND = tuple(op for op in OPS if op not in COMPUTE_BOUND)
 
 
-def _linear(*coef: float, op: str) -> OpModel:
-    return OpModel(features=OPS[op], coef=tuple(float(c) for c in coef))
+def time_ratios(g: GpuSpec, ref: GpuSpec | None = None) -> dict[str, float]:
+    """Time on ``g`` / time on the reference H200, per kind of work: ``hbm`` (bytes through device
+    memory), ``fp32`` (GEMM FLOPs), ``pcie`` (host-link bytes), ``launch`` (constant terms)."""
+    ref = ref or GPUS[REFERENCE_GPU]
+    return {"hbm": ref.hbm_Bps / g.hbm_Bps, "fp32": ref.fp32_flops / g.fp32_flops,
+            "pcie": PCIE_LANE_Bps[ref.pcie_gen] / PCIE_LANE_Bps[g.pcie_gen], "launch": 1.0}
 
 
-def _links(g: GpuSpec) -> dict[str, LinkModel]:
-    if g.measured:
-        pinned, pageable = H200_PINNED_Bps, H200_PAGEABLE_Bps
-    else:
-        pinned = 16 * PCIE_LANE_Bps[g.pcie_gen] * PCIE_EFFICIENCY
-        pageable = 1.0 / (1.0 / HOST_STAGING_Bps + 1.0 / pinned)
-    # "net" is the Gloo endpoint of the host-staged path (NCCL paths use the ClusterSpec's links):
-    # a host property, measured once (~0.9 GB/s out per rank, 2 ranks on the H200 host).
-    return {"net": LinkModel(NET_LATENCY_S, GLOO_HOST_Bps), "allreduce": LinkModel(ALLREDUCE_LATENCY_S, pinned),
-            "h2d_pinned": LinkModel(COPY_LATENCY_S, pinned), "d2h_pinned": LinkModel(COPY_LATENCY_S, pinned),
-            "h2d_pageable": LinkModel(COPY_LATENCY_S, pageable),
-            "d2h_pageable": LinkModel(COPY_LATENCY_S, pageable)}
+def feature_ratio(op: str, feature: str, r: dict[str, float]) -> float:
+    """The time ratio of one term of ``op``'s model: constant kept, GEMM FLOPs by FP32, else HBM."""
+    if feature == "1":
+        return r["launch"]
+    return r["fp32"] if op in COMPUTE_BOUND and feature == "flops" else r["hbm"]
 
 
-def _sources(g: GpuSpec) -> list[str]:
+def _launch(op: str, m: OpModel) -> float:
+    """The op's measured constant term: the model's, else the linear fit's over its points."""
+    if "1" in m.features and m.kind != "loglog":
+        return float(m.coef[m.features.index("1")])
+    pts = [p for p in m.points if p.get("median_s", 0) > 0]
+    try:
+        coef, _ = fit_linear(OPS[op], pts, [p["median_s"] for p in pts])
+    except (KeyError, ValueError):  # points without the op's sizes: no constant to keep
+        return 0.0
+    return float(coef[OPS[op].index("1")])
+
+
+def _point_excess_ratio(op: str, m: OpModel, p: dict, r: dict[str, float]) -> float:
+    """``ratio - 1`` for one measured point: the terms' ratios weighted by their share of the
+    model's size-dependent time at that point (loglog: its one feature's ratio)."""
+    if m.kind == "loglog":
+        return feature_ratio(op, m.features[0], r) - 1.0
+    terms = [(c * float(FEATURES[f](p)), feature_ratio(op, f, r)) for f, c in zip(m.features, m.coef) if f != "1"]
+    work = sum(w for w, _ in terms)
+    if work <= 0:  # no size-dependent term fitted: the op class's ratio
+        return feature_ratio(op, "flops" if op in COMPUTE_BOUND else "elements", r) - 1.0
+    return sum(w * (x - 1.0) for w, x in terms) / work
+
+
+def _scale(t: float, launch: float, excess_ratio: float) -> float:
+    return t + max(t - launch, 0.0) * excess_ratio
+
+
+def derive_op(op: str, m: OpModel, r: dict[str, float]) -> OpModel:
+    """``op``'s measured model ``m`` on a device whose time ratios to the measured one are ``r``."""
+    launch = _launch(op, m)
+    points = []
+    for p in m.points:
+        q = dict(p)
+        if p.get("median_s", 0) > 0:
+            t = float(p["median_s"])
+            q["median_s"] = _scale(t, launch, _point_excess_ratio(op, m, p, r))
+            for k in ("p10_s", "p90_s"):
+                if k in p:
+                    q[k] = float(p[k]) * (q["median_s"] / t)
+        points.append(q)
+    coef = tuple(c * feature_ratio(op, f, r) for f, c in zip(m.features, m.coef)) if m.kind != "loglog" else ()
+    ys = tuple(_scale(y, launch, feature_ratio(op, m.features[0], r) - 1.0) for y in m.ys)
+    return OpModel(features=m.features, coef=coef, kind=m.kind, xs=m.xs, ys=ys,
+                   fit_err_pct=m.fit_err_pct, points=tuple(points))
+
+
+def linearise(op: str, m: OpModel) -> OpModel:
+    """``m`` as the non-negative line over its measured points (``fit.fit_linear``, the profiler's
+    own fit), points kept; ``fit_err_pct`` is the line's in-sample max error. Linear models pass."""
+    if m.kind == "linear":
+        return m
+    pts = [p for p in m.points if p.get("median_s", 0) > 0]
+    coef, (_, worst) = fit_linear(OPS[op], pts, [p["median_s"] for p in pts])
+    return OpModel(features=OPS[op], coef=tuple(float(c) for c in coef), fit_err_pct=worst, points=m.points)
+
+
+def _links(ref: HardwareProfile, r: dict[str, float]) -> dict[str, LinkModel]:
+    """Host copies over this PCIe generation; Gloo endpoint and all-reduce as measured."""
+    out = {}
+    for d in ("h2d", "d2h"):
+        pinned, pageable = ref.links[f"{d}_pinned"], ref.links[f"{d}_pageable"]
+        if r["pcie"] == 1.0:
+            pin_bw, page_bw = pinned.bw_Bps, pageable.bw_Bps
+        else:
+            # a pageable copy = a host memcpy into a pinned bounce buffer in series with the DMA;
+            # the memcpy rate is what makes that series reproduce the H200 host's pageable figure
+            staging = 1.0 / (1.0 / pageable.bw_Bps - 1.0 / pinned.bw_Bps)
+            pin_bw = pinned.bw_Bps / r["pcie"]
+            page_bw = 1.0 / (1.0 / staging + 1.0 / pin_bw)
+        out[f"{d}_pinned"] = LinkModel(pinned.latency_s, pin_bw)
+        out[f"{d}_pageable"] = LinkModel(pageable.latency_s, page_bw)
+    net, ar = ref.links["net"], ref.links["allreduce"]
+    return {"net": LinkModel(net.latency_s, net.bw_Bps), "allreduce": LinkModel(ar.latency_s, ar.bw_Bps), **out}
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:.1f} GB/s"
+
+
+def _sources(g: GpuSpec, ref: HardwareProfile) -> list[str]:
+    h = GPUS[REFERENCE_GPU]
     pcie = f"PCIe Gen{g.pcie_gen} x16 host interface"
     src = [f"{g.datasheet}: {g.hbm_Bps / 1e9:g} GB/s {g.memory.split()[0]} memory bandwidth",
            f"{g.datasheet}: {g.fp32_flops / 1e12:g} TFLOP/s FP32 peak",
@@ -150,44 +184,100 @@ def _sources(g: GpuSpec) -> list[str]:
     if g.tf32_flops:
         src.append(f"{g.datasheet}: {g.tf32_flops / 1e12:g} TFLOP/s dense TF32 (not used: TF32 matmul is off "
                    "by default in PyTorch)")
-    src += ["DESIGN.md (measured, H200): CSR SpMM 2M nodes / 50M edges / 128 features = 13.6 ms",
-            "DESIGN.md (measured, H200): device-to-device copy 4.26 TB/s (read + write)",
-            "DESIGN.md (measured, H200): eager quantize+pack 180-200 GB/s of fp32 input",
-            "DESIGN.md (measured, H200): pinned D2H/H2D 55 GB/s, pageable D2H 16 GB/s"]
+    if g.key != h.key:
+        src += [f"{h.datasheet}: {h.hbm_Bps / 1e9:g} GB/s HBM3e memory bandwidth, {h.fp32_flops / 1e12:g} TFLOP/s "
+                f"FP32 peak, PCIe Gen{h.pcie_gen} x16 (the measured device's figures, denominators of the ratios)"]
+    m, L = ref.meta, ref.links
+    src += [f"{REFERENCE} (costmodel/profiles/{REFERENCE}.json): every op's model and points, measured on an "
+            f"{m.get('device_name')} by experiments/gpu_check.py (adaqp profile --device cuda, {m.get('grid')} grid, "
+            f"torch {m.get('torch')}) on {m.get('date')}; raw output {REFERENCE_RESULTS}profile.json",
+            f"{REFERENCE} links, measured on the H200 host: h2d pinned {_gb(L['h2d_pinned'].bw_Bps)}, d2h pinned "
+            f"{_gb(L['d2h_pinned'].bw_Bps)}, h2d pageable {_gb(L['h2d_pageable'].bw_Bps)}, d2h pageable "
+            f"{_gb(L['d2h_pageable'].bw_Bps)}; Gloo all_to_all (net, 2 ranks) {_gb(L['net'].bw_Bps)} + "
+            f"{L['net'].latency_s * 1e6:.0f} us; Gloo all_reduce {_gb(L['allreduce'].bw_Bps)} + "
+            f"{L['allreduce'].latency_s * 1e6:.0f} us"]
     return src
 
 
-def spec_profile(key: str) -> HardwareProfile:
-    """The spec-derived profile of one GPU in :data:`GPUS` (``v100``, ``a100``, ``h100``, ``h200``)."""
+METHOD = " ".join((
+    f"Derived op by op from the measured profile {REFERENCE} (NVIDIA H200) and datasheet ratios; not a",
+    "measurement of this device. Every op keeps the measured model kind, features and points. Memory-bound",
+    f"ops ({', '.join(MEMORY_BOUND)}) scale their size-dependent terms by H200 HBM bandwidth / this device's;",
+    "quantize/dequantize are the runtime's fused Triton kernels as measured (gather + quantize + pack in one",
+    "pass), so they scale as streaming memory traffic. GEMMs (gemm_fwd, gemm_bwd) scale the flops term by",
+    "H200 FP32 FLOP/s / this device's (FP32, not TF32: PyTorch leaves TF32 matmul off) and the gemm_io term",
+    "by the HBM ratio. Constant terms (kernel launches, dispatcher and host-side work) are kept as measured.",
+    "Points (and loglog knots) become t + max(t - launch, 0) * (ratio - 1), launch = the op's measured",
+    "constant (the linear fit's constant where the model has none), ratio = its terms' ratios weighted by",
+    "their share of the fitted time at that point; p10/p90 move with the median. fit_err_pct and",
+    "meta.fit_errors are the H200 fit's. An op the H200 fit models otherwise than by a line (meta.linearised)",
+    "is first replaced by the non-negative line over its measured points (fit.fit_linear), so that every",
+    "op is linear in its sizes as the solver's linear model and compact LP need (solver/model.py,",
+    "solver/compact.py); its fit_err_pct is then that line's in-sample max error. Host links: pinned copies = the H200 host's measured pinned",
+    "bandwidth x (this PCIe generation's x16 rate / Gen5's), latency as measured; pageable = a host memcpy",
+    "in series with the pinned DMA, the memcpy rate fitted to the H200 host's pageable figures.",
+    "net (Gloo all_to_all endpoint of host-staged paths) and allreduce (Gloo all_reduce) are the H200",
+    "host's measured 2-rank figures, unchanged: Gloo runs on the host CPU. NCCL inter-rank bandwidth comes",
+    "from the ClusterSpec's links (intra_link, network). interference = the measured factor (1.0);",
+    "corun = 1 and no sync_s: one rank per GPU, which is what these profiles describe.",
+))
+
+ASSUMPTIONS = [
+    "Kernel launch and host-side costs are the H200 host's (its CPU, driver and torch "
+    "2.11); an older host would add to them.",
+    "Memory-bound kernels reach the same fraction of datasheet HBM bandwidth on every device as on "
+    "the H200; GEMMs the same fraction of FP32 peak. Cache sizes and SM counts are not modelled.",
+    "The lent H200 is taken to be the SXM part (4.8 TB/s, 67 TFLOP/s FP32): it reports 143771 MiB "
+    f"and a 1980 MHz maximum SM clock ({REFERENCE_RESULTS}gpu.txt).",
+    "The H200 measurement is a quick grid (1 warm-up, 3 repetitions per size): quantize/dequantize "
+    "fits are off by up to 55-78 % at some sizes (meta.fit_errors) and quantize_b1/b8 fitted no "
+    "size term, so they cost their measured constant on every device.",
+]
+
+
+def spec_profile(key: str, reference: HardwareProfile | None = None) -> HardwareProfile:
+    """The derived profile of one GPU in :data:`GPUS` (``v100``, ``a100``, ``h100``, ``h200``)
+    from the measured H200 profile (``reference``, default the bundled ``h200-measured``)."""
     require(key in GPUS, f"no datasheet figures for {key!r}; known: {', '.join(GPUS)}")
-    g = GPUS[key]
-    spmm_bw = SPMM_FRACTION * g.hbm_Bps
-    elem_bw = ELEM_FRACTION * g.hbm_Bps
-    quant_bw = EAGER_QUANT_FRACTION * g.hbm_Bps  # fp32 input bytes/s of the eager pipeline
-    spmm = (LAUNCH_S, SPMM_NNZ_BYTES / spmm_bw, SPMM_ROW_BYTES / spmm_bw)
-    gemm = (LAUNCH_S, 2.0 / (GEMM_FRACTION * g.fp32_flops), 4.0 / elem_bw)
-    ops = {"spmm_fwd": _linear(*spmm, op="spmm_fwd"), "spmm_bwd": _linear(*spmm, op="spmm_bwd"),
-           "gemm_fwd": _linear(*gemm, op="gemm_fwd"),
-           "gemm_bwd": _linear(*(2 * c for c in gemm), op="gemm_bwd")}
-    for op, nbytes in ELEM_BYTES.items():
-        ops[op] = _linear(ELEM_LAUNCHES[op] * LAUNCH_S, nbytes / elem_bw, op=op)
-    for b in QUANT_BITS:
-        per_elem = 4.0 / quant_bw + (b / 8.0) / elem_bw
-        ops[f"quantize_b{b}"] = _linear(QUANT_LAUNCHES * LAUNCH_S, per_elem, QUANT_ROW_BYTES / elem_bw,
-                                        op=f"quantize_b{b}")
-        ops[f"dequantize_b{b}"] = _linear(DEQUANT_LAUNCHES * LAUNCH_S, per_elem, QUANT_ROW_BYTES / elem_bw,
-                                          op=f"dequantize_b{b}")
+    ref = reference or load_profile(REFERENCE)
+    g, h = GPUS[key], GPUS[REFERENCE_GPU]
+    r = time_ratios(g)
+    linearised = {op: ref.ops[op].kind for op in OPS if ref.ops[op].kind != "linear"}
+    ops = {op: derive_op(op, linearise(op, ref.ops[op]), r) for op in OPS}
+    m = ref.meta
+    ratios = {
+        "memory_bound": {"ops": list(MEMORY_BOUND), "time_x": r["hbm"],
+                         "basis": f"H200 HBM {h.hbm_Bps / 1e9:g} GB/s / {key} HBM {g.hbm_Bps / 1e9:g} GB/s"},
+        "gemm_flops": {"ops": list(COMPUTE_BOUND), "term": "flops", "time_x": r["fp32"],
+                       "basis": f"H200 FP32 {h.fp32_flops / 1e12:g} TFLOP/s / {key} FP32 {g.fp32_flops / 1e12:g} TFLOP/s"},
+        "gemm_io": {"ops": list(COMPUTE_BOUND), "term": "gemm_io", "time_x": r["hbm"], "basis": "the HBM ratio"},
+        "launch": {"term": "constant (every op)", "time_x": 1.0, "basis": "kept as measured"},
+        "host_links": {"time_x": r["pcie"], "basis": f"PCIe Gen5 x16 / Gen{g.pcie_gen} x16 line rate"},
+    }
     meta = {"device_name": g.name, "memory": g.memory, "generated_by": "adaqp.costmodel.specs",
-            "sources": _sources(g), "method": METHOD, "assumptions": ASSUMPTIONS,
-            "host_links": ("measured on the lent H200 (DESIGN.md)" if g.measured else
-                           "derived from the PCIe generation; see method")}
-    return HardwareProfile(name=key, kind="spec-derived", device="cuda", meta=meta,
-                           ops={k: ops[k] for k in OPS}, links=_links(g), interference=1.0)
+            "derived_from": {"profile": REFERENCE, "file": f"costmodel/profiles/{REFERENCE}.json",
+                             "results": REFERENCE_RESULTS, "device_name": m.get("device_name"),
+                             "date": m.get("date"), "host": m.get("host"), "torch": m.get("torch"),
+                             "grid": m.get("grid"), "measured_by": m.get("bundled_note")},
+            "sources": _sources(g, ref), "ratios": ratios, "method": METHOD, "assumptions": ASSUMPTIONS,
+            "linearised": {op: {"measured_kind": kind, "line_fit_err_pct": ops[op].fit_err_pct}
+                           for op, kind in linearised.items()},
+            "op_definitions": dict(m.get("op_definitions", {})),
+            "fit_errors": {op: v for op, v in dict(m.get("fit_errors", {})).items() if op in OPS}}
+    if key == REFERENCE_GPU:
+        meta["note"] = (f"All ratios are 1: the ops equal {REFERENCE}'s (those in meta.linearised: the line "
+                        f"over its measured points). This profile is the H200 as the other "
+                        f"derived profiles describe their GPUs (one rank per GPU, links derived the same way); "
+                        f"{REFERENCE} is the lent H200 as measured, with its shared-GPU figures (net@k, staged@k, "
+                        "sync_s), which the h200-shared-* clusters use.")
+    return HardwareProfile(name=key, kind="spec-derived", device="cuda", meta=meta, ops=ops,
+                           links=_links(ref, r), interference=float(ref.interference))
 
 
 def write_bundled(out_dir: str | Path = BUNDLED_DIR) -> list[Path]:
     """Write ``{v100,a100,h100,h200}.json`` into ``out_dir`` (the bundled profile folder)."""
-    return [spec_profile(k).save(Path(out_dir) / f"{k}.json") for k in GPUS]
+    ref = load_profile(REFERENCE)
+    return [spec_profile(k, ref).save(Path(out_dir) / f"{k}.json") for k in GPUS]
 
 
 if __name__ == "__main__":
