@@ -16,6 +16,7 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -23,7 +24,7 @@ import torch
 
 from adaqp.costmodel import fit
 from adaqp.costmodel.profiler_gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
-from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
+from adaqp.costmodel.profile import OPS, QUANT_BITS, SIZE_KEYS, HardwareProfile
 from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
 from adaqp.errors import require
@@ -52,20 +53,34 @@ class Grid:
     shared_ranks: tuple = (2, 4)  # CUDA: ranks sharing the GPU through the host-staged exchange
 
 
+# Widths (features per node) reach 2048 and GEMM input widths 4096: a graph's input layer is as wide
+# as its features (Cora 1,433, CiteSeer 3,703), and a model evaluated far beyond its measured
+# widths extrapolates. Widths past 256 are measured at up to 30,000 rows only (wide inputs come
+# with small graphs or a partition's share of a larger one); the caps on nnz*width, rows*width and
+# flops keep every point under ~0.5 s and 170 MB. ``estimate_grid_s`` puts the compute part at
+# ~3 min on 2 cores (1 thread per rank), links and sync add ~40 s.
+FULL_ROWS = (1000, 3000, 10_000, 30_000, 100_000, 200_000)
+FULL_WIDTHS = (16, 64, 256, 512, 1024, 2048)
+WIDE_ROWS = (1000, 3000, 10_000, 30_000)
+FULL_GEMM = ((16, 16), (64, 64), (128, 64), (256, 41), (256, 256), (512, 256), (1024, 16), (1024, 128),
+             (1024, 512), (2048, 256), (4096, 64), (4096, 256))
+
+
 def full_grid() -> Grid:
-    rows = (1000, 3000, 10_000, 30_000, 100_000, 200_000)
     return Grid("full",
-                # mean degree 4..50; nnz <= 5e6 and nnz*width <= 6.4e8 keep a point under ~0.5 s
-                spmm=tuple((r, r * d, w) for r in rows for d in (4, 16, 50) for w in (16, 64, 256)
-                           if r * d <= 5e6 and r * d * w <= 6.4e8),
-                gemm=tuple((r, i, o) for r in (1000, 10_000, 30_000, 100_000)
-                           for i, o in ((16, 16), (128, 64), (256, 41), (256, 256), (512, 256))),
-                elementwise=tuple((r, w) for r in rows for w in (16, 64, 256) if r * w <= 26e6),
+                # mean degree 4..50; nnz <= 5e6, nnz*width <= 6.4e8, rows*width <= 4.2e7
+                spmm=tuple((r, r * d, w) for r in FULL_ROWS for d in (4, 16, 50) for w in FULL_WIDTHS
+                           if r * d <= 5e6 and r * d * w <= 6.4e8 and r * w <= 4.2e7
+                           and (w <= 256 or r in WIDE_ROWS)),
+                gemm=tuple((r, i, o) for r in (1000, 10_000, 30_000, 100_000) for i, o in FULL_GEMM
+                           if r * i * o <= 1.2e10 and r * i <= 4.2e7),
+                elementwise=tuple((r, w) for r in FULL_ROWS for w in FULL_WIDTHS
+                                  if r * w <= 26e6 and (w <= 256 or r in WIDE_ROWS)),
                 adam=(1000, 10_000, 100_000, 300_000, 1_000_000, 4_000_000),
                 link_bytes=tuple(1024 * 4 ** k for k in range(9)),  # 1 KiB .. 64 MiB
                 allreduce_bytes=tuple(4096 * 4 ** k for k in range(7)),  # 4 KiB .. 16 MiB
                 copy_bytes=tuple(4096 * 4 ** k for k in range(10)),
-                warmup=2, reps=9, budget_s=0.6,
+                warmup=2, reps=9, budget_s=0.5,
                 interference=dict(rows=50_000, nnz=400_000, width=64, reps=20, max_bytes=64 * MiB))
 
 
@@ -101,13 +116,31 @@ def time_fn(fn, device: str, warmup: int, reps: int, budget_s: float) -> tuple[f
 
 # ---- the ops, each through the runtime's own code path ----------------------------------------
 
+def exact_csr(rows: int, nnz: int, seed: int = 0):
+    """(indptr, indices, values) of a square CSR with exactly ``nnz`` entries: ``nnz // rows``
+    uniformly random sorted columns per row, one more in the first ``nnz % rows`` rows, values
+    ``1/deg``. With ``nnz`` a multiple of ``rows`` it is ``profiler_ranks.random_csr``."""
+    import numpy as np
+
+    if nnz % rows == 0 and nnz > 0:
+        return random_csr(rows, nnz, seed)
+    rng = np.random.default_rng(seed)
+    deg = np.full(rows, nnz // rows, np.int64)
+    deg[: nnz % rows] += 1
+    row = np.repeat(np.arange(rows), deg)
+    cols = rng.integers(0, rows, size=nnz)
+    order = np.lexsort((cols, row))
+    vals = (1.0 / np.maximum(deg, 1)).astype(np.float32)[row]
+    return np.concatenate([[0], np.cumsum(deg)]), cols[order], vals
+
+
 def _spmm_op(transposed: bool):
     import scipy.sparse as sp
 
     from adaqp.runtime.aggregate import _csr, _spmm
 
     def setup(dev, rows, nnz, width):
-        ip, ix, v = random_csr(rows, nnz)
+        ip, ix, v = exact_csr(rows, nnz)
         if transposed:  # as the runtime builds A^T: once, through scipy, indices sorted
             t = sp.csr_matrix((v, ix, ip), shape=(rows, rows)).T.tocsr()
             t.sort_indices()
@@ -192,8 +225,10 @@ METHOD = (
     "adaqp profile: micro-benchmarks on {device}. Compute ops timed in one process with {threads} "
     "thread(s) (= cpu_count // nprocs, what each rank gets), through the runtime's own code paths (see "
     "op_definitions); warm-up runs, then repetitions, median kept with p10/p90. Fitted by relative-weighted "
-    "nnls on the op's features, or log-log interpolation where a line is off by more than {threshold:g}% "
-    "and one feature dominates (its error is then leave-one-out). Links on a real {nprocs}-rank process "
+    "nnls on the op's features; log-log interpolation (where a line is off by more than {threshold:g}% and "
+    "one feature dominates) and nearest measured points scaled by the line's work compete with it on "
+    "leave-one-size-out error (the smallest median among those whose max is within "
+    "{worst:g}x the smallest max). Links on a real {nprocs}-rank process "
     "group: net = all_to_all_single with nbytes to each peer (all ranks at once), pairs = one-way "
     "point-to-point per ordered pair (others idle; points are round trips with a 1-byte ack, latency = half "
     "the intercept), allreduce = all_reduce of an nbytes fp32 buffer; "
@@ -201,7 +236,7 @@ METHOD = (
     "SpMM time with this rank's async all_to_all in flight / without, all ranks computing, median of the "
     "pooled per-rep ratios, clamped below at 1.0; interference.corun_factor (applied nowhere) = SpMM with "
     "all ranks computing / with the others idle, the way ops are profiled. fit_err_pct = max |relative "
-    "error| over the points; fit_errors holds [median, max] %.")
+    "error| over the points (compute ops: leave-one-size-out); fit_errors holds [median, max] %.")
 
 
 def _op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
@@ -219,16 +254,23 @@ def _op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
     return out
 
 
-def _measure_op(op, setup, sizes, device, grid):
-    points, meds = [], []
+def _measure_points(setup, sizes, device, grid, bar=None) -> list[dict]:
+    """One point per size: the sizes (row ops also get ``elements``) and median / p10 / p90."""
+    points = []
     for s in sizes:
         fn = setup(device, **s)
         med, p10, p90 = (_r4(v) for v in time_fn(fn, device, grid.warmup, grid.reps, grid.budget_s))
         del fn
         full = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
         points.append({**full, "median_s": med, "p10_s": p10, "p90_s": p90})
-        meds.append(med)
-    model, err = fit.fit_op(op, points, meds)
+        if bar is not None:
+            bar.update(1)
+    return points
+
+
+def _measure_op(op, setup, sizes, device, grid):
+    points = _measure_points(setup, sizes, device, grid)
+    model, err = fit.fit_op(op, points, [p["median_s"] for p in points])
     return replace(model, points=tuple(points)), err
 
 
@@ -260,7 +302,7 @@ def _meta(device, grid, nprocs, threads, extra) -> dict:
             "quick": grid.label == "quick", "nprocs": nprocs, "compute_threads": threads,
             "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s},
             "method": METHOD.format(device=device, threads=threads, nprocs=nprocs,
-                                    threshold=fit.LOGLOG_THRESHOLD_PCT),
+                                    threshold=fit.LOGLOG_THRESHOLD_PCT, worst=fit.WORST_RATIO),
             "op_definitions": OP_DEFINITIONS, **extra}
 
 
@@ -314,3 +356,126 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
                            interference=max(1.0, interf["factor"]), corun=corun, sync_s=sync[0],
                            allreduce_sync_s=sync[1])
+
+
+# ---- measuring a workload's own sizes (``adaqp profile --for``) ---------------------------------
+
+def _setup_sizes(op: str, sizes: Mapping) -> dict:
+    """The keyword arguments of ``op``'s benchmark setup, from the sizes the cost model asks."""
+    if op.startswith("spmm"):
+        keys = ("rows", "nnz", "width")
+    elif op.startswith("gemm"):
+        keys = ("rows", "in_dim", "out_dim")
+    elif op == "adam":
+        keys = ("elements",)
+    else:
+        keys = ("rows", "width")
+    missing = [k for k in keys if k not in sizes]
+    require(not missing, f"{op}: sizes {dict(sizes)} lack {', '.join(missing)}")
+    out = {k: int(sizes[k]) for k in keys}
+    require(all(v > 0 for v in out.values()), f"{op}: sizes must be > 0, got {out}")
+    return out
+
+
+def _size_key(p: Mapping) -> tuple:
+    return tuple((k, float(p[k])) for k in SIZE_KEYS if k in p)
+
+
+def merge_points(old: Sequence[Mapping], new: Sequence[Mapping]) -> list[dict]:
+    """``old`` points without those of the same sizes as a ``new`` one, then ``new``."""
+    replaced = {_size_key(p) for p in new}
+    return [dict(p) for p in old if _size_key(p) not in replaced] + [dict(p) for p in new]
+
+
+def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]], device: str = "cpu",
+                   nprocs: int = 2, progress: bool = True, reps: int | None = None,
+                   budget_s: float | None = None, note: str = "", name: str | None = None) -> HardwareProfile:
+    """``base`` with the ops of ``shapes`` (``{op: [sizes, ...]}``, e.g. from
+    :func:`adaqp.costmodel.shapes.workload_shapes`) measured at those sizes on this machine.
+
+    Each size is timed by the op's micro-benchmark (the setups of the full profile) on synthetic
+    tensors of that shape (sizes within 2 % of one another are timed once, so the shapes of
+    several workloads may simply be concatenated per op); the points join the base's points of the op (a point of identical
+    sizes is replaced) and the op is refit with :func:`fit.fit_op`. Other ops, links and tables
+    stay as they are. Timing: the base's warm-up, repetitions (``reps`` overrides) and budget per
+    point (``budget_s`` overrides); threads: the base's ``compute_threads`` (so that an op's
+    points share one thread count), else ``cpu_count // nprocs``. ``meta["measured_for"]`` gains
+    an entry: ``note`` (what the workload is), the date, threads and the sizes measured per op.
+    A tqdm bar on stderr counts the points (``progress=False``: none)."""
+    from datetime import datetime, timezone
+
+    from tqdm import tqdm
+
+    require(base.kind == "measured", f"profile {base.name!r} is {base.kind}: only a measured profile can "
+                                     "take measured points (measure one first with adaqp profile --out)")
+    kind = device.split(":")[0]
+    require(base.device == kind, f"profile {base.name!r} describes a {base.device} device, not {kind}")
+    if kind == "cuda":
+        require(torch.cuda.is_available(), "cuda: no CUDA device is available on this machine")
+    unknown = [op for op in shapes if op not in OPS]
+    require(not unknown, f"unknown op(s) {', '.join(unknown)}; known: {', '.join(OPS)}")
+    require(reps is None or reps >= 1, f"reps must be >= 1, got {reps}")
+    setups = {op: setup for op, setup, _ in _op_benchmarks(Grid("setups"))}
+    from adaqp.costmodel.shapes import unique_sizes
+
+    # the setups' sizes, each once (shapes merged from several workloads repeat sizes)
+    todo = unique_sizes((op, _setup_sizes(op, s)) for op, sizes in shapes.items() for s in sizes)
+    timing = dict(base.meta.get("timing", {})) if isinstance(base.meta.get("timing"), Mapping) else {}
+    full = full_grid()
+    grid = Grid("for", warmup=int(timing.get("warmup", full.warmup)),
+                reps=int(reps or timing.get("reps", full.reps)),
+                budget_s=float(budget_s or timing.get("budget_s_per_point", full.budget_s)))
+    threads = int(base.meta.get("compute_threads") or max(1, (os.cpu_count() or 1) // nprocs))
+    ops, errors = dict(base.ops), dict(base.meta.get("fit_errors", {}))
+    t0 = time.perf_counter()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with tqdm(total=sum(map(len, todo.values())), desc="profiling", file=sys.stderr, disable=not progress,
+                  unit="size") as bar:
+            for op, sizes in todo.items():
+                bar.set_postfix_str(op)
+                new = _measure_points(setups[op], sizes, device, grid, bar)
+                points = merge_points(base.ops[op].points, new)
+                model, err = fit.fit_op(op, points, [p["median_s"] for p in points])
+                ops[op] = replace(model, points=tuple(points))
+                errors[op] = [round(err[0], 2), round(err[1], 2)]
+    finally:
+        torch.set_num_threads(old_threads)
+    meta = dict(base.meta)
+    meta["fit_errors"] = errors
+    meta["measured_for"] = [*meta.get("measured_for", []), {
+        "workload": note, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(), "device_name": _device_name(device), "threads": threads,
+        "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s},
+        "elapsed_s": round(time.perf_counter() - t0, 1), "sizes": {op: len(v) for op, v in todo.items()}}]
+    return replace(base, name=name or base.name, ops=ops, meta=meta)
+
+
+# ---- what a grid costs ---------------------------------------------------------------------------
+
+# seconds per unit of set-up work (random CSR, its transpose, random tensors), measured on 2 cores
+_SETUP_S = {"csr": 1.6e-8, "transpose": 2.2e-8, "tensor": 9e-9}
+
+
+def estimate_grid_s(grid: Grid, profile: HardwareProfile) -> dict[str, float]:
+    """Seconds the compute benchmarks of ``grid`` take on the machine ``profile`` describes,
+    per op, from the op's predicted time per point: warm-up, then the repetitions ``n_reps``
+    allows within the budget, plus setting the tensors up. Links, sync and interference are not
+    included (about 50 s on 2 cores)."""
+    out = {}
+    for op, _, sizes in _op_benchmarks(grid):
+        total = 0.0
+        for s in sizes:
+            q = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
+            t = float(profile.op(op, **q))
+            total += grid.warmup * t + n_reps(t, grid.reps, grid.budget_s) * t
+            if op.startswith("spmm"):
+                total += s["nnz"] * (_SETUP_S["csr"] + (_SETUP_S["transpose"] if op == "spmm_bwd" else 0.0))
+                total += s["rows"] * s["width"] * _SETUP_S["tensor"]
+            elif op.startswith("gemm"):
+                total += s["rows"] * (s["in_dim"] + 2 * s["out_dim"]) * _SETUP_S["tensor"]
+            elif op != "adam":
+                total += s["rows"] * s["width"] * _SETUP_S["tensor"]
+        out[op] = total
+    return out

@@ -89,13 +89,13 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
             step("central", overlapped)
 
     def norm_relu(w2):
-        norm = D.elementwise_s(p, "layernorm", stats.inner * w2) if shape.layer_norm else 0.0
-        step("elementwise", norm + D.elementwise_s(p, "relu", stats.inner * w2))
+        norm = D.elementwise_s(p, "layernorm", rows=stats.inner, width=w2) if shape.layer_norm else 0.0
+        step("elementwise", norm + D.elementwise_s(p, "relu", rows=stats.inner, width=w2))
 
     for layer in range(shape.layers):  # ---- forward
         w, w2, e = shape.widths[layer], shape.widths[layer + 1], ex[(layer, "fwd")]
         if shape.dropout:
-            step("elementwise", D.elementwise_s(p, "dropout", stats.inner * w))
+            step("elementwise", D.elementwise_s(p, "dropout", rows=stats.inner, width=w))
         step("quantize", D.encode_mixed_s(p, e.send_rows, w))
         central = D.spmm_s(p, stats.central, stats.nnz_central + loops(stats.central), w)
         exchange((layer, "fwd"), np.broadcast_to(np.asarray(central, float), (P,)))
@@ -119,9 +119,9 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
         inner = D.spmm_s(p, stats.inner, local_nnz, w, backward=True)
         exchange((layer, "bwd"), np.broadcast_to(np.asarray(inner, float), (P,)))
         step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
-        step("marginal", D.elementwise_s(p, "copy", stats.pair_rows.sum(1) * w))  # index_add
+        step("marginal", D.elementwise_s(p, "copy", rows=stats.pair_rows.sum(1), width=w))  # index_add
         if shape.dropout:
-            step("elementwise", D.elementwise_s(p, "dropout", stats.inner * w))
+            step("elementwise", D.elementwise_s(p, "dropout", rows=stats.inner, width=w))
     prog.append(AllReduce(4.0 * shape.num_params))
     step("optimizer", D.elementwise_s(p, "adam", shape.num_params))
     return prog

@@ -1,12 +1,13 @@
 """``adaqp profile --out FILE.json``: measure this machine into a HardwareProfile;
-``adaqp profile --show FILE_OR_NAME``: print an existing profile's tables."""
+``adaqp profile --for DATASET --out FILE.json``: measure the op sizes one workload needs and merge
+them into a profile; ``adaqp profile --show FILE_OR_NAME``: print an existing profile's tables."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from adaqp.cli.common import comma_list, positive_int
+from adaqp.cli.common import DATASET_HELP, comma_ints, comma_list, positive_int
 
 
 def add_parser(sub) -> None:
@@ -33,22 +34,50 @@ def add_parser(sub) -> None:
                    help="with --update: comma list of ops to re-measure (e.g. copy,quantize_b2,dequantize_b2)")
     p.add_argument("--why", default="the code behind these ops changed",
                    help="with --update: the reason, kept in the profile's meta.remeasured")
+    w = p.add_argument_group("measuring for a workload (--for)")
+    w.add_argument("--for", dest="for_dataset", metavar="DATASET", default=None,
+                   help="measure exactly the op sizes this workload asks (micro-benchmarks on synthetic tensors "
+                        "of those shapes, no training) and merge them into --base, written to --out. "
+                        + DATASET_HELP)
+    w.add_argument("--parts", type=positive_int, default=None, help="with --for: ranks / parts (default: 2)")
+    w.add_argument("--model", choices=("gcn", "sage"), default=None, help="with --for: the model (default: gcn)")
+    w.add_argument("--hidden", type=positive_int, default=None, help="with --for: hidden width (default: 256)")
+    w.add_argument("--layers", type=positive_int, default=None, help="with --for: layers (default: 3)")
+    w.add_argument("--bits", type=comma_ints, default=None,
+                   help="with --for: uniform bit-widths the quantized schedules may use (default: 2,4,8)")
+    w.add_argument("--method", choices=("metis", "random", "contiguous"), default=None,
+                   help="with --for: partitioner (default: metis)")
+    w.add_argument("--base", metavar="FILE_OR_NAME", default=None,
+                   help="with --for: the measured profile to add the points to (default: --out if it exists, "
+                        "else the bundled cpu-2core on cpu)")
     p.set_defaults(run=run)
+
+
+FOR_ONLY = ("parts", "model", "hidden", "layers", "bits", "method", "base")
 
 
 def run(args) -> int:
     from adaqp.errors import require
 
+    given = [f"--{k}" for k in FOR_ONLY if getattr(args, k) is not None]
     if args.show is not None:
+        require(args.for_dataset is None and args.update is None and args.out is None and not given,
+                "--show only prints a profile: it takes no --for, --update, --out or workload options")
         print_profile(_load(args.show))
         return 0
+    require(args.for_dataset is not None or not given,
+            f"{', '.join(given)} describe(s) a workload: use with --for DATASET")
     require(args.out is not None, "--out FILE.json is required (or --show FILE_OR_NAME)")
     require(args.out.suffix == ".json", f"--out must name a .json file, got {args.out}")
     require(not args.out.is_dir(), f"--out {args.out} is a folder")
     require(args.nprocs >= 2, f"--nprocs must be at least 2 (links need a peer), got {args.nprocs}")
     require((args.update is None) == (args.ops is None), "--update and --ops go together")
     if args.update is not None:
+        require(args.for_dataset is None, "--update and --for are different jobs: use one")
         return _update(args)
+    if args.for_dataset is not None:
+        require(not args.quick, "--quick sets the full profile's grid; --for measures the workload's sizes")
+        return _for(args)
     import time
 
     import torch
@@ -104,8 +133,9 @@ def _ns(v: float) -> str:
 
 
 def op_rows(prof) -> list[dict]:
-    """One row per op: its model in ns per feature unit, and its fit error over its points."""
-    rows = []
+    """One row per op: its model in ns per feature unit, its fit error over its points and its
+    leave-one-size-out error (:func:`loo_rows`)."""
+    rows, loo = [], loo_rows(prof)
     for name, m in prof.ops.items():
         pts = [p for p in m.points if isinstance(p, dict) and "median_s" in p]
         med, mx = _errors(prof, name, [m.seconds(**p) for p in pts], [p["median_s"] for p in pts])
@@ -117,7 +147,7 @@ def op_rows(prof) -> list[dict]:
         else:
             model = f"loglog over {m.features[0]}, {len(m.xs)} knots, {_ns(m.ys[0])}..{_ns(m.ys[-1])}"
         rows.append({"op": name, "kind": m.kind, "model (ns)": model, "err_med_%": med, "err_max_%": mx,
-                     "points": len(pts)})
+                     "loo_med_%": loo[name][0], "loo_max_%": loo[name][1], "points": len(pts)})
     return rows
 
 
@@ -135,6 +165,20 @@ def link_rows(prof) -> list[dict]:
     return rows
 
 
+def loo_rows(prof) -> dict[str, tuple[str, str]]:
+    """Per op, its leave-one-size-out (median, max) error in % over its stored points: each
+    point predicted by the op's kind of model refit without it ("-": fewer than three sizes)."""
+    import math
+
+    from adaqp.costmodel.fit import leave_one_out_errors
+
+    out = {}
+    for name, m in prof.ops.items():
+        med, mx = leave_one_out_errors(name, m.points, m) if m.points else (math.nan, math.nan)
+        out[name] = ("-", "-") if not math.isfinite(med) else (f"{med:.1f}", f"{mx:.1f}")
+    return out
+
+
 def print_profile(prof) -> None:
     from adaqp.cli.report import format_table
 
@@ -144,8 +188,14 @@ def print_profile(prof) -> None:
              f"{m['nprocs']} ranks x {m.get('compute_threads', '?')} thread(s)" if "nprocs" in m else "",
              f"{m['grid']} grid" if "grid" in m else "", str(m.get("date", ""))]
     print(f"profile {prof.name!r} ({prof.kind}, {prof.device}): {', '.join(a for a in about if a)}")
-    print("\nCompute ops (seconds = sum of coefficient x feature; coefficients in ns):")
+    print("\nCompute ops (seconds = sum of coefficient x feature; coefficients in ns). err: the fit's error as "
+          "recorded; loo: leave-one-size-out, each stored point predicted by the model refit without it:")
     print(format_table(op_rows(prof)))
+    for_ = m.get("measured_for") if isinstance(m.get("measured_for"), list) else []
+    for e in for_:
+        if isinstance(e, dict):
+            n = sum(v for v in e.get("sizes", {}).values() if isinstance(v, int))
+            print(f"measured for {e.get('workload', '?')}: {n} sizes, {e.get('date', '')}")
     print("\nLinks (seconds = latency + nbytes / bandwidth):")
     print(format_table(link_rows(prof)))
     i = m.get("interference") if isinstance(m.get("interference"), dict) else {}
@@ -173,4 +223,63 @@ def _update(args) -> int:
     with stage(f"writing {args.out}"):
         new.save(args.out)
     print(f"wrote {args.out}")
+    return 0
+
+
+def _for(args) -> int:
+    """``--for``: the workload's op sizes (``costmodel.shapes.workload_shapes``), measured and
+    merged into the base profile (``profiler.measure_shapes``)."""
+    import os
+
+    import torch
+
+    from adaqp.cli.report import stage
+    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.costmodel.program import ModelShape
+    from adaqp.costmodel.shapes import count, workload_shapes
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.errors import require
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+    from adaqp.wire import check_bits
+
+    require(args.device != "cuda" or torch.cuda.is_available(),
+            "--device cuda: no CUDA device is available on this machine; use --device cpu")
+    parts, model = args.parts or 2, args.model or "gcn"
+    hidden, layers, bits = args.hidden or 256, args.layers or 3, args.bits or (2, 4, 8)
+    require(len(bits) > 0, "--bits needs at least one width, e.g. 2,4,8")
+    bits = tuple(check_bits(b) for b in bits)
+    base = args.base or (str(args.out) if args.out.exists() else ("cpu-2core" if args.device == "cpu" else None))
+    require(base is not None, "--device cuda --for needs --base PROFILE (a measured cuda profile)")
+    prof = _load(base)
+    require(prof.kind == "measured", f"--base {base} is {prof.kind}: --for adds measured points to a measured "
+                                     "profile (measure one first with adaqp profile --out)")
+    require(prof.device == args.device, f"--base {base} describes a {prof.device} device, not --device {args.device}")
+    with stage(f"loading {args.for_dataset}"):
+        graph = load_dataset(args.for_dataset)
+    require(parts <= graph.num_nodes, f"--parts {parts} exceeds the graph's {graph.num_nodes} nodes")
+    with stage(f"partitioning into {parts} parts and building the halo plan"):
+        plan = build_halo_plan(graph, partition_graph(graph, parts, args.method or "metis", 0, "nodes"))
+    widths = (graph.num_features,) + (hidden,) * (layers - 1) + (graph.num_classes,)
+    shape = ModelShape(model, widths)
+    shapes = workload_shapes(PlanStats.from_halo_plan(plan), shape, bits, prof)
+    note = (f"{args.for_dataset} --parts {parts} --model {model} --hidden {hidden} --layers {layers} "
+            f"--bits {','.join(map(str, bits))}")
+    threads = prof.meta.get("compute_threads")
+    mine = max(1, (os.cpu_count() or 1) // args.nprocs)
+    if threads and int(threads) != mine:
+        print(f"· note: {prof.name} was measured with {threads} thread(s) per rank; its new points use the same "
+              f"(a rank here would get {mine})", file=sys.stderr)
+    print(f"· measuring {count(shapes)} op sizes for {note} into {prof.name} ...", file=sys.stderr, flush=True)
+    new = measure_shapes(prof, shapes, args.device, args.nprocs, progress=True, note=note, name=args.name)
+    with stage(f"writing {args.out}"):
+        new.save(args.out)
+    loo = loo_rows(new)
+    from adaqp.cli.report import format_table
+
+    print(format_table([{"op": op, "sizes measured": len(v), "points": len(new.ops[op].points),
+                         "kind": new.ops[op].kind, "loo_med_%": loo[op][0], "loo_max_%": loo[op][1]}
+                        for op, v in shapes.items()]))
+    print(f"\nwrote {args.out} ({new.name}: {count(shapes)} sizes for {note})")
     return 0

@@ -124,3 +124,51 @@ def test_epoch_exchange_bytes_by_hand():
     assert epoch_exchange_nbytes(pair_rows, 2, 10, 4, 32) == 200 + 80 + 80
     # 2-bit: rows of ceil(10*2/8)=3 B + 4 B header, then ceil(4*2/8)=1 B + 4 B header
     assert epoch_exchange_nbytes(pair_rows, 2, 10, 4, 2) == 5 * 7 + 2 * 5 * 5
+
+
+# ---- adaqp profile --for / --show ----------------------------------------------------------------
+
+TINY_SBM = "sbm:nodes=300,classes=3,feat=700,deg=5,seed=1"
+
+
+def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys):
+    from adaqp.costmodel.profile import load_profile
+
+    out = tmp_path / "mine.json"
+    assert main(["profile", "--for", TINY_SBM, "--parts", "2", "--layers", "2", "--hidden", "32",
+                 "--bits", "4", "--out", str(out)]) == 0
+    p, base = load_profile(out), load_profile("cpu-2core")
+    entry = p.meta["measured_for"][-1]
+    assert entry["workload"].startswith(TINY_SBM) and "--parts 2" in entry["workload"]
+    assert entry["sizes"]["spmm_fwd"] >= 2 and "quantize_b4" in entry["sizes"] and "quantize_b2" not in entry["sizes"]
+    # points at the workload's widths (the input's 700 features lies outside the bundled grid)
+    assert {700, 32} <= {pt["width"] for pt in p.ops["spmm_fwd"].points}
+    assert any(pt["in_dim"] == 700 and pt["out_dim"] == 32 for pt in p.ops["gemm_fwd"].points)
+    assert len(p.ops["spmm_fwd"].points) > len(base.ops["spmm_fwd"].points)
+    assert p.ops["quantize_b2"] == base.ops["quantize_b2"] and p.links["net"] == base.links["net"]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_profile_show_prints_leave_one_out_columns(capsys):
+    assert main(["profile", "--show", "cpu-2core"]) == 0
+    out = capsys.readouterr().out
+    assert "loo_med_%" in out and "loo_max_%" in out and "leave-one-size-out" in out
+    row = next(line for line in out.splitlines() if line.startswith("adam "))
+    assert len(row.split()) >= 8
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["profile", "--parts", "2", "--out", "X/p.json"], "use with --for"),
+    (["profile", "--show", "cpu-2core", "--for", "cora"], "--show only prints"),
+    (["profile", "--for", "cora", "--quick", "--out", "X/p.json"], "--quick"),
+    (["profile", "--for", "cora"], "--out FILE.json is required"),
+    (["profile", "--for", "cora", "--bits", "3", "--out", "X/p.json"], "3"),
+    (["profile", "--for", "cora", "--base", "h100", "--out", "X/p.json"], "spec-derived"),
+    (["profile", "--for", TINY_SBM, "--parts", "301", "--out", "X/p.json"], "exceeds"),
+])
+def test_profile_bad_combinations_are_one_line(argv, message, tmp_path, capsys):
+    argv = [a.replace("X/", f"{tmp_path}/") for a in argv]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("·")]
+    assert len(err) == 1 and err[0].startswith("adaqp profile: error:") and message in err[0], err
+    assert not (tmp_path / "p.json").exists()

@@ -108,3 +108,76 @@ def test_cli_refuses_bad_requests_before_measuring(tmp_path, capsys):
         assert main(["profile", "--device", "cuda", "--out", str(tmp_path / "p.json")]) == 2
         assert "no CUDA device" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+# ---- measure_shapes: a workload's own sizes merged into a profile -------------------------------
+
+def test_measure_shapes_merges_points_and_answers_them(tiny_profile):
+    from adaqp.costmodel.profiler import measure_shapes
+
+    shapes = {"spmm_fwd": [dict(rows=1500, nnz=7001, width=48)],
+              "relu": [dict(rows=3000, width=40, elements=120_000)],
+              "gemm_fwd": [dict(rows=2000, in_dim=300, out_dim=32)]}
+    p = measure_shapes(tiny_profile, shapes, progress=False, reps=3, budget_s=0.05, note="unit test")
+    assert p.name == tiny_profile.name and p.links == tiny_profile.links
+    for op, sizes in shapes.items():
+        before, after = tiny_profile.ops[op].points, p.ops[op].points
+        assert len(after) == len(before) + 1
+        new = [pt for pt in after if all(pt[k] == v for k, v in sizes[0].items())]
+        assert len(new) == 1 and new[0]["median_s"] > 0
+        # the refit model answers the measured size near its own measurement
+        asked = p.op(op, **sizes[0])
+        assert asked == pytest.approx(new[0]["median_s"], rel=0.6), op
+        assert p.meta["fit_errors"][op] != tiny_profile.meta["fit_errors"][op] or p.ops[op] != tiny_profile.ops[op]
+    for op in set(OPS) - set(shapes):
+        assert p.ops[op] is tiny_profile.ops[op]
+    entry = p.meta["measured_for"][-1]
+    assert entry["workload"] == "unit test" and entry["sizes"] == {op: 1 for op in shapes}
+    assert entry["threads"] == tiny_profile.meta["compute_threads"]
+    # measuring the same size again replaces its point (a size given twice is timed once)
+    again = measure_shapes(p, {"relu": shapes["relu"] * 2}, progress=False, reps=3, budget_s=0.05, note="again")
+    assert len(again.ops["relu"].points) == len(p.ops["relu"].points)
+    assert [e["workload"] for e in again.meta["measured_for"]] == ["unit test", "again"]
+
+
+def test_measure_shapes_refuses_bad_requests(tiny_profile):
+    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.errors import AdaqpInputError
+
+    with pytest.raises(AdaqpInputError, match="unknown op"):
+        measure_shapes(tiny_profile, {"conv": [dict(rows=1)]}, progress=False)
+    with pytest.raises(AdaqpInputError, match="lack nnz"):
+        measure_shapes(tiny_profile, {"spmm_fwd": [dict(rows=10, width=4)]}, progress=False)
+    with pytest.raises(AdaqpInputError, match="spec-derived"):
+        measure_shapes(load_profile("h100"), {"relu": [dict(rows=10, width=4)]}, device="cuda", progress=False)
+
+
+def test_merge_points_replaces_identical_sizes():
+    from adaqp.costmodel.profiler import merge_points
+
+    old = [dict(rows=10, width=4, elements=40, median_s=1.0), dict(rows=20, width=4, elements=80, median_s=2.0)]
+    new = [dict(rows=10, width=4, elements=40, median_s=1.5)]
+    assert merge_points(old, new) == [old[1], new[0]]
+
+
+def test_exact_csr_has_exactly_the_edges_asked():
+    import numpy as np
+
+    from adaqp.costmodel.profiler import exact_csr
+    from adaqp.costmodel.profiler_ranks import random_csr
+
+    for rows, nnz in ((100, 257), (100, 30), (50, 200)):
+        ip, ix, v = exact_csr(rows, nnz)
+        assert ip[-1] == nnz == len(ix) == len(v) and len(ip) == rows + 1 and (ix < rows).all()
+        assert all((np.diff(ix[a:b]) >= 0).all() for a, b in zip(ip[:-1], ip[1:]))
+    assert all((a == b).all() for a, b in zip(exact_csr(50, 200), random_csr(50, 200)))
+
+
+def test_full_grid_is_wide_and_affordable():
+    from adaqp.costmodel.profiler import estimate_grid_s, full_grid
+
+    g = full_grid()
+    assert max(w for _, _, w in g.spmm) >= 2048 and max(i for _, i, _ in g.gemm) >= 4096
+    assert {o for _, _, o in g.gemm} >= {16, 512} and max(w for _, w in g.elementwise) >= 2048
+    est = sum(estimate_grid_s(g, load_profile("cpu-2core")).values())
+    assert est < 300  # seconds of compute benchmarks on the bundled 2-core machine

@@ -1,0 +1,79 @@
+"""costmodel.shapes: the op sizes a workload asks, taken from the code that asks."""
+
+import numpy as np
+import pytest
+
+from adaqp.costmodel.profile import load_profile, record_ops
+from adaqp.costmodel.program import ModelShape, build_program
+from adaqp.costmodel.shapes import SAME_SIZE_REL, count, unique_sizes, workload_shapes
+from adaqp.costmodel.workload import PlanStats
+from adaqp.errors import AdaqpInputError
+
+
+def _same_within_tolerance(kept, wanted):
+    """Every kept value is one asked, and every asked value is within the dedupe tolerance of a kept one."""
+    kept, wanted = set(kept), {int(v) for v in wanted}
+    return kept <= wanted and all(any(abs(w - k) <= SAME_SIZE_REL * max(w, k) for k in kept) for w in wanted)
+
+
+@pytest.fixture(scope="module")
+def workload():
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+
+    g = load_dataset("sbm:nodes=400,classes=3,feat=300,deg=6,seed=2")
+    stats = PlanStats.from_halo_plan(build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes")))
+    return stats, ModelShape("gcn", (300, 32, 32, 3))
+
+
+def test_sizes_are_the_models_widths_and_the_plans_counts(workload):
+    stats, shape = workload
+    sh = workload_shapes(stats, shape, bits=(2, 8))
+    # SpMM at every layer's input width; forward nnz = edges into central / marginal rows + self loops
+    assert {s["width"] for s in sh["spmm_fwd"]} == {300, 32}
+    nnz = {int(v) for v in np.concatenate([stats.nnz_central + stats.central, stats.nnz_marginal + stats.marginal])}
+    assert _same_within_tolerance({s["nnz"] for s in sh["spmm_fwd"]}, nnz)
+    assert _same_within_tolerance({s["rows"] for s in sh["spmm_fwd"]}, np.concatenate([stats.central, stats.marginal]))
+    # the input layer has no aggregation backward
+    assert {s["width"] for s in sh["spmm_bwd"]} == {32}
+    # GEMMs: one per layer, over the inner rows
+    assert {(s["in_dim"], s["out_dim"]) for s in sh["gemm_fwd"]} == {(300, 32), (32, 32), (32, 3)}
+    assert _same_within_tolerance({s["rows"] for s in sh["gemm_fwd"]}, stats.inner)
+    # quantize / dequantize only at the asked bit-widths; vanilla's fp32 path is the copy
+    assert {op for op in sh if "quantize" in op} == {"quantize_b2", "dequantize_b2", "quantize_b8", "dequantize_b8"}
+    assert {s["width"] for s in sh["quantize_b2"]} == {300, 32} and "copy" in sh
+    assert sh["adam"] == [{"elements": shape.num_params}]
+    for op, sizes in sh.items():
+        for s in sizes:
+            assert all(isinstance(v, int) and v > 0 for v in s.values()), (op, s)
+            if "width" in s and "elements" in s:
+                assert s["elements"] == s["rows"] * s["width"]
+
+
+def test_every_size_asked_is_covered_and_nothing_else(workload):
+    stats, shape = workload
+    p = load_profile("cpu-2core")
+    sh = workload_shapes(stats, shape, bits=(4,), profile=p)
+    with record_ops() as calls:
+        build_program(stats, shape, "quant", p, bits=4)
+        build_program(stats, shape, "vanilla", p)
+    asked = unique_sizes(calls, rel=0.0)
+    assert set(asked) == set(sh)
+    for op, sizes in asked.items():
+        for s in sizes:  # each asked size is within the dedupe tolerance of one kept
+            assert any(all(abs(s[k] - t[k]) <= SAME_SIZE_REL * max(s[k], t[k]) for k in s) for t in sh[op]), (op, s)
+        assert len(sh[op]) <= len(sizes)
+
+
+def test_unique_sizes_expands_ranks_drops_zeros_and_near_duplicates():
+    calls = [("relu", {"rows": np.array([1000, 1010, 0, 5000]), "width": 64}),
+             ("adam", {"elements": 7}), ("adam", {"elements": 7})]
+    out = unique_sizes(calls)
+    assert out["relu"] == [{"rows": 1000, "width": 64}, {"rows": 5000, "width": 64}]
+    assert out["adam"] == [{"elements": 7}] and count(out) == 3
+
+
+def test_bad_bits_are_refused(workload):
+    with pytest.raises(AdaqpInputError):
+        workload_shapes(*workload, bits=(3,))
