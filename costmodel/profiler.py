@@ -25,7 +25,8 @@ import torch
 from adaqp.costmodel import fit
 from adaqp.costmodel.profiler_gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
 from adaqp.costmodel.profile import OPS, QUANT_BITS, SIZE_KEYS, HardwareProfile
-from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_links, measure_sync, n_reps,
+from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_corun, measure_links,
+                                            measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
 from adaqp.errors import require
 from adaqp.rng import KeyStream
@@ -234,8 +235,10 @@ METHOD = (
     "the intercept), allreduce = all_reduce of an nbytes fp32 buffer; "
     "latency + nbytes/bw by relative-weighted nnls; per-rep times are the max over ranks. Interference = "
     "SpMM time with this rank's async all_to_all in flight / without, all ranks computing, median of the "
-    "pooled per-rep ratios, clamped below at 1.0; interference.corun_factor (applied nowhere) = SpMM with "
-    "all ranks computing / with the others idle, the way ops are profiled. fit_err_pct = max |relative "
+    "pooled per-rep ratios, clamped below at 1.0; corun = interference.corun_factor = SpMM with "
+    "all ranks computing / with the others idle, the way ops are profiled; corun_by_ranks = the same for k = 2 .. "
+    "2 x cores ranks at once (a SpMM + dense step, per-rank medians, median over ranks; cores / k threads each), "
+    "applied to the ranks computing at each instant (durations.corun_slowdown). fit_err_pct = max |relative "
     "error| over the points (compute ops: leave-one-size-out); fit_errors holds [median, max] %.")
 
 
@@ -319,8 +322,8 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     threads = max(1, (os.cpu_count() or 1) // nprocs)
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
     benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
-    steps = [*benches] + (["links", "sync"] if cpu else ["shared", "copies"])
-    ops, errors, links, extra, sync = {}, {}, {}, {}, ({}, {})
+    steps = [*benches] + (["links", "sync", "corun"] if cpu else ["shared", "copies"])
+    ops, errors, links, extra, sync, corun_by_ranks = {}, {}, {}, {}, ({}, {}), {}
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -336,6 +339,8 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                     links.update(measure_copies(grid, device))
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
                     sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=100 if quick else 300)
+                elif step == "corun":  # the same rank counts, all computing at once
+                    corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=10 if quick else 30)
                 else:
                     ops[step], errors[step] = _measure_op(step, *benches[step], device, grid)
     finally:
@@ -355,7 +360,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     corun = max(1.0, interf.get("corun_factor") or 1.0) if cpu else 1.0
     return HardwareProfile(name, "measured", device.split(":")[0], meta, ops, links,
                            interference=max(1.0, interf["factor"]), corun=corun, sync_s=sync[0],
-                           allreduce_sync_s=sync[1])
+                           allreduce_sync_s=sync[1], corun_by_ranks=corun_by_ranks)
 
 
 # ---- measuring a workload's own sizes (``adaqp profile --for``) ---------------------------------

@@ -210,7 +210,11 @@ def print_profile(prof) -> None:
           f"{spread + ')' if spread else ''}")
     if isinstance(i.get("corun_factor"), (int, float)):
         print(f"Co-running: a SpMM runs {i['corun_factor']:.2f}x slower with every rank computing than alone "
-              "(the ops above were timed alone; the cost model applies this factor when ranks share a CPU)")
+              "(the ops above were timed alone)")
+    if prof.corun_by_ranks:
+        print("Co-running by ranks computing at once (compute slows by this while that many ranks of the host "
+              "compute; the simulator applies it instant by instant): " +
+              ", ".join(f"{k}: {v:.2f}x" for k, v in sorted(prof.corun_by_ranks.items(), key=lambda kv: int(kv[0]))))
 
 
 def _update(args) -> int:
