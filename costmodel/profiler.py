@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from datetime import datetime, timezone
 
 import torch
@@ -99,8 +100,40 @@ def quick_grid() -> Grid:
 
 # ---- timing ---------------------------------------------------------------------------------
 
-def _once(fn, device: str) -> float:
+def last_level_cache_bytes(default: int = 32 << 20) -> int:
+    """The largest CPU cache this machine reports (sysfs), or ``default``."""
+    import glob
+
+    sizes = []
+    for f in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        text = Path(f).read_text().strip().upper()
+        unit = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * unit)
+        except ValueError:
+            continue
+    return max(sizes, default=default)
+
+
+_FLUSH: list = []  # one buffer, reused by every timing
+
+
+def evict_caches() -> None:
+    """Write a buffer twice the last-level cache: whatever the op touched last is gone.
+
+    Why: in training an op's inputs were evicted by the dozens of other ops (and the other ranks)
+    since it last ran, while a loop timing it alone finds them in cache. On this project's 2-core
+    machine a rank's SpMM measured hot ran 3x faster than the same SpMM inside an epoch; measured
+    after an eviction it ran as in the epoch. CPU timings therefore evict before every call."""
+    if not _FLUSH:
+        _FLUSH.append(torch.empty(2 * last_level_cache_bytes() // 4))
+    _FLUSH[0].fill_(1.0)
+
+
+def _once(fn, device: str, cold: bool = False) -> float:
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if cold:
+        evict_caches()
     sync()
     t0 = time.perf_counter()
     fn()
@@ -108,11 +141,14 @@ def _once(fn, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def time_fn(fn, device: str, warmup: int, reps: int, budget_s: float) -> tuple[float, float, float]:
+def time_fn(fn, device: str, warmup: int, reps: int, budget_s: float,
+            cold: bool | None = None) -> tuple[float, float, float]:
     """(median, p10, p90) seconds of ``fn()``; on CUDA the device is synchronised around each call
-    so that a time is the kernel's, not its launch's. Repetitions: see ``n_reps``."""
-    first = [_once(fn, device) for _ in range(max(1, warmup))][-1]
-    return stats([_once(fn, device) for _ in range(n_reps(first, reps, budget_s))])
+    so that a time is the kernel's, not its launch's. ``cold`` (default: on CPU) evicts the caches
+    before each call (:func:`evict_caches`). Repetitions: see ``n_reps``."""
+    cold = (not device.startswith("cuda")) if cold is None else cold
+    first = [_once(fn, device, cold) for _ in range(max(1, warmup))][-1]
+    return stats([_once(fn, device, cold) for _ in range(n_reps(first, reps, budget_s))])
 
 
 # ---- the ops, each through the runtime's own code path ----------------------------------------
@@ -225,7 +261,7 @@ OP_DEFINITIONS = {
 METHOD = (
     "adaqp profile: micro-benchmarks on {device}. Compute ops timed in one process with {threads} "
     "thread(s) (= cpu_count // nprocs, what each rank gets), through the runtime's own code paths (see "
-    "op_definitions); warm-up runs, then repetitions, median kept with p10/p90. Fitted by relative-weighted "
+    "op_definitions); warm-up runs, then repetitions, median kept with p10/p90; on a CPU every call is timed after writing a buffer twice the last-level cache (evict_caches: the op's inputs are not in cache, as in an epoch). Fitted by relative-weighted "
     "nnls on the op's features; log-log interpolation (where a line is off by more than {threshold:g}% and "
     "one feature dominates) and nearest measured points scaled by the line's work compete with it on "
     "leave-one-size-out error (the smallest median among those whose max is within "
