@@ -67,9 +67,10 @@ def estimate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, clus
     seg = np.zeros(P)
     phases: dict[str, np.ndarray] = {}
     exch = []
-    from adaqp.costmodel.durations import compute_scale
+    from adaqp.costmodel.durations import compute_scale, overlap_interference
 
-    for s in build_program(stats, shape, schedule, profile, bits, compute_scale(cluster, profile)):
+    for s in build_program(stats, shape, schedule, profile, bits, compute_scale(cluster, profile),
+                           overlap_interference(cluster, profile)):
         if isinstance(s, Compute):
             seg = seg + s.seconds
             phases[s.phase] = phases.get(s.phase, 0.0) + s.seconds

@@ -109,3 +109,23 @@ def compute_scale(cluster, profile: HardwareProfile) -> float:
     if cluster.device != "cpu":
         return 1.0
     return corun_slowdown(cluster, profile, cluster.cpu_sharing)
+
+
+def overlap_interference(cluster, profile: HardwareProfile) -> float:
+    """How many times slower compute runs while the rank's own exchange is in flight.
+
+    The profile measures it (``interference``) with an exchange at the speed of the transport
+    it profiled (its ``net`` link): on a CPU the bytes are copied by the same cores, so the
+    slow-down comes from the CPU time communication takes, which grows with the bytes moved per
+    second. A cluster whose ranks exchange slower than that (a shaped or remote network) keeps
+    the part of the slow-down in proportion: ``1 + (interference - 1) x min(1, rate / measured
+    rate)``, with ``rate`` the per-rank bandwidth of the cluster's slowest hop."""
+    f = profile.interference
+    if f <= 1.0:
+        return 1.0
+    measured = profile.net_for(cluster.ranks_per_node).bw_Bps
+    rate = measured
+    if cluster.network is not None and cluster.nodes > 1:
+        n = cluster.network
+        rate = min(rate, n.bw_Bps / n.oversubscription / max(1, cluster.ranks_per_node))
+    return 1.0 + (f - 1.0) * min(1.0, rate / measured)

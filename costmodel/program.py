@@ -8,10 +8,14 @@ Steps, in order, for every rank at once (durations are ``[P]`` arrays from
   ``hidden`` is the compute (phase ``central``) the rank runs on its second stream meanwhile;
 - ``AllReduce(nbytes)`` — the gradient all-reduce.
 
-Order follows the runtime (:mod:`adaqp.runtime.aggregate`): forward per layer dropout, encode,
-[exchange | central], decode, (central), marginal, dense, norm+relu; backward per layer dense and
-norm+relu, the halo part of the transposed aggregation, encode, [exchange | inner part], decode,
-index_add, (inner part), dropout; the input layer has no aggregation backward and no exchange.
+Order and operations follow the runtime (:mod:`adaqp.runtime.aggregate`): forward per layer
+dropout, encode, [exchange | central], decode, (central), marginal (its inner and halo SpMMs,
+their sum, the concatenation with the central rows), dense, norm+relu; backward per layer dense
+and norm+relu, the halo part of the transposed aggregation, encode, [exchange | inner part: the
+transposed central and marginal-inner SpMMs and their sum], decode, index_add, (inner part),
+dropout; the input layer has no aggregation backward and no exchange. Element-wise passes that
+have no op of their own (a sum of two tensors, a concatenation) cost one ``relu``: one
+allocating pass over the same rows.
 """
 
 from __future__ import annotations
@@ -71,9 +75,13 @@ class AllReduce:
 
 
 def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
-                  profile: HardwareProfile, bits=32, compute_scale: float = 1.0) -> list:
+                  profile: HardwareProfile, bits=32, compute_scale: float = 1.0,
+                  interference: float | None = None) -> list:
     """The steps of one epoch. ``bits``: a uniform width (when the schedule quantizes) or a
-    BitPlan; ``compute_scale`` (see :func:`durations.compute_scale`) multiplies every compute step."""
+    BitPlan; ``compute_scale`` (see :func:`durations.compute_scale`) multiplies every compute step;
+    ``interference`` (default: the profile's; see :func:`durations.overlap_interference`) the
+    compute hidden under an exchange."""
+    interference = profile.interference if interference is None else interference
     sched = Schedule.parse(schedule)
     bits = bits if sched.quantize else 32
     p, P, gcn = profile, stats.num_parts, shape.model == "gcn"
@@ -82,9 +90,10 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
     step = lambda phase, t: prog.append(Compute(phase, np.broadcast_to(np.asarray(t, float) * compute_scale, (P,))))  # noqa: E731
     loops = lambda n: n if gcn else 0  # noqa: E731  (GCN aggregates a self loop per node)
     nmul = 2 if shape.model == "sage" else 1
+    marginal_inner_nnz = stats.nnz_marginal - stats.nnz_marginal_halo + loops(stats.marginal)
 
     def exchange(key, overlapped):
-        prog.append(Exchange(ex[key], overlapped * compute_scale * p.interference if sched.overlap else None))
+        prog.append(Exchange(ex[key], overlapped * compute_scale * interference if sched.overlap else None))
         if not sched.overlap:
             step("central", overlapped)
 
@@ -100,8 +109,13 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
         central = D.spmm_s(p, stats.central, stats.nnz_central + loops(stats.central), w)
         exchange((layer, "fwd"), np.broadcast_to(np.asarray(central, float), (P,)))
         step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
-        # with overlap, central was on the second stream; without, exchange() queued it above
-        step("marginal", D.spmm_s(p, stats.marginal, stats.nnz_marginal + loops(stats.marginal), w))
+        # with overlap, central was on the second stream; without, exchange() queued it above.
+        # The marginal rows aggregate their inner and their halo columns as two SpMMs, add the
+        # parts, and the layer's output concatenates central and marginal rows (two passes).
+        step("marginal", D.spmm_s(p, stats.marginal, marginal_inner_nnz, w)
+             + D.spmm_s(p, stats.marginal, stats.nnz_marginal_halo, w)
+             + D.elementwise_s(p, "relu", rows=stats.marginal, width=w)
+             + D.elementwise_s(p, "relu", rows=stats.inner, width=w))
         step("dense", nmul * D.gemm_s(p, stats.inner, w, w2))
         if layer < shape.layers - 1:
             norm_relu(w2)
@@ -115,11 +129,15 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
         e = ex[(layer, "bwd")]
         step("marginal", D.spmm_s(p, stats.halo, stats.nnz_marginal_halo, w, backward=True))
         step("quantize", D.encode_mixed_s(p, e.send_rows, w))
-        local_nnz = stats.nnz_central + stats.nnz_marginal - stats.nnz_marginal_halo + loops(stats.inner)
-        inner = D.spmm_s(p, stats.inner, local_nnz, w, backward=True)
+        # the local gradient: the transposed central and marginal-inner SpMMs, added
+        inner = (D.spmm_s(p, stats.inner, stats.nnz_central + loops(stats.central), w, backward=True)
+                 + D.spmm_s(p, stats.inner, marginal_inner_nnz, w, backward=True)
+                 + D.elementwise_s(p, "relu", rows=stats.inner, width=w))
         exchange((layer, "bwd"), np.broadcast_to(np.asarray(inner, float), (P,)))
         step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
-        step("marginal", D.elementwise_s(p, "copy", rows=stats.pair_rows.sum(1), width=w))  # index_add
+        # index_add, out of place: a pass over the local gradient, then the received rows added
+        step("marginal", D.elementwise_s(p, "relu", rows=stats.inner, width=w)
+             + D.elementwise_s(p, "copy", rows=stats.pair_rows.sum(1), width=w))
         if shape.dropout:
             step("elementwise", D.elementwise_s(p, "dropout", rows=stats.inner, width=w))
     prog.append(AllReduce(4.0 * shape.num_params))

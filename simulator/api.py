@@ -36,11 +36,13 @@ def simulate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, clus
     that fraction of each flow's duration.
     """
     _check_ranks(cluster, stats.num_parts)
+    from adaqp.costmodel.durations import overlap_interference
     from adaqp.costmodel.profile import check_fits
 
     check_fits(profile, cluster)
     # unscaled: the engine plays the ranks' sharing of compute (analytic: durations.compute_scale)
-    program = build_program(stats, shape, schedule, profile, bits)
+    program = build_program(stats, shape, schedule, profile, bits,
+                            interference=overlap_interference(cluster, profile))
     return simulate_program(program, cluster, profile,
                             sharing=sharing, trace=trace, merge_rel=merge_rel)
 

@@ -221,7 +221,8 @@ def _finish(raw, nx: int, num_z: int) -> Term:
 
 def _epoch_terms(b: _Builder, shape, schedule, units) -> list:
     """Walk the analytic model's program: segments, exchanges and the all-reduce as terms."""
-    prog = build_program(b.stats, shape, schedule, b.profile, 8, b.scale)
+    prog = build_program(b.stats, shape, schedule, b.profile, 8, b.scale,
+                         D.overlap_interference(b.cluster, b.profile))
     raw, fixed, pieces, last = [], np.zeros(b.P), [], None
     for st in prog:
         if isinstance(st, Compute):

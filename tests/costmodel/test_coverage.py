@@ -67,7 +67,8 @@ def test_a_model_without_points_has_no_range_and_is_never_flagged():
 def test_bundled_measured_profile_ranges():
     p = load_profile("cpu-2core")
     r = coverage.measured_range(p.ops["spmm_fwd"])
-    assert r["width"] == (16, 256) and r["rows"][0] < r["rows"][1]
+    widths = [q["width"] for q in p.ops["spmm_fwd"].points]
+    assert r["width"] == (min(widths), max(widths)) and r["width"][1] >= 2048 and r["rows"][0] < r["rows"][1]
     assert set(coverage.measured_range(p.ops["relu"])) >= {"elements"}
 
 
@@ -214,5 +215,5 @@ def test_default_bundled_case_records_consistently(tmp_path, capsys):
     ops = list(dict.fromkeys(r["op"] for r in s["extrapolated"]))
     warned = _warnings(err)
     assert len(warned) == len(ops) and all(f" {op} extrapolated:" in w for op, w in zip(ops, warned))
-    # cora's 1433 input features are wider than any spmm cpu-2core measured
-    assert {"op": "spmm_fwd", "size": "width", "asked": 1433, "measured": [16, 256]} in s["extrapolated"]
+    # cora's 1433 input features are within the widths cpu-2core measured
+    assert not any(r["op"] == "spmm_fwd" and r["size"] == "width" for r in s["extrapolated"])

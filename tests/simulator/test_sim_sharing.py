@@ -76,3 +76,12 @@ def test_measured_corun_table_wins_and_extends_by_core_share(kit):
     c = kit.cpu()
     assert [corun_slowdown(c, p, n) for n in (1, 2, 3)] == [1.0, 1.7, 2.4]
     assert corun_slowdown(c, p, 6) == pytest.approx(2.4 * 3 / 1.5)
+
+
+def test_interference_keeps_its_share_of_the_measured_rate(kit):
+    from adaqp.costmodel.durations import overlap_interference
+
+    p = dataclasses.replace(_prof(kit, cores=2, net=(0.0, 1e9)), interference=3.0)
+    assert overlap_interference(kit.cpu(), p) == 3.0  # the transport it was measured on
+    slow = dataclasses.replace(ClusterSpec.emulated(2, 1e8), profile="hand")  # 100 MB/s per host
+    assert overlap_interference(slow, p) == pytest.approx(1.0 + 2.0 * 0.1)

@@ -41,7 +41,7 @@ def test_moves_list_every_step_down_once_least_variance_per_second_first(inst, l
     cost = _step_saving(model, choice).reshape(-1, nb)
     saved = cost[g, j + 1] - cost[g, j]
     ratio = np.where(saved > 0, (var[g, j] - var[g, j + 1]) / np.where(saved > 0, saved, 1), np.inf)
-    assert np.all(np.diff(ratio) >= 0)
+    assert np.all(ratio[1:] >= ratio[:-1])  # (not np.diff: moves that save nothing are inf, inf - inf is nan)
     # taking a prefix lowers each group to the lowest width it names, never raises one
     c = _apply(choice, (g, j), len(g) // 2)
     assert np.all(c <= choice)
