@@ -32,7 +32,8 @@ TRANSPORTS = ("nccl", "gloo-staged", "gloo-cpu")
 # Order-of-magnitude defaults used only when a spec gives no latency; fit real values from
 # measurements (hardware profiles) rather than trusting these.
 DEFAULT_LATENCY_S = {"pcie": 5e-6, "nvlink": 3e-6, "loopback": 20e-6, "network": 20e-6}
-# Gloo over loopback moved ~0.9-1.2 GB/s per rank on the machines we measured (DESIGN.md).
+# Gloo over loopback, per rank: 1.58 GB/s in cpu-2core's all-to-all, 2.3-2.8 GB/s in the host-staged
+# exchange of h200-measured (costmodel/profiles); 1 GB/s is a round figure below both.
 LOOPBACK_BW_Bps = 1e9
 # Theoretical PCIe bandwidth per lane and direction after line encoding, by generation.
 PCIE_LANE_Bps = {1: 0.25e9, 2: 0.5e9, 3: 0.985e9, 4: 1.969e9, 5: 3.938e9, 6: 7.563e9}

@@ -8,7 +8,7 @@ receiver's halo order, so a received buffer is copied into place without any ind
 Edge coefficients use the *global* in-degree d (self loops are added by the model):
 GCN ``1/sqrt((d_u+1)(d_v+1))`` (self loop ``1/(d_v+1)``) and SAGE-mean ``1/d_v``. The
 aggregation score of a sent row u -> peer p sums the coefficients of the edges u -> v, v on p:
-it weights the quantization variance of that row (DESIGN.md).
+it weights the quantization variance of that row (the AdaQP objective: Wan, Zhao, Wu, MLSys 2023).
 """
 
 from __future__ import annotations

@@ -285,7 +285,8 @@ def variance_reference(row_range, width: int, bits):
 
 def variance_bound(row_range, width: int, bits):
     """Upper bound on the variance of a quantized row: ``F * step^2 / 4`` with
-    ``step = range / (2^b - 1)`` (DESIGN.md). Pass-through widths 16/32 count as exact: 0
+    ``step = range / (2^b - 1)`` (stochastic rounding onto 2^b levels spanning the row's range:
+    each element's error is at most one step, with variance at most step^2 / 4). Pass-through widths 16/32 count as exact: 0
     (bfloat16's deterministic rounding error is ignored by the solver)."""
     n = _levels(bits, row_range)
     step = row_range / n

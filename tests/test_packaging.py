@@ -57,3 +57,11 @@ def test_wheel_installs_and_imports_outside_source_tree(tmp_path):
     r = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok")
+
+
+def test_the_project_cites_no_document_it_does_not_contain():
+    root = Path(__file__).resolve().parents[1]
+    hits = [str(p.relative_to(root)) for d in ("adaqp", "costmodel", "simulator", "solver", "runtime", "experiments", "docs")
+            for p in (root / d).rglob("*") if p.is_file() and p.suffix in (".py", ".md", ".json", ".yaml")
+            and "DESIGN.md" in p.read_text(errors="ignore")]
+    assert not hits and "DESIGN.md" not in (root / "README.md").read_text()
