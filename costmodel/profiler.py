@@ -376,7 +376,9 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
                     sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=100 if quick else 300)
                 elif step == "corun":  # the same rank counts, all computing at once
-                    corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=10 if quick else 30)
+                    ic = grid.interference
+                    corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=max(3, ic["reps"]),
+                                                   rows=ic["rows"], nnz=ic["nnz"], width=ic["width"])
                 else:
                     ops[step], errors[step] = _measure_op(step, *benches[step], device, grid)
     finally:

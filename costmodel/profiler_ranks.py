@@ -393,7 +393,8 @@ def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
     return {"ratio": float(np.median(together) / np.median(solo))}
 
 
-def measure_corun(max_ranks: int, reps: int = 30) -> dict[str, float]:
+def measure_corun(max_ranks: int, reps: int = 30, rows: int = 50_000, nnz: int = 400_000,
+                  width: int = 64) -> dict[str, float]:
     """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (each with
     cores / k threads, as the launcher gives them), the median over ranks of how much slower a
     rank's compute runs while all of them compute (:func:`corun_worker`), at least 1."""
@@ -402,7 +403,7 @@ def measure_corun(max_ranks: int, reps: int = 30) -> dict[str, float]:
     from adaqp.runtime.launch import spawn
 
     cores = os.cpu_count() or 1
-    cfg = {"rows": 50_000, "nnz": 400_000, "width": 64, "reps": reps}
+    cfg = {"rows": rows, "nnz": nnz, "width": width, "reps": reps}
     out = {}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
