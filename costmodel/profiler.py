@@ -53,6 +53,7 @@ class Grid:
     budget_s: float = 1.0  # per point: repetitions stop adding up past this
     interference: dict = field(default_factory=dict)
     shared_ranks: tuple = (2, 4)  # CUDA: ranks sharing the GPU through the host-staged exchange
+    sync_reps: int = 300  # CPU: loop iterations of the sync-floor benchmark per rank count
 
 
 # Widths (features per node) reach 2048 and GEMM input widths 4096: a graph's input layer is as wide
@@ -93,7 +94,7 @@ def quick_grid() -> Grid:
                 elementwise=((1000, 16), (10_000, 64), (100_000, 64), (20_000, 256)),
                 adam=(1000, 100_000, 1_000_000), link_bytes=(1024, 16_384, 262_144, 2 * MiB, 8 * MiB),
                 allreduce_bytes=(4096, 65_536, MiB, 4 * MiB), copy_bytes=(4096, 262_144, 16 * MiB),
-                warmup=1, reps=3, budget_s=0.15,
+                warmup=1, reps=3, budget_s=0.15, sync_reps=100,
                 interference=dict(rows=50_000, nnz=400_000, width=64, reps=6, max_bytes=32 * MiB))
 
 
@@ -374,7 +375,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                 elif step == "copies":
                     links.update(measure_copies(grid, device))
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
-                    sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=100 if quick else 300)
+                    sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=grid.sync_reps)
                 elif step == "corun":  # the same rank counts, all computing at once
                     ic = grid.interference
                     corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=max(3, ic["reps"]),
