@@ -88,3 +88,29 @@ def test_measured_network_is_within_the_shaped_rate():
     assert 0.5 * 12.5e6 < bw <= 12.5e6 and lat >= 0
     spec = cluster_for(2, "100mbit", (lat, bw))
     assert spec.network.bw_Bps == bw and spec.shared_host and spec.nodes == 2
+
+
+def test_profile_for_grid_measures_every_workloads_shapes_before_training(tmp_path, monkeypatch):
+    """The grid's op sizes go to measure_shapes (stubbed here: no timing) and the grid then
+    predicts with the profile it wrote; the partitions it made are the ones the runs load."""
+    from dataclasses import replace
+
+    from adaqp.costmodel import profiler
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.experiments.validate import plan_dir_for, profile_for_grid
+
+    seen = {}
+
+    def fake_measure(base, shapes, **kw):
+        seen.update(shapes)
+        return replace(base, name="measured-for-grid")
+
+    monkeypatch.setattr(profiler, "measure_shapes", fake_measure)
+    grid = replace(TINY, datasets=("cora", "sbm:nodes=300,classes=3,feat=24,deg=5,seed=1"), hiddens=(16, 32),
+                   profile_for=True)
+    out = profile_for_grid(grid, tmp_path, log=lambda m: None)
+    assert load_profile(out.profile).name == "measured-for-grid" and out.profile.endswith("profile.json")
+    widths = {s["width"] for s in seen["spmm_fwd"]}
+    assert {1433, 24, 16, 32} <= widths  # both graphs' input widths and both hidden widths
+    assert {s["in_dim"] for s in seen["gemm_fwd"]} >= {1433, 24, 16, 32}
+    assert all((plan_dir_for(tmp_path, d, 2) / "halo_plan.json").exists() for d in grid.datasets)
