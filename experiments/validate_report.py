@@ -79,7 +79,7 @@ def workload_table(summary: dict) -> list[dict]:
 
 def scatter(path: Path, rows: list[dict]) -> Path:
     """Predicted vs measured epoch time, log-log, with y = x and a +-15 % band; one colour per
-    workload, one marker per schedule."""
+    workload (graph kind and hidden width), one marker per schedule."""
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from adaqp.experiments.plotting import pyplot
@@ -87,12 +87,13 @@ def scatter(path: Path, rows: list[dict]) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     marks = {"vanilla": "o", "overlap": "s", "quant": "^", "adaqp": "D"}
-    workloads = list(dict.fromkeys(workload_of(r) for r in rows))
+    label = lambda r: f"{str(r.get('dataset', '?')).split(':')[0]} h{r.get('hidden', '?')}"  # noqa: E731
+    workloads = list(dict.fromkeys(label(r) for r in rows))
     cmap = plt.get_cmap("tab10")
     colours = {w: cmap(i % 10) for i, w in enumerate(workloads)}
     for r in rows:
         ax.scatter(r["epoch_meas_ms"], r["epoch_pred_ms"], marker=marks.get(r["schedule"], "x"),
-                   color=colours[workload_of(r)], s=18, alpha=0.8, zorder=3)
+                   color=colours[label(r)], s=18, alpha=0.8, zorder=3)
     lo = min(min(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 0.8
     hi = max(max(r["epoch_meas_ms"], r["epoch_pred_ms"]) for r in rows) * 1.25
     ax.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x", zorder=2)
@@ -100,7 +101,7 @@ def scatter(path: Path, rows: list[dict]) -> Path:
     for s, m in marks.items():
         ax.scatter([], [], marker=m, color="0.3", label=s)
     for w, c in colours.items():
-        ax.scatter([], [], marker="o", color=c, label=w if len(w) < 28 else w[:25] + "...")
+        ax.scatter([], [], marker="o", color=c, label=w)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
