@@ -227,7 +227,7 @@ ASSUMPTIONS = [
     "2.11); an older host would add to them.",
     "Memory-bound kernels reach the same fraction of datasheet HBM bandwidth on every device as on "
     "the H200; GEMMs the same fraction of FP32 peak. Cache sizes and SM counts are not modelled.",
-    "The lent H200 is taken to be the SXM part (4.8 TB/s, 67 TFLOP/s FP32): it reports 143771 MiB "
+    "The measured H200 is taken to be the SXM part (4.8 TB/s, 67 TFLOP/s FP32): it reports 143771 MiB "
     f"and a 1980 MHz maximum SM clock ({REFERENCE_RESULTS}gpu.txt).",
     "The H200 measurement is a quick grid (1 warm-up, 3 repetitions per size): quantize/dequantize "
     "fits are off by up to 55-78 % at some sizes (meta.fit_errors) and quantize_b1/b8 fitted no "
@@ -268,7 +268,7 @@ def spec_profile(key: str, reference: HardwareProfile | None = None) -> Hardware
         meta["note"] = (f"All ratios are 1: the ops equal {REFERENCE}'s (those in meta.linearised: the line "
                         f"over its measured points). This profile is the H200 as the other "
                         f"derived profiles describe their GPUs (one rank per GPU, links derived the same way); "
-                        f"{REFERENCE} is the lent H200 as measured, with its shared-GPU figures (net@k, staged@k, "
+                        f"{REFERENCE} is the measured H200 as it is, with its shared-GPU figures (net@k, staged@k, "
                         "sync_s), which the h200-shared-* clusters use.")
     return HardwareProfile(name=key, kind="spec-derived", device="cuda", meta=meta, ops=ops,
                            links=_links(ref, r), interference=float(ref.interference))
