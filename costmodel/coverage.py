@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
@@ -139,10 +139,8 @@ def _active_values(sizes: Mapping[str, Any], rng: Mapping[str, tuple[float, floa
         if key in flat:
             out[key] = flat[key][run]
         elif key in FEATURES and key not in SIZE_KEYS:
-            try:
+            with suppress(KeyError, IndexError):  # the query lacks a size the feature needs
                 out[key] = np.asarray(FEATURES[key](flat), np.float64)[run]
-            except (KeyError, IndexError):  # the query lacks a size the feature needs
-                pass
     return out
 
 

@@ -213,9 +213,16 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
     return rows
 
 
+def model_shape(cfg, graph):
+    """The cost model's ``ModelShape`` of a run's configuration on ``graph``."""
+    from adaqp.costmodel.program import ModelShape
+
+    widths = cfg.model.widths(graph.num_features, graph.num_classes)
+    return ModelShape(cfg.model.model, tuple(widths), cfg.model.layer_norm, cfg.model.dropout > 0)
+
+
 def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> list[dict]:
     from adaqp.costmodel.profile import load_profile
-    from adaqp.costmodel.program import ModelShape
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
     from adaqp.halo import HaloPlan
@@ -224,8 +231,7 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> li
     stats, profile = PlanStats.from_halo_plan(halo), load_profile(grid.profile)
     rows = []
     for cfg, per_rank in zip(cfgs, results):
-        widths = cfg.model.widths(graph.num_features, graph.num_classes)
-        shape = ModelShape(cfg.model.model, tuple(widths), cfg.model.layer_norm, cfg.model.dropout > 0)
+        shape = model_shape(cfg, graph)
         meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup,
                                Schedule.parse(cfg.schedule).overlap)
         pred, used = predicted_phases(stats, shape, cfg.schedule, _bits_of(cfg, per_rank[0]), cluster, profile)
@@ -250,8 +256,7 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
     profile. The partitions made here are the ones the runs then load."""
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.profiler import measure_shapes
-    from adaqp.costmodel.program import ModelShape
-    from adaqp.costmodel.shapes import workload_shapes
+    from adaqp.costmodel.shapes import count, workload_shapes
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
     from adaqp.halo import HaloPlan
@@ -264,18 +269,15 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
     for dataset in grid.datasets:
         graph = load_dataset(dataset)
         for ranks in grid.ranks:
-            cfg = train_configs(grid, dataset, ranks, None)[0]
+            cfgs = train_configs(grid, dataset, ranks, None)
             plan_dir = plan_dir_for(work, dataset, ranks)
             plan_dir.mkdir(parents=True, exist_ok=True)
-            prepare_plan(cfg, plan_dir, graph)
+            prepare_plan(cfgs[0], plan_dir, graph)
             stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
-            for hidden in grid.hiddens:
-                for model in grid.models:
-                    widths = (graph.num_features, *([hidden] * (grid.layers - 1)), graph.num_classes)
-                    for op, sizes in workload_shapes(stats, ModelShape(model, widths), bits, base).items():
-                        shapes.setdefault(op, []).extend(sizes)
-    n = sum(len(v) for v in shapes.values())
-    log(f"validate: measuring {n} op shapes of the grid's workloads into the profile (micro-benchmarks, "
+            for shape in dict.fromkeys(model_shape(c, graph) for c in cfgs):  # the runs' shapes, once each
+                for op, sizes in workload_shapes(stats, shape, bits, base).items():
+                    shapes.setdefault(op, []).extend(sizes)
+    log(f"validate: measuring {count(shapes)} op shapes of the grid's workloads into the profile (micro-benchmarks, "
         f"before any training)")
     prof = measure_shapes(base, shapes, device=grid.device, progress=True,
                           note=f"adaqp validate grid: {', '.join(grid.datasets)}; hidden {grid.hiddens}")

@@ -34,8 +34,10 @@ def _group(rows: list[dict], key) -> dict[str, list[dict]]:
     return out
 
 
-def workload_of(r: dict) -> str:
-    return f"{r.get('dataset', '?')} h{r.get('hidden', '?')}"
+def workload_of(r: dict, short: bool = False) -> str:
+    """A row's workload: its dataset spec (``short``: the graph kind) and hidden width."""
+    dataset = str(r.get("dataset", "?"))
+    return f"{dataset.split(':')[0] if short else dataset} h{r.get('hidden', '?')}"
 
 
 def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
@@ -87,7 +89,7 @@ def scatter(path: Path, rows: list[dict]) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.6, 4.8))
     marks = {"vanilla": "o", "overlap": "s", "quant": "^", "adaqp": "D"}
-    label = lambda r: f"{str(r.get('dataset', '?')).split(':')[0]} h{r.get('hidden', '?')}"  # noqa: E731
+    label = lambda r: workload_of(r, short=True)  # noqa: E731
     workloads = list(dict.fromkeys(label(r) for r in rows))
     cmap = plt.get_cmap("tab10")
     colours = {w: cmap(i % 10) for i, w in enumerate(workloads)}

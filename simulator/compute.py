@@ -28,6 +28,7 @@ class SharedCompute:
 
     def __init__(self, env: simpy.Environment, slowdown: Callable[[int], float]):
         self.env, self.slowdown = env, slowdown
+        self._slow: dict[int, float] = {}
         self.left: dict[int, float] = {}  # job id -> seconds of work still to do (alone-speed)
         self.size: dict[int, float] = {}
         self.done: dict[int, simpy.Event] = {}
@@ -53,7 +54,11 @@ class SharedCompute:
 
     def _speed(self) -> float:
         n = len(self.left)
-        return 1.0 / self.slowdown(n) if n else 0.0
+        if not n:
+            return 0.0
+        if n not in self._slow:  # one slow-down per job count: it is asked at every update
+            self._slow[n] = self.slowdown(n)
+        return 1.0 / self._slow[n]
 
     def _advance(self) -> None:
         """Bring every job's work left up to now, at the speed that held since the last change."""
