@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.optimize import nnls
 
-from adaqp.costmodel.profile import FEATURES, OPS, LinkModel, OpModel
+from adaqp.costmodel.profile import FEATURES, OPS, SIZE_KEYS, LinkModel, OpModel
 
 LOGLOG_THRESHOLD_PCT = 25.0
 # a feature "dominates" when its term carries at least this share of the linear model's time at
@@ -225,15 +225,13 @@ def _fit_line_or_loglog(op, points, y, threshold_pct, features=None):
 
 # ---- leave one size out -------------------------------------------------------------------------
 
-_SIZE_KEYS = ("rows", "width", "nnz", "in_dim", "out_dim", "elements", "nbytes")
-
-
-def _size_key(p: Mapping) -> tuple:
-    return tuple((k, float(p[k])) for k in _SIZE_KEYS if k in p)
+def size_key(p: Mapping) -> tuple:
+    """A point's sizes as a hashable key: points with equal keys measured the same shape."""
+    return tuple((k, float(p[k])) for k in SIZE_KEYS if k in p)
 
 
 def _sizes_only(p: Mapping) -> dict:
-    return {k: p[k] for k in _SIZE_KEYS if k in p}
+    return {k: p[k] for k in SIZE_KEYS if k in p}
 
 
 def _refit(kind: str, line: Sequence[str], features: Sequence[str], points, y) -> OpModel | None:
@@ -263,7 +261,7 @@ def _loo(model: OpModel, line: Sequence[str], points: Sequence[Mapping],
     if model.kind == "loglog":
         keys = [float(v) for v in feature_matrix(model.features, points)[:, 0]]
     else:
-        keys = [_size_key(p) for p in points]
+        keys = [size_key(p) for p in points]
     groups: dict = {}
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
@@ -289,7 +287,7 @@ def leave_one_out_errors(op: str, points: Sequence[Mapping[str, float]],
     a size that was not measured can expect; (nan, nan) with fewer than three sizes."""
     pts = [p for p in points if isinstance(p, Mapping) and p.get("median_s", 0) > 0]
     y = [float(p["median_s"]) for p in pts]
-    if len({_size_key(p) for p in pts}) < 3:
+    if len({size_key(p) for p in pts}) < 3:
         return float("nan"), float("nan")
     if model is None:
         model = fit_op(op, pts, y)[0]

@@ -25,7 +25,7 @@ import torch
 
 from adaqp.costmodel import fit
 from adaqp.costmodel.profiler_gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
-from adaqp.costmodel.profile import OPS, QUANT_BITS, SIZE_KEYS, HardwareProfile
+from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
 from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_corun, measure_links,
                                             measure_sync, n_reps,
                                             r4 as _r4, random_csr, stats)
@@ -421,14 +421,10 @@ def _setup_sizes(op: str, sizes: Mapping) -> dict:
     return out
 
 
-def _size_key(p: Mapping) -> tuple:
-    return tuple((k, float(p[k])) for k in SIZE_KEYS if k in p)
-
-
 def merge_points(old: Sequence[Mapping], new: Sequence[Mapping]) -> list[dict]:
     """``old`` points without those of the same sizes as a ``new`` one, then ``new``."""
-    replaced = {_size_key(p) for p in new}
-    return [dict(p) for p in old if _size_key(p) not in replaced] + [dict(p) for p in new]
+    replaced = {fit.size_key(p) for p in new}
+    return [dict(p) for p in old if fit.size_key(p) not in replaced] + [dict(p) for p in new]
 
 
 def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]], device: str = "cpu",
