@@ -191,8 +191,15 @@ class _Builder:
                 if mine.size == 0:
                     continue
                 c0 = float(fn(self.profile, 0, w, b))
+                rows = n[owner == p]
+                total = float(rows.sum())
+                # per row: the op's time for the rank's whole message at this width, less the
+                # constant, spread over its rows. Exact for a linear op model; for a measured
+                # curve (log-log, nearest) the secant at the size the message has when every row
+                # takes this width, not the curve at each group's few rows, summed
+                per_row = (float(fn(self.profile, total, w, b)) - c0) / total if total > 0 else 0.0
                 cols.append(mine * self.nb + j)
-                vals.append((np.asarray(fn(self.profile, n[owner == p], w, b), float) - c0) * self.scale)
+                vals.append(rows * per_row * self.scale)
                 if c0 > 0:  # the op's constant, paid once if any row of p codes at this width
                     self.ysets.append(mine * self.nb + j)
                     cols.append(np.array([-len(self.ysets)]))  # y index, resolved in build()

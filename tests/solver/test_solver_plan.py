@@ -166,3 +166,17 @@ def test_plan_table_has_every_width_on_every_row():
     rows = _histogram_rows({(0, "fwd"): {4: 766}, (1, "bwd"): {8: 766}, (2, "fwd"): {2: 3, 4: 5}})
     assert [list(r) for r in rows] == [["layer", "direction", "2 bits", "4 bits", "8 bits"]] * 3
     assert rows[1]["8 bits"] == 766 and rows[1]["4 bits"] == 0
+
+
+def test_a_measured_curve_is_costed_at_the_whole_message(setup):
+    """cpu-2core's quantize ops are measured curves (not lines): at a uniform width the model
+    still gives the analytic epoch, because each rank's coding is costed at its whole message."""
+    g, halo, stats, _, _ = setup
+    cluster, profile = load_cluster("local-cpu").with_ranks(4), load_profile("cpu-2core")
+    assert any(profile.ops[f"quantize_b{b}"].kind != "linear" for b in (2, 4, 8))
+    groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
+    model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
+    for j, b in enumerate((2, 4, 8)):
+        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.full(groups.num_groups, b)))
+        assert model.time(np.full(groups.num_groups, j)) == pytest.approx(
+            estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s, rel=1e-9)
