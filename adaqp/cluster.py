@@ -332,7 +332,7 @@ class ClusterSpec:
         machine. Equal to the bundled ``h200-shared-2`` / ``-4`` specs for those defaults.
 
         ``profile``: a bundled name or the file ``adaqp profile --device cuda`` wrote (default: the
-        bundled ``h200-measured``, from a lent H200); a measured one carries what the model needs
+        bundled ``h200-measured``, measured on an H200); a measured one carries what the model needs
         for this case (its pinned D2H/H2D copies, which take
         precedence over intra_link, the Gloo exchange with k ranks on the host, the sync floors).
         intra_link is the PCIe Gen5 x16 host link at the pinned-copy rate measured on the H200."""

@@ -1,3 +1,3 @@
 """adaqp.costmodel: measured hardware profiles (versioned data) and the duration functions
-shared by the solver and the simulator. Filled in by the cost-model issue.
+shared by the solver and the simulator.
 """

@@ -4,8 +4,8 @@ Prints per solver and fixed-cost formulation (``exact``: a width pattern chosen 
 the MILP with it fixed; ``conservative``: every rank pays every width's coding constant): groups,
 variables, constraints, solve time, the proven gap of the formulation solved (the solver's own bound;
 it holds for that restricted problem only), the final plan's gap against the full LP of the exact
-model (a true lower bound of the issue's problem), and greedy's gaps against the same bounds. The
-last lines state the issue's target: <= 0.1 % gap against a true lower bound in < 5 s.
+model (a true lower bound of the whole problem), and greedy's gaps against the same bounds. The
+last lines state the target: <= 0.1 % gap against a true lower bound in < 5 s.
 ``--tight-bound`` also solves the disaggregated LP (a tighter true bound, about 9 s, not timed).
 ``--bnb S`` (default 5) runs the branch and bound over the coding-intercept indicators for S seconds:
 seeded with the best plan above (its line adds that plan's solve time), and beside CBC's solve from
@@ -130,7 +130,7 @@ def _bnb(model, budget: float, seconds: float, seed, seed_s: float, relaxation: 
 
 
 def _met(gap: float, seconds: float) -> str:
-    """The issue's target; a search stopped at exactly 0.1 % reports it up to float rounding
+    """The target; a search stopped at exactly 0.1 % reports it up to float rounding
     (1.0000000000000514e-3), which counts as 0.1 %."""
     return "met" if gap <= 1e-3 * (1 + 1e-9) and seconds < 5 else "NOT met"
 
@@ -144,7 +144,7 @@ def _bnb_line(name: str, model, r, total: float, what: str) -> None:
 
 
 def _target(results: dict, model, budget: float, tight: bool) -> None:
-    """The issue's target, per exact-formulation run: a gap against a *true* lower bound."""
+    """The target, per exact-formulation run: a gap against a *true* lower bound."""
     bound = disaggregated_lp_bound(model, budget) if tight else None
     for solver in ("cbc", "highs"):
         sol = results[(solver, "exact")]

@@ -53,7 +53,7 @@ class CheckPlan:
     layers: int = 3
     schedules: tuple[str, ...] = ("vanilla", "overlap", "quant", "adaqp")
     bits: str = "4"
-    timeout_s: float = 150.0  # per k: a hung rank must not eat the GPU session
+    timeout_s: float = 150.0  # per k: a hung rank must not eat the GPU's time
     profile_grid: object = field(default=None, repr=False)  # None: the quick grid of the device
 
 

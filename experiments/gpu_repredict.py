@@ -1,4 +1,4 @@
-"""Predict a recorded GPU check again with today's cost model, without a GPU.
+"""Predict a recorded GPU check again with the current cost model, without a GPU.
 
     python3 -m adaqp.experiments.gpu_repredict experiments/results/h200-2026-11-26 [--out FILE.csv]
 
@@ -9,8 +9,8 @@ the model as it is now. Profiles written before the network model costed host-st
 by their own measurement keep that measurement in ``meta.staged_exchange``; it becomes the
 ``staged@k`` link (nothing else changes).
 
-This is a post-hoc check: the model change it exercises was made after the measured run was
-seen. Only a new run on a GPU validates it independently.
+A re-prediction is a post-hoc check: the model it runs may have been shaped after the measured
+run was seen. Only a prediction recorded before a run validates the model independently.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """adaqp.runtime: torch.distributed training that executes a HaloPlan + BitPlan + Schedule.
 
-The only component that imports ``torch.distributed``. Filled in by the runtime issue.
+The only component that imports ``torch.distributed`` (an import-linter contract in
+``pyproject.toml`` keeps it so).
 """

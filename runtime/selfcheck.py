@@ -2,8 +2,7 @@
 
 ``distributed_pass`` runs on every rank (one forward + backward, no optimiser step) and returns
 its inner nodes' outputs and its summed gradients; ``reference_pass`` computes the same on one
-process from the whole graph; ``compare`` puts them side by side. Used by the tests and by
-``adaqp train --check``.
+process from the whole graph; ``compare`` puts them side by side. Used by the exactness tests.
 """
 
 from __future__ import annotations

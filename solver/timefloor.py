@@ -10,8 +10,8 @@ constants. A constant fixed on (``y = 1``) is paid; one still free is paid too w
 of its set uses its width. So the groups a row codes for one set (one rank's encodes or decodes of
 one exchange, a *block*) are floored together: over every non-empty set ``J`` of widths they may
 use, the groups' cheapest widths within ``J`` plus the free constants of ``J``; the least of
-these. Ignoring the free constants (the first version) left Cora's empty nodes at 0.74-0.97 of
-the budget.
+these. Without the free constants the floor of Cora's empty nodes sits at 0.74-0.97 of the
+budget, and they would all need an LP.
 """
 
 from __future__ import annotations
