@@ -59,6 +59,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def write_summary(out: str | os.PathLike, summary: Mapping[str, Any]) -> Path:
+    """``summary`` as ``out/summary.json``: the headline figures every command writes under ``--out``."""
+    return write_json(Path(out) / "summary.json", dict(summary))
+
+
 def _json_default(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()

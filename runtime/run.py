@@ -64,7 +64,7 @@ def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None,
     summary.update(device=cfg.device, transport=sorted({str(r.get("transport")) for r in results}),
                    rank_devices=[r.get("device") for r in results])
     if out is not None:
-        from adaqp.cli.report import write_csv, write_summary
+        from adaqp.io import write_csv, write_summary
         from adaqp.runtime.trace import chrome_trace
 
         cols = ["epoch", "rank", "loss", "epoch_time_s"] + [f"{p}_s" for p in PHASES]

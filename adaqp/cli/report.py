@@ -6,10 +6,10 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from adaqp.io import write_csv, write_json  # noqa: F401 - write_csv: the commands import it from here
+# the writers live in adaqp.io (the runtime writes its runs with them too); the commands import them from here
+from adaqp.io import write_csv, write_summary  # noqa: F401
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -36,10 +36,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 1e6 else f"{v:,.0f}"
     return str(v)
-
-
-def write_summary(out: Path, summary: Mapping[str, Any]) -> Path:
-    return write_json(out / "summary.json", dict(summary))
 
 
 @contextmanager
