@@ -13,10 +13,10 @@ import sys
 import time
 
 import numpy as np
-import torch.distributed as dist
 
 from adaqp.errors import AdaqpInputError
 from adaqp.plans import BitPlan
+from adaqp.runtime.objects import all_gather_json, broadcast_json
 
 FIRST_BITS = 8
 
@@ -35,22 +35,20 @@ class AdaptiveBits:
         if (epoch + 1) % self.every or epoch + 1 >= self.cfg.epochs:
             return None
         ex = self.tr.ctx.exchanger
-        ranges = {k: v.numpy() for k, v in ex.row_ranges.items()}
-        gathered = [None] * self.tr.world
-        dist.all_gather_object(gathered, ranges)
+        # JSON keys are strings, so the tuple-keyed dicts travel as [key, array] pairs
+        ranges = [[list(k), v.numpy()] for k, v in ex.row_ranges.items()]
+        gathered = all_gather_json(ranges)
         t0 = time.perf_counter()
-        box = [self._solve({k: v for part in gathered for k, v in part.items()})
-               if self.tr.rank == 0 else None]
+        solved = self._solve({tuple(k): v for part in gathered for k, v in part}) if self.tr.rank == 0 else None
         solve_s = time.perf_counter() - t0
-        dist.broadcast_object_list(box, src=0)
-        layers, parts, bits = box[0]
-        plan = BitPlan(layers, parts, {k: np.asarray(v, np.int8) for k, v in bits.items()})
+        layers, parts, bits = broadcast_json(solved, src=0)
+        plan = BitPlan(layers, parts, {tuple(k): np.asarray(v, np.int8) for k, v in bits})
         ex.set_bitplan(plan)
         self.tr.bitplan = plan
         return solve_s
 
     def _solve(self, ranges: dict):
-        """Rank 0: the solver's plan as plain arrays (what broadcast_object_list can carry)."""
+        """Rank 0: the solver's plan as plain values and arrays (what broadcast_json can carry)."""
         from adaqp.costmodel.bundled import load_cluster
         from adaqp.costmodel.profile import load_profile
         from adaqp.costmodel.program import ModelShape
@@ -77,7 +75,7 @@ class AdaptiveBits:
         if res is None:
             res = solve_bitplan(halo, stats, shape, cluster, profile, None, mode="lambda", **kw)
         plan = res.bitplan
-        return plan.num_layers, plan.num_parts, {k: plan.channel(*k).copy() for k in plan.channels()}
+        return plan.num_layers, plan.num_parts, [[list(k), plan.channel(*k).copy()] for k in plan.channels()]
 
 
 def initial_plan(pair_rows: np.ndarray, layers: int) -> BitPlan:

@@ -7,7 +7,7 @@ number of GPUs the host has, :func:`decide` picks
   ``gloo-staged`` when ranks share a GPU (NCCL refuses two ranks on one device, and Gloo crashed
   on CUDA tensors, so those ranks stage through pinned host buffers);
 - the process-group backend that transport needs (NCCL groups also get Gloo for the CPU tensors
-  of evaluation and ``all_gather_object``);
+  of evaluation and the JSON exchanges of ``runtime/objects.py``);
 - this rank's CUDA device index (``local_rank % gpus``: ranks fill the GPUs round-robin).
 
 The launcher (which picks the backend before any rank exists) and each rank (which builds the
@@ -25,7 +25,7 @@ from typing import Mapping
 from adaqp.errors import require
 
 TRANSPORTS = ("gloo", "nccl", "gloo-staged")
-# NCCL for CUDA tensors, Gloo for the CPU ones (evaluation counts, all_gather_object)
+# NCCL for CUDA tensors, Gloo for the CPU ones (evaluation counts, runtime/objects.py's exchanges)
 NCCL_BACKEND = "cpu:gloo,cuda:nccl"
 
 
@@ -96,9 +96,8 @@ def placement_for(device_type: str, rank: int, world: int, override: str | None 
 def check_agreement(placement: Placement) -> None:
     """Refuse a job whose ranks chose different transports (hosts with different GPU sharing):
     one rank posting NCCL collectives while another posts Gloo sends would hang."""
-    import torch.distributed as dist
+    from adaqp.runtime.objects import all_gather_json
 
-    names: list = [None] * dist.get_world_size()
-    dist.all_gather_object(names, placement.transport)
+    names = all_gather_json(placement.transport)
     require(len(set(names)) == 1, f"ranks chose different transports {sorted(set(names))} (hosts differ in "
                                   "ranks per GPU); pass --transport gloo-staged to all of them")

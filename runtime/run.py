@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from adaqp.runtime.config import TrainConfig
+from adaqp.runtime.memory import summarize as peak_memory_summary
 
 PHASES = ("quantize", "pack", "communicate", "wait", "dequantize", "unpack", "central", "marginal",
           "dense", "forward", "backward", "allreduce", "optimizer")
@@ -63,6 +64,7 @@ def summarize_and_write(cfg: TrainConfig, results: list[dict], out: Path | None,
     # what ran, as each rank chose it (auto placement: gloo, nccl or gloo-staged)
     summary.update(device=cfg.device, transport=sorted({str(r.get("transport")) for r in results}),
                    rank_devices=[r.get("device") for r in results])
+    summary["peak_memory_bytes"] = peak_memory_summary(results)  # per rank and max (runtime/memory.py)
     if out is not None:
         from adaqp.io import write_csv, write_summary
         from adaqp.runtime.trace import chrome_trace
@@ -114,6 +116,7 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
 
     from adaqp.errors import require
     from adaqp.runtime.launch import init_process_group_from_env
+    from adaqp.runtime.objects import all_gather_json
     from adaqp.runtime.prepare import prepare_plan
     from adaqp.runtime.trainer import train_rank
     from adaqp.runtime.placement import check_agreement, placement_for
@@ -137,13 +140,11 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
         prepare_plan(cfg, plan_dir)
         check_before_launch(cfg, plan_dir)
         digest = hashlib.sha256((plan_dir / "partition.npz").read_bytes()).hexdigest()
-        digests = [None] * world
-        dist.all_gather_object(digests, digest)
+        digests = all_gather_json(digest)
         require(len(set(digests)) == 1, "ranks computed different partitions; partition once with "
                                         "`adaqp partition --out DIR` and pass --plan-dir DIR on every node")
         result = train_rank(rank, world, cfg.to_dict(), str(plan_dir))
-    results = [None] * world
-    dist.all_gather_object(results, result)
+    results = all_gather_json(result)
     dist.destroy_process_group()
     return summarize_and_write(cfg, results, out) if rank == 0 else None
 
