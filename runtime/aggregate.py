@@ -79,54 +79,75 @@ class HaloAggregate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, layer: int, ctxobj: "RankContext", g: LocalGraph):
-        ex, timer, overlap = ctxobj.exchanger, ctxobj.timer, ctxobj.overlap
-        pending = ex.start(layer, "fwd", h.detach(), async_op=overlap)
-        if overlap:
-            with timer.phase("central"):
-                z_c = _spmm(g.central, h)
-        halo = ex.finish(pending)
-        if not overlap:
-            with timer.phase("central"):
-                z_c = _spmm(g.central, h)
-        with timer.phase("marginal"):
-            z_m = _spmm(g.marginal_inner, h) + _spmm(g.marginal_halo, halo)
-            z = torch.cat([z_c, z_m])
         ctx.layer, ctx.ctxobj, ctx.g = layer, ctxobj, g
-        return z
+        return forward_fresh(h, layer, ctxobj, g)[0]
 
     @staticmethod
     def backward(ctx, dz):
-        g, ctxobj, layer = ctx.g, ctx.ctxobj, ctx.layer
-        ex, timer, overlap = ctxobj.exchanger, ctxobj.timer, ctxobj.overlap
-        dz = dz.contiguous()
-        dz_c, dz_m = dz[:g.num_central], dz[g.num_central:]
-        need_remote = layer > 0  # the input layer's halo rows need no gradient
+        return backward_fresh(dz, ctx.layer, ctx.ctxobj, ctx.g)[0], None, None, None
+
+
+def forward_fresh(h, layer: int, ctxobj: "RankContext", g: LocalGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    """This epoch's exchange, waited for here: the aggregated rows and the halo rows received."""
+    ex, timer, overlap = ctxobj.exchanger, ctxobj.timer, ctxobj.overlap
+    pending = ex.start(layer, "fwd", h.detach(), async_op=overlap)
+    if overlap:
+        with timer.phase("central"):
+            z_c = _spmm(g.central, h)
+    halo = ex.finish(pending)
+    if not overlap:
+        with timer.phase("central"):
+            z_c = _spmm(g.central, h)
+    return aggregate_marginal(g, h, halo, z_c, timer), halo
+
+
+def aggregate_marginal(g: LocalGraph, h, halo, z_c, timer) -> torch.Tensor:
+    with timer.phase("marginal"):
+        z_m = _spmm(g.marginal_inner, h) + _spmm(g.marginal_halo, halo)
+        return torch.cat([z_c, z_m])
+
+
+def backward_fresh(dz, layer: int, ctxobj: "RankContext", g: LocalGraph):
+    """The gradient of the layer input, with this epoch's halo gradients waited for here; and
+    those received gradients (None at the input layer, whose halo rows need no gradient)."""
+    ex, timer, overlap = ctxobj.exchanger, ctxobj.timer, ctxobj.overlap
+    dz = dz.contiguous()
+    dz_c, dz_m = dz[:g.num_central], dz[g.num_central:]
+    need_remote = layer > 0  # the input layer's halo rows need no gradient
+    with timer.phase("marginal"):
+        d_halo = _spmm(g.marginal_halo_t, dz_m)
+    pending = ex.start(layer, "bwd", d_halo, async_op=overlap) if need_remote else None
+    back = None
+    if overlap or pending is None:
+        d = local_grad(g, dz, timer)
+    if pending is not None:
+        back = ex.finish(pending)
+        if not overlap:
+            d = local_grad(g, dz, timer)
         with timer.phase("marginal"):
-            d_halo = _spmm(g.marginal_halo_t, dz_m)
-        pending = ex.start(layer, "bwd", d_halo, async_op=overlap) if need_remote else None
+            d = d.index_add(0, ex.send_index, back)
+    return d, back
 
-        def local_grad():
-            with timer.phase("central"):
-                return _spmm(g.central_t, dz_c) + _spmm(g.marginal_inner_t, dz_m)
 
-        if overlap or pending is None:
-            d = local_grad()
-        if pending is not None:
-            back = ex.finish(pending)
-            if not overlap:
-                d = local_grad()
-            with timer.phase("marginal"):
-                d = d.index_add(0, ex.send_index, back)
-        return d, None, None, None
+def local_grad(g: LocalGraph, dz, timer) -> torch.Tensor:
+    """The part of the input gradient that stays on this rank (transposed central + marginal-inner)."""
+    dz_c, dz_m = dz[:g.num_central], dz[g.num_central:]
+    with timer.phase("central"):
+        return _spmm(g.central_t, dz_c) + _spmm(g.marginal_inner_t, dz_m)
 
 
 class RankContext:
-    """What every layer of one rank shares: its exchanger, timer and schedule."""
+    """What every layer of one rank shares: its exchanger, timer and schedule; with ``stale``
+    (PipeGCN), the previous epoch's halo rows and gradients per (layer, direction)."""
 
-    def __init__(self, halo: RankHalo, exchanger, timer, overlap: bool, device: torch.device) -> None:
+    def __init__(self, halo: RankHalo, exchanger, timer, overlap: bool, device: torch.device,
+                 stale: bool = False) -> None:
+        from adaqp.runtime.stale import StaleHalo
+
         self.halo, self.exchanger, self.timer, self.overlap = halo, exchanger, timer, overlap
         self._graphs: dict[str, LocalGraph] = {}
         self.device = device
+        self.stale = StaleHalo(exchanger, device) if stale else None
 
     def graph(self, norm: str) -> LocalGraph:
         if norm not in self._graphs:
@@ -134,4 +155,9 @@ class RankContext:
         return self._graphs[norm]
 
     def aggregate(self, layer: int, h: torch.Tensor, norm: str) -> torch.Tensor:
+        if self.stale is not None:
+            from adaqp.runtime.stale import StaleAggregate
+
+            return StaleAggregate.apply(h, layer, self, self.graph(norm))
         return HaloAggregate.apply(h, layer, self, self.graph(norm))
+

@@ -54,6 +54,9 @@ class TrainConfig:
         require(not self.resume or self.checkpoint_dir, "--resume needs a checkpoint folder")
         require(self.timeout_s > 0, "timeout must be > 0")
         if self.bits == "adaptive":
+            # the re-solve plans for waited exchanges; a stale schedule's are off the critical path
+            require(not Schedule.parse(self.schedule).stale, f"--bits adaptive is not supported with "
+                    f"{self.schedule}: give a uniform width (e.g. --bits 4) or a BitPlan file")
             require(Schedule.parse(self.schedule).quantize, f"--bits adaptive needs a quantizing schedule "
                                                             f"(quant or adaqp), not {self.schedule}")
             require(self.replan_every >= 1, "replan_every must be >= 1")

@@ -37,7 +37,7 @@ class RankTrainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)  # NCCL and the default stream follow it
         self.data = d = load_rank(cfg, rank, world, plan_dir, self.device)
-        self.schedule = Schedule.parse(cfg.schedule)
+        self.schedule = Schedule.parse(cfg.schedule).for_bits(cfg.bits)  # pipegcn + --bits 4: pipegcn-q
         self.bitplan = load_bitplan(cfg, d.pair_rows)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = GNN(cfg.model, d.in_dim, d.num_classes).to(self.device)
@@ -49,7 +49,7 @@ class RankTrainer:
         widths = cfg.model.widths(d.in_dim, d.num_classes)[:-1]
         ex = HaloExchanger(d.halo, widths, transport, self.device, self.bitplan, self.schedule.quantize,
                            seed=cfg.seed, timer=self.timer)
-        self.ctx = RankContext(d.halo, ex, self.timer, self.schedule.overlap, self.device)
+        self.ctx = RankContext(d.halo, ex, self.timer, self.schedule.overlap, self.device, self.schedule.stale)
         # evaluation: same graph, fp32 exchange, no overlap, not timed
         eval_ex = HaloExchanger(d.halo, widths, transport, self.device, None, False)
         self.eval_ctx = RankContext(d.halo, eval_ex, PhaseTimer(rank, enabled=False), False, self.device)
@@ -104,7 +104,9 @@ class RankTrainer:
 
         return {"epoch": epoch, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                 "rng": rng_state(), "generator": self.ctx.exchanger.generator.get_state(),
-                "bitplan": bitplan_to_tensors(self.bitplan)}
+                "bitplan": bitplan_to_tensors(self.bitplan),
+                # a stale schedule's last exchanges, decoded: the next epoch aggregates over them
+                "stale": self.ctx.stale.state() if self.ctx.stale is not None else {}}
 
     def restore(self, state: dict) -> None:
         from adaqp.runtime.checkpoint import set_rng_state
@@ -116,6 +118,8 @@ class RankTrainer:
         self.bitplan = bitplan_from_tensors(state["bitplan"])
         if self.schedule.quantize:  # an adaptive run resumes with the plan it had re-solved
             self.ctx.exchanger.set_bitplan(self.bitplan)
+        if self.ctx.stale is not None:
+            self.ctx.stale.restore(state.get("stale", {}))  # none saved: the next epoch runs fresh
         self.start_epoch = int(state["epoch"]) + 1
 
 
@@ -167,6 +171,8 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
             save_checkpoint(checkpoint_path(cfg.checkpoint_dir, rank), tr.state(epoch))
         acc = {"val": f"{evals[-1]['val_acc']:.3f}"} if evals else {}
         bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", ms=f"{records[-1]['epoch_time_s'] * 1e3:.1f}", **acc)
+    if tr.ctx.stale is not None:  # the last epoch's exchanges: their buffers must outlive them
+        tr.ctx.stale.settle()
     return {"rank": rank, "records": records, "evals": evals, "events": tr.timer.events(),
             "device": str(tr.device), "transport": tr.placement.transport,
             "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)],
