@@ -223,14 +223,14 @@ class HardwareProfile:
     # extra seconds every synchronising step (an exchange, the all-reduce) costs when k ranks
     # time-share this host's CPU cores, by k (as a string, JSON keys): a rank blocked on a message
     # waits for its peer to be scheduled, then to be scheduled itself. Measured by
-    # ``profiler_ranks.measure_sync``; for a GPU, the same for k ranks sharing it through the
-    # host-staged exchange (``profiler_gpu``); empty for GPUs profiled from their specs.
+    # ``runtime.profiling.ranks.measure_sync``; for a GPU, the same for k ranks sharing it through the
+    # host-staged exchange (``runtime.profiling.gpu``); empty for GPUs profiled from their specs.
     sync_s: Mapping[str, float] = field(default_factory=dict)
     # the same for the gradient all-reduce (a chain of dependent steps: each waits for its peers)
     allreduce_sync_s: Mapping[str, float] = field(default_factory=dict)
     # how many times slower a rank computes while k ranks of the host compute at once, by k (as a
     # string): memory bandwidth shared and, past the core count, cores time-sliced. Measured by
-    # ``profiler_ranks.measure_corun``; where absent, ``corun`` x max(1, k x threads / cores).
+    # ``runtime.profiling.ranks.measure_corun``; where absent, ``corun`` x max(1, k x threads / cores).
     corun_by_ranks: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

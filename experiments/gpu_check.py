@@ -9,7 +9,7 @@ stage runs):
 
 1. ``kernels``: ``adaqp.experiments.bench_quant.run_grid(quick=True, device=...)`` when that
    module exists; its rows go to ``DIR/kernels.csv``.
-2. ``profile``: ``costmodel.profiler.measure(device, quick=True)`` -> ``DIR/profile.json`` (on a
+2. ``profile``: ``runtime.profiling.profiler.measure(device, quick=True)`` -> ``DIR/profile.json`` (on a
    GPU: compute ops there, pinned copies, the host-staged exchange with 2 and 4 ranks sharing the
    GPU and its sync floors). If it fails, the bundled spec-derived profile stands in (marked).
 3. ``train_k2``, ``train_k4``: :func:`adaqp.experiments.validate.run_cell` (the code path of
@@ -62,7 +62,7 @@ FULL = CheckPlan("sbm:nodes=200000,classes=16,feat=128,deg=20,homophily=0.98,see
 
 def dry_plan() -> CheckPlan:
     """Tiny sizes: every stage's code runs on CPU in well under a minute."""
-    from adaqp.costmodel.profiler import Grid
+    from adaqp.runtime.profiling.profiler import Grid
 
     tiny = Grid("tiny", spmm=((1000, 4000, 16), (4000, 40_000, 32)), gemm=((500, 16, 16), (2000, 64, 32)),
                 elementwise=((500, 16), (4000, 32)), adam=(1000, 30_000), link_bytes=(1024, 65_536),
@@ -91,11 +91,11 @@ def stage_kernels(out: Path, device: str, hook=None) -> dict:
 
 
 def stage_profile(out: Path, device: str, plan: CheckPlan, fast_sync: bool) -> dict:
-    from adaqp.costmodel.profiler import measure
+    from adaqp.runtime.profiling.profiler import measure
 
     kw = {"grid": plan.profile_grid} if plan.profile_grid is not None else {"quick": True}
     if fast_sync:  # dry run: the CPU sync benchmark (k = 2 .. 2 x cores ranks) is no GPU path; skip it
-        import adaqp.costmodel.profiler as prof
+        import adaqp.runtime.profiling.profiler as prof
 
         real = prof.measure_sync
         prof.measure_sync = lambda max_ranks, reps=100: ({"2": 0.0}, {"2": 0.0})

@@ -28,7 +28,7 @@ python3 -c "import adaqp.runtime, simpy, pulp, pymetis, torch; print('adaqp from
 PYTHONUNBUFFERED=1 timeout "${CHECK_TIMEOUT_S:-330}" python3 -m adaqp.experiments.gpu_check --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
 rc="${PIPESTATUS[0]}"
 # then the tests that skip without a GPU (GPU_TESTS="" skips this; add files to run more)
-GPU_TESTS="${GPU_TESTS-tests/runtime/test_staged_transport.py tests/costmodel/test_profiler_gpu.py tests/runtime/test_placement.py}"
+GPU_TESTS="${GPU_TESTS-tests/runtime/test_staged_transport.py tests/runtime/profiling/test_gpu.py tests/runtime/test_placement.py}"
 if [ -n "$GPU_TESTS" ] && ls "$ROOT"/.whl/test/pytest-*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site-test "$ROOT"/.whl/test/*.whl
   # the pytest script, not `python -m pytest` (that puts the repository root, with its adaqp/, first on

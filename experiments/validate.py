@@ -20,7 +20,7 @@ are micro-benchmarked on synthetic tensors and merged into a copy of ``--profile
 that still need an op outside its measured range are named on stderr and in ``extrapolated``.
 
 The emulated network of each cell is characterised first by a micro-benchmark of the runtime's
-exchange on it (dummy bytes, before any training; ``profiler_ranks.measure_exchange``): its
+exchange on it (dummy bytes, before any training; ``runtime.profiling.ranks.measure_exchange``): its
 effective per-host bandwidth and latency go into the cell's ClusterSpec, as a measured profile
 would, instead of the nominal tbf rate (TCP headers, contention of several flows for one NIC and
 of the hosts for this machine's cores all take their share).
@@ -120,7 +120,7 @@ def measure_network(ranks: int, link: str) -> tuple[float, float]:
     import sys
 
     from adaqp.cluster import parse_bandwidth_Bps
-    from adaqp.costmodel.profiler_ranks import measure_exchange
+    from adaqp.runtime.profiling.ranks import measure_exchange
     from adaqp.runtime.emulate import EmulatedNetwork
 
     rate_Bps = parse_bandwidth_Bps(link, "--link")
@@ -255,7 +255,7 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
     (micro-benchmarks on synthetic tensors, before any training) and return the grid with that
     profile. The partitions made here are the ones the runs then load."""
     from adaqp.costmodel.profile import load_profile
-    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.costmodel.shapes import count, workload_shapes
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset

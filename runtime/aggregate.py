@@ -161,3 +161,8 @@ class RankContext:
             return StaleAggregate.apply(h, layer, self, self.graph(norm))
         return HaloAggregate.apply(h, layer, self, self.graph(norm))
 
+
+# Public names of the two kernels every aggregation runs: the micro-benchmarks
+# (adaqp.runtime.profiling) time exactly these.
+csr_tensor = _csr
+spmm = _spmm

@@ -83,7 +83,7 @@ def run(args) -> int:
     import torch
 
     from adaqp.cli.report import stage
-    from adaqp.costmodel.profiler import measure
+    from adaqp.runtime.profiling.profiler import measure
 
     require(args.device != "cuda" or torch.cuda.is_available(),
             "--device cuda: no CUDA device is available on this machine (torch "
@@ -219,7 +219,7 @@ def print_profile(prof) -> None:
 
 def _update(args) -> int:
     from adaqp.cli.report import stage
-    from adaqp.costmodel.remeasure import remeasure
+    from adaqp.runtime.profiling.remeasure import remeasure
 
     prof = _load(args.update)
     print(f"· re-measuring {', '.join(args.ops)} of {prof.name} at its stored sizes ...", file=sys.stderr, flush=True)
@@ -238,7 +238,7 @@ def _for(args) -> int:
     import torch
 
     from adaqp.cli.report import stage
-    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.costmodel.program import ModelShape
     from adaqp.costmodel.shapes import count, workload_shapes
     from adaqp.costmodel.workload import PlanStats

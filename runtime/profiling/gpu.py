@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from adaqp.costmodel.profiler_ranks import (_a2a_buffers, _max_over_ranks, _timed, bench_all_to_all,
-                                            bench_allreduce, interference_report, r4, random_csr, stats)
+from adaqp.runtime.profiling.ranks import (a2a_buffers, bench_all_to_all, bench_allreduce, interference_report,
+                                           max_over_ranks, r4, random_csr, stats, timed)
 
 if TYPE_CHECKING:  # the grid type lives in profiler, which imports this module
-    from adaqp.costmodel.profiler import Grid
+    from adaqp.runtime.profiling.profiler import Grid
 
 
 SHARED_METHOD = (
@@ -53,7 +53,7 @@ def _sync(dev) -> None:
 
 
 def _cuda_bufs(rank, world, nbytes, dev):
-    send, recv, splits = _a2a_buffers(rank, world, nbytes)
+    send, recv, splits = a2a_buffers(rank, world, nbytes)
     return send.to(dev), recv.to(dev), splits
 
 
@@ -65,18 +65,18 @@ def bench_staged(rank, world, cfg, transport, dev) -> list[dict]:
         def step():
             transport.all_to_all(recv, send, splits, splits, False)
             _sync(dev)  # the copy back has landed: the exchange is over
-        ts = _timed(step, cfg)
+        ts = timed(step, cfg)
         out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
     return out
 
 
 def _spmm_loop(dev, sizes: dict, seed: int):
-    from adaqp.runtime.aggregate import _csr, _spmm
+    from adaqp.runtime.aggregate import csr_tensor, spmm
 
     rows = sizes["rows"]
-    a = _csr(*random_csr(rows, sizes["nnz"], seed=seed), (rows, rows), dev)
+    a = csr_tensor(*random_csr(rows, sizes["nnz"], seed=seed), (rows, rows), dev)
     x = torch.randn(rows, sizes["width"], generator=torch.Generator().manual_seed(seed)).to(dev)
-    return lambda: [_spmm(a, x) for _ in range(sizes["loop"])]
+    return lambda: [spmm(a, x) for _ in range(sizes["loop"])]
 
 
 def _window(fn, dev) -> float:
@@ -89,7 +89,7 @@ def _window(fn, dev) -> float:
 
 def _loaded_extra(step, loop, dev, reps: int) -> float:
     """Seconds ``step`` adds per iteration of a GPU compute loop run by every rank at once, less
-    its cost on an idle GPU; MAX over ranks (as ``profiler_ranks._loaded_extra``, synchronised)."""
+    its cost on an idle GPU; MAX over ranks (as :func:`.ranks.loaded_extra`, synchronised)."""
     out = []
     for with_step in (False, True, False, True):  # alternate, so drift hits both alike
         dist.barrier()
@@ -99,7 +99,7 @@ def _loaded_extra(step, loop, dev, reps: int) -> float:
         dist.barrier()
         idle.append(_window(step, dev))
     loaded = (out[1] + out[3] - out[0] - out[2]) / 2
-    return _max_over_ranks([max(0.0, loaded - float(np.median(idle)))])[0]
+    return max_over_ranks([max(0.0, loaded - float(np.median(idle)))])[0]
 
 
 def measure_sync(rank, world, cfg, transport, dev) -> dict[str, float]:
@@ -121,7 +121,7 @@ def bench_interference(rank, world, cfg, transport, dev, staged_points) -> dict:
     big = staged_points[-1]
     bw = big["nbytes"] * (world - 1) / big["median_s"]
     nb = float(min(ic["max_bytes"], max(1 << 20, 3.0 * warm * bw / (world - 1))))
-    nb = int(_max_over_ranks([nb])[0])  # splits must agree across ranks
+    nb = int(max_over_ranks([nb])[0])  # splits must agree across ranks
     send, recv, splits = _cuda_bufs(rank, world, nb, dev)
 
     def once(comm: bool) -> tuple[float, bool]:
@@ -162,7 +162,7 @@ def gpu_quick_grid() -> Grid:
     width 128): milliseconds there, so cheap, and no extrapolation by 10x from the CPU sizes."""
     from dataclasses import replace
 
-    from adaqp.costmodel.profiler import MiB, quick_grid
+    from adaqp.runtime.profiling.profiler import MiB, quick_grid
 
     g = quick_grid()
     return replace(g, spmm=g.spmm + ((100_000, 2_000_000, 128), (200_000, 4_000_000, 128)),
@@ -186,7 +186,7 @@ def measure_shared_gpu(grid, device: str, ranks=(2, 4), nprocs: int = 2, sync: d
            "warmup": grid.warmup, "reps": grid.reps, "budget_s": grid.budget_s,
            # ~ms windows: one GPU SpMM of the quick grid's interference size is ~50 us
            "interference": {"loop": 40, **grid.interference}, "sync": sync or GPU_SYNC}
-    got = {k: spawn("adaqp.costmodel.profiler_gpu:shared_worker", k, (cfg,), timeout_s=300.0)[0] for k in ranks}
+    got = {k: spawn("adaqp.runtime.profiling.gpu:shared_worker", k, (cfg,), timeout_s=300.0)[0] for k in ranks}
     return fit_shared(got, nprocs)
 
 

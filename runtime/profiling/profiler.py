@@ -1,11 +1,12 @@
 """Micro-benchmarks that measure this machine and fit a :class:`HardwareProfile` (``adaqp profile``).
 
-Compute ops run through the functions the runtime calls (``runtime.aggregate._csr`` / ``_spmm``,
+Compute ops run through the functions the runtime calls (``runtime.aggregate.csr_tensor`` / ``spmm``,
 ``nn.Linear``, ``runtime.model.dropout``, the exchanger's gather + ``message.pack_message`` /
 ``unpack_message``) with the thread count the launcher gives a rank (``cpu_count // nprocs``): a
 rank never has the whole machine. Links and the overlap interference are measured on a real
-process group (``profiler_ranks``). Per point: warm-up, repetitions within a time budget, median
-/ p10 / p90 to 4 significant digits; the medians are fitted by ``costmodel.fit``.
+process group (:mod:`.ranks`). Per point: warm-up, repetitions within a time budget, median
+/ p10 / p90 to 4 significant digits; the medians are fitted by ``costmodel.fit`` into the
+:class:`~adaqp.costmodel.profile.HardwareProfile` that the cost model reads.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from datetime import datetime, timezone
 import torch
 
 from adaqp.costmodel import fit
-from adaqp.costmodel.profiler_gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
 from adaqp.costmodel.profile import OPS, QUANT_BITS, HardwareProfile
-from adaqp.costmodel.profiler_ranks import (interference_summary, measure_copies, measure_corun, measure_links,
-                                            measure_sync, n_reps,
-                                            r4 as _r4, random_csr, stats)
+from adaqp.runtime.profiling.gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
+from adaqp.runtime.profiling.ranks import (interference_summary, measure_copies, measure_corun, measure_links,
+                                           measure_sync, n_reps,
+                                           r4 as _r4, random_csr, stats)
 from adaqp.errors import require
 from adaqp.rng import KeyStream
 
@@ -157,7 +158,7 @@ def time_fn(fn, device: str, warmup: int, reps: int, budget_s: float,
 def exact_csr(rows: int, nnz: int, seed: int = 0):
     """(indptr, indices, values) of a square CSR with exactly ``nnz`` entries: ``nnz // rows``
     uniformly random sorted columns per row, one more in the first ``nnz % rows`` rows, values
-    ``1/deg``. With ``nnz`` a multiple of ``rows`` it is ``profiler_ranks.random_csr``."""
+    ``1/deg``. With ``nnz`` a multiple of ``rows`` it is :func:`.ranks.random_csr`."""
     import numpy as np
 
     if nnz % rows == 0 and nnz > 0:
@@ -175,7 +176,7 @@ def exact_csr(rows: int, nnz: int, seed: int = 0):
 def _spmm_op(transposed: bool):
     import scipy.sparse as sp
 
-    from adaqp.runtime.aggregate import _csr, _spmm
+    from adaqp.runtime.aggregate import csr_tensor, spmm
 
     def setup(dev, rows, nnz, width):
         ip, ix, v = exact_csr(rows, nnz)
@@ -183,9 +184,9 @@ def _spmm_op(transposed: bool):
             t = sp.csr_matrix((v, ix, ip), shape=(rows, rows)).T.tocsr()
             t.sort_indices()
             ip, ix, v = t.indptr, t.indices, t.data
-        a = _csr(ip, ix, v, (rows, rows), dev)
+        a = csr_tensor(ip, ix, v, (rows, rows), dev)
         x = torch.randn(rows, width, device=dev)
-        return lambda: _spmm(a, x)
+        return lambda: spmm(a, x)
     return setup
 
 
@@ -243,7 +244,7 @@ def _adam_setup(dev, elements):
 ELEMENTWISE = ("relu", "dropout", "layernorm", "copy",
                *(f"{d}quantize_b{b}" for d in ("", "de") for b in QUANT_BITS))
 OP_DEFINITIONS = {
-    "spmm_fwd": "torch CSR @ dense via runtime.aggregate._spmm; square random CSR, nnz//rows sorted "
+    "spmm_fwd": "torch CSR @ dense via runtime.aggregate.spmm; square random CSR, nnz//rows sorted "
                 "uniform columns per row",
     "spmm_bwd": "the transposed CSR (scipy .T.tocsr(), sorted, as runtime.aggregate builds it) @ dense; "
                 "sizes are the forward's",
@@ -279,7 +280,7 @@ METHOD = (
     "error| over the points (compute ops: leave-one-size-out); fit_errors holds [median, max] %.")
 
 
-def _op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
+def op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
     """(op, setup, sizes) for every op; sizes are the keyword arguments of ``setup``."""
     out: list = []
     for op in ("spmm_fwd", "spmm_bwd"):
@@ -308,7 +309,9 @@ def _measure_points(setup, sizes, device, grid, bar=None) -> list[dict]:
     return points
 
 
-def _measure_op(op, setup, sizes, device, grid):
+def measure_op(op, setup, sizes, device, grid):
+    """``op`` timed at ``sizes`` (``setup`` from :func:`op_benchmarks`) and fitted: (model with its
+    points, fit errors)."""
     points = _measure_points(setup, sizes, device, grid)
     model, err = fit.fit_op(op, points, [p["median_s"] for p in points])
     return replace(model, points=tuple(points)), err
@@ -358,7 +361,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     grid = grid or ((quick_grid() if cpu else gpu_quick_grid()) if quick else full_grid())
     threads = max(1, (os.cpu_count() or 1) // nprocs)
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
-    benches = {op: (setup, sizes) for op, setup, sizes in _op_benchmarks(grid)}
+    benches = {op: (setup, sizes) for op, setup, sizes in op_benchmarks(grid)}
     steps = [*benches] + (["links", "sync", "corun"] if cpu else ["shared", "copies"])
     ops, errors, links, extra, sync, corun_by_ranks = {}, {}, {}, {}, ({}, {}), {}
     old_threads = torch.get_num_threads()
@@ -381,7 +384,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                     corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=max(3, ic["reps"]),
                                                    rows=ic["rows"], nnz=ic["nnz"], width=ic["width"])
                 else:
-                    ops[step], errors[step] = _measure_op(step, *benches[step], device, grid)
+                    ops[step], errors[step] = measure_op(step, *benches[step], device, grid)
     finally:
         torch.set_num_threads(old_threads)
     interf = interference_summary(extra.pop("interference"))
@@ -455,7 +458,7 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     unknown = [op for op in shapes if op not in OPS]
     require(not unknown, f"unknown op(s) {', '.join(unknown)}; known: {', '.join(OPS)}")
     require(reps is None or reps >= 1, f"reps must be >= 1, got {reps}")
-    setups = {op: setup for op, setup, _ in _op_benchmarks(Grid("setups"))}
+    setups = {op: setup for op, setup, _ in op_benchmarks(Grid("setups"))}
     from adaqp.costmodel.shapes import unique_sizes
 
     # the setups' sizes, each once (shapes merged from several workloads repeat sizes)
@@ -504,7 +507,7 @@ def estimate_grid_s(grid: Grid, profile: HardwareProfile) -> dict[str, float]:
     allows within the budget, plus setting the tensors up. Links, sync and interference are not
     included (about 50 s on 2 cores)."""
     out = {}
-    for op, _, sizes in _op_benchmarks(grid):
+    for op, _, sizes in op_benchmarks(grid):
         total = 0.0
         for s in sizes:
             q = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)

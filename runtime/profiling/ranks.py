@@ -11,7 +11,7 @@ over the group's backend (Gloo here):
 * ``p2p``: per ordered pair ``s->r``, ``s`` sends ``nbytes`` and ``r`` answers with a 1-byte ack
   while the other ranks wait; the points are these round trips, so the fitted intercept holds two
   one-way latencies (the parent halves it; subtracting a separately measured 1-byte round trip
-  from each time was tried and gave negative times: both are noisy at small sizes);
+  from each time instead gives negative times: both are noisy at small sizes);
 * ``allreduce``: ``all_reduce`` (sum) of an fp32 buffer of ``nbytes``;
 * ``interference``: a CSR SpMM timed alone, then while this rank's async exchange
   is in flight (the runtime's overlap), per rank.
@@ -57,13 +57,14 @@ def _agree_reps(first_s: float, reps: int, budget_s: float) -> int:
     return n_reps(float(t), reps, budget_s)
 
 
-def _max_over_ranks(ts: list[float]) -> list[float]:
+def max_over_ranks(ts: list[float]) -> list[float]:
+    """Each value's MAX over the ranks of the group (a collective is as slow as its slowest rank)."""
     t = torch.tensor(ts, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return t.tolist()
 
 
-def _timed(fn, cfg) -> list[float]:
+def timed(fn, cfg) -> list[float]:
     """Warm up, agree on the repetitions, time each one after a barrier; MAX over ranks."""
     first = 0.0
     for _ in range(max(1, cfg["warmup"])):
@@ -78,10 +79,11 @@ def _timed(fn, cfg) -> list[float]:
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return _max_over_ranks(ts)
+    return max_over_ranks(ts)
 
 
-def _a2a_buffers(rank: int, world: int, nbytes: int):
+def a2a_buffers(rank: int, world: int, nbytes: int):
+    """(send, recv, splits) of an exchange with ``nbytes`` to every peer and none to itself."""
     splits = [0 if p == rank else nbytes for p in range(world)]
     total = nbytes * (world - 1)
     send = torch.randint(0, 255, (total,), dtype=torch.uint8)
@@ -91,8 +93,8 @@ def _a2a_buffers(rank: int, world: int, nbytes: int):
 def bench_all_to_all(rank, world, cfg) -> list[dict]:
     out = []
     for nb in cfg["sizes"]:
-        send, recv, splits = _a2a_buffers(rank, world, nb)
-        ts = _timed(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), cfg)
+        send, recv, splits = a2a_buffers(rank, world, nb)
+        ts = timed(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), cfg)
         out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
     return out
 
@@ -116,7 +118,7 @@ def bench_p2p(rank, world, cfg) -> dict[str, list[dict]]:
             pts = []
             for nb in cfg["sizes"]:
                 buf = torch.zeros(nb, dtype=torch.uint8)
-                ts = _timed(partial(_pingpong, rank, s, r, buf, ack), cfg)
+                ts = timed(partial(_pingpong, rank, s, r, buf, ack), cfg)
                 pts.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
             out[f"{s}->{r}"] = pts
     return out
@@ -126,7 +128,7 @@ def bench_allreduce(rank, world, cfg) -> list[dict]:
     out = []
     for nb in cfg["allreduce_sizes"]:
         g = torch.ones(max(1, nb // 4), dtype=torch.float32)
-        ts = _timed(partial(dist.all_reduce, g), cfg)
+        ts = timed(partial(dist.all_reduce, g), cfg)
         out.append({"nbytes": nb, **dict(zip(("median_s", "p10_s", "p90_s"), stats(ts)))})
     return out
 
@@ -143,15 +145,15 @@ def random_csr(rows: int, nnz: int, seed: int = 0):
 def _spmm_time(a, x, bufs=None, barrier: bool = True) -> tuple[float, bool]:
     """One SpMM's seconds, with an async all_to_all over ``bufs`` (send, recv, splits) in flight
     (None: alone), and whether the transfer was still running when the SpMM ended."""
-    from adaqp.costmodel.profiler import evict_caches
-    from adaqp.runtime.aggregate import _spmm
+    from adaqp.runtime.aggregate import spmm
+    from adaqp.runtime.profiling.profiler import evict_caches
 
     evict_caches()  # timed cold, as the profile's ops are: the ratio is comm's effect alone
     if barrier:
         dist.barrier()
     work = None if bufs is None else duplex_all_to_all(bufs[1], bufs[0], bufs[2], bufs[2])
     t0 = time.perf_counter()
-    _spmm(a, x)
+    spmm(a, x)
     t = time.perf_counter() - t0
     busy = work is not None and not work.is_completed()
     if work is not None:
@@ -165,17 +167,17 @@ def bench_interference(rank, world, cfg, a2a_points) -> dict:
     all-to-all speed so that the transfer outlasts the SpMM (``comm_outlasted_frac`` checks).
     "alone" means no communication, with every rank computing, as in training; ``solo_s`` times
     the SpMM with the other ranks idle (the way the compute ops are profiled)."""
-    from adaqp.runtime.aggregate import _csr
+    from adaqp.runtime.aggregate import csr_tensor
 
     ic = cfg["interference"]
     rows = ic["rows"]
-    a = _csr(*random_csr(rows, ic["nnz"], seed=rank), (rows, rows), "cpu")
+    a = csr_tensor(*random_csr(rows, ic["nnz"], seed=rank), (rows, rows), "cpu")
     x = torch.randn(rows, ic["width"], generator=torch.Generator().manual_seed(rank))
     warm = max(_spmm_time(a, x)[0] for _ in range(2))
     big = a2a_points[-1]
     nb = float(min(ic["max_bytes"], max(1 << 20, 3.0 * warm * big["nbytes"] / big["median_s"])))
-    nb = int(_max_over_ranks([nb])[0])  # splits must agree across ranks
-    bufs = _a2a_buffers(rank, world, nb)
+    nb = int(max_over_ranks([nb])[0])  # splits must agree across ranks
+    bufs = a2a_buffers(rank, world, nb)
     report = interference_report(rank, world, ic["reps"], nb, alone=lambda: _spmm_time(a, x)[0],
                                  overlapped=lambda: _spmm_time(a, x, bufs),
                                  solo=lambda: _spmm_time(a, x, barrier=False)[0])
@@ -227,7 +229,7 @@ def measure_links(grid, nprocs: int) -> tuple[dict, dict]:
     cfg = {"sizes": list(grid.link_bytes), "allreduce_sizes": list(grid.allreduce_bytes),
            "warmup": grid.warmup, "reps": grid.reps, "budget_s": grid.budget_s,
            "interference": dict(grid.interference)}
-    res = spawn("adaqp.costmodel.profiler_ranks:links_worker", nprocs, (cfg,), timeout_s=600.0)[0]
+    res = spawn("adaqp.runtime.profiling.ranks:links_worker", nprocs, (cfg,), timeout_s=600.0)[0]
     pts = lambda ps: [{k: (r4(v) if k.endswith("_s") else v) for k, v in p.items()} for p in ps]
     pairs, errs = {}, {}
     for key, ps in res["p2p"].items():  # round trips with a 1-byte ack: halve the intercept
@@ -260,7 +262,7 @@ def interference_summary(reports: list[dict]) -> dict:
 def measure_copies(grid, device: str) -> dict:
     """Host <-> device copies (CUDA only): pinned and pageable host buffers, each direction."""
     from adaqp.costmodel import fit
-    from adaqp.costmodel.profiler import time_fn
+    from adaqp.runtime.profiling.profiler import time_fn
 
     links = {}
     for name in ("h2d_pinned", "d2h_pinned", "h2d_pageable", "d2h_pageable"):
@@ -292,23 +294,23 @@ def measure_exchange(nprocs: int, sizes=(65536, 262144, 1048576), netns=None, ma
     from adaqp.runtime.launch import spawn
 
     cfg = {"sizes": list(sizes), "warmup": 2, "reps": reps, "budget_s": 2.0}
-    pts = spawn("adaqp.costmodel.profiler_ranks:exchange_worker", nprocs, (cfg,), netns=netns,
+    pts = spawn("adaqp.runtime.profiling.ranks:exchange_worker", nprocs, (cfg,), netns=netns,
                 master_addr=master_addr, timeout_s=300.0)[0]
     lat, bw, _ = fit.fit_link([p["nbytes"] * (nprocs - 1) for p in pts], [p["median_s"] for p in pts])
     return lat, bw, pts
 
 
-def _loaded_extra(step, a, x, reps: int) -> float:
+def loaded_extra(step, a, x, reps: int) -> float:
     """Seconds ``step`` adds per iteration to a SpMM loop run by every rank at once, less what it
     costs with nothing else running (the link models already hold that); MAX over ranks."""
-    from adaqp.runtime.aggregate import _spmm
+    from adaqp.runtime.aggregate import spmm
 
     out = []
     for with_step in (False, True, False, True):  # alternate, so drift hits both alike
         dist.barrier()
         t0 = time.perf_counter()
         for _ in range(reps):
-            _spmm(a, x)
+            spmm(a, x)
             if with_step:
                 step()
         out.append((time.perf_counter() - t0) / reps)
@@ -328,16 +330,16 @@ def sync_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
     """The delay a synchronising step adds while every rank computes between steps (ranks
     time-sharing cores wait for each other to be scheduled): a tiny exchange, and an all-reduce
     of a gradient-sized buffer, each after every SpMM of a loop."""
-    from adaqp.runtime.aggregate import _csr
+    from adaqp.runtime.aggregate import csr_tensor
 
-    a = _csr(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
+    a = csr_tensor(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
     x = torch.randn(cfg["rows"], cfg["width"])
     splits = [0 if p == rank else 64 for p in range(world)]
     send = torch.zeros(64 * (world - 1), dtype=torch.uint8)
     recv = torch.empty_like(send)
     grad = torch.zeros(cfg["allreduce_floats"])
-    return {"exchange": _loaded_extra(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), a, x, cfg["reps"]),
-            "allreduce": _loaded_extra(lambda: dist.all_reduce(grad), a, x, cfg["reps"])}
+    return {"exchange": loaded_extra(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), a, x, cfg["reps"]),
+            "allreduce": loaded_extra(lambda: dist.all_reduce(grad), a, x, cfg["reps"])}
 
 
 def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dict[str, float]]:
@@ -353,7 +355,7 @@ def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dic
     exchange, allreduce = {}, {}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
-        got = spawn("adaqp.costmodel.profiler_ranks:sync_worker", k, (cfg,), env=env, timeout_s=300.0)[0]
+        got = spawn("adaqp.runtime.profiling.ranks:sync_worker", k, (cfg,), env=env, timeout_s=300.0)[0]
         exchange[str(k)], allreduce[str(k)] = r4(got["exchange"]), r4(got["allreduce"])
     return exchange, allreduce
 
@@ -364,13 +366,12 @@ def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
     per-step times, median): their ratio is how much slower a rank computes beside ``world - 1``
     others on this host: memory bandwidth and caches shared, and cores time-sliced past their
     count."""
-    from adaqp.runtime.aggregate import _csr, _spmm
+    from adaqp.runtime.aggregate import csr_tensor, spmm
+    from adaqp.runtime.profiling.profiler import evict_caches
 
-    a = _csr(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
+    a = csr_tensor(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
     x = torch.randn(cfg["rows"], cfg["width"], generator=torch.Generator().manual_seed(rank))
     lin = torch.nn.Linear(cfg["width"], cfg["width"])
-
-    from adaqp.costmodel.profiler import evict_caches
 
     def step(together: bool = False) -> float:
         evict_caches()  # cold, as the profile's ops are timed
@@ -378,7 +379,7 @@ def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
             dist.barrier()
         t0 = time.perf_counter()
         with torch.no_grad():
-            lin(_spmm(a, x))
+            lin(spmm(a, x))
         return time.perf_counter() - t0
 
     for _ in range(3):
@@ -407,7 +408,7 @@ def measure_corun(max_ranks: int, reps: int = 30, rows: int = 50_000, nnz: int =
     out = {}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
-        got = spawn("adaqp.costmodel.profiler_ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
+        got = spawn("adaqp.runtime.profiling.ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
         # clamped at 1: a rank does not run faster because others compute (below 1 is noise)
         out[str(k)] = r4(max(1.0, float(np.median([g["ratio"] for g in got]))))
     return out

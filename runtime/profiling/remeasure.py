@@ -33,7 +33,7 @@ def _sizes(op: str, points) -> list[dict]:
 
 def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print) -> HardwareProfile:
     """``profile`` with ``ops`` measured again on this machine (its device, threads, timing)."""
-    from adaqp.costmodel import profiler
+    from adaqp.runtime.profiling import profiler
 
     unknown = [o for o in ops if o not in OPS]
     require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OPS)}")
@@ -44,7 +44,7 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     timing = dict(profile.meta.get("timing", {}))
     grid = replace(profiler.quick_grid(), warmup=int(timing.get("warmup", 2)), reps=int(timing.get("reps", 7)),
                    budget_s=float(timing.get("budget_s_per_point", 1.0)))
-    setups = {name: setup for name, setup, _ in profiler._op_benchmarks(profiler.full_grid())}
+    setups = {name: setup for name, setup, _ in profiler.op_benchmarks(profiler.full_grid())}
     threads = int(profile.meta.get("compute_threads", torch.get_num_threads()))
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -52,7 +52,7 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     try:
         for op in ops:
             before = profile.ops[op]
-            model, err = profiler._measure_op(op, setups[op], _sizes(op, before.points), profile.device, grid)
+            model, err = profiler.measure_op(op, setups[op], _sizes(op, before.points), profile.device, grid)
             new_ops[op] = model
             ratio = _median_ratio(before.points, model.points)
             err_med, err_max = (float(v) for v in err)  # fit errors over the points: median, max %

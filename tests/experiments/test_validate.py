@@ -95,7 +95,7 @@ def test_profile_for_grid_measures_every_workloads_shapes_before_training(tmp_pa
     predicts with the profile it wrote; the partitions it made are the ones the runs load."""
     from dataclasses import replace
 
-    from adaqp.costmodel import profiler
+    from adaqp.runtime.profiling import profiler
     from adaqp.costmodel.profile import load_profile
     from adaqp.experiments.validate import plan_dir_for, profile_for_grid
 

@@ -51,7 +51,7 @@ def test_nccl_ranks_and_single_ranks_have_no_floor(kit):
 
 
 def test_ranks_sharing_a_gpu_pay_the_staged_floor(kit):
-    # gloo-staged: a stream sync and a thread hand-off per exchange, measured per k by profiler_gpu
+    # gloo-staged: a stream sync and a thread hand-off per exchange, measured per k by runtime.profiling.gpu
     prof = dataclasses.replace(_prof(kit, 0.5), device="cuda")
     shared = dataclasses.replace(kit.cpu(), device="cuda", transport="gloo-staged", profile="cuda")
     assert host_sync_s(shared, prof) == 0.5

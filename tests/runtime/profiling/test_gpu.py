@@ -12,7 +12,7 @@ from adaqp.cluster import ClusterSpec
 from adaqp.costmodel.bundled import load_cluster
 from adaqp.costmodel.network import exchange_s, host_sync_s, resources
 from adaqp.costmodel.profile import HardwareProfile, LinkModel, load_profile
-from adaqp.costmodel.profiler_gpu import fit_shared
+from adaqp.runtime.profiling.gpu import fit_shared
 from adaqp.errors import AdaqpInputError
 
 NO_GPU = "needs a CUDA GPU: profiles k ranks sharing it (streams, pinned copies)"
@@ -96,8 +96,8 @@ TINY_LINKS = dict(link_bytes=(1024, 65_536), allreduce_bytes=(4096, 65_536), war
 def test_shared_worker_runs_on_cpu_tensors():
     """The benchmark's code on CPU tensors (staging without streams): the GPU run has no surprises
     left but the CUDA calls themselves."""
-    from adaqp.costmodel.profiler import Grid
-    from adaqp.costmodel.profiler_gpu import measure_shared_gpu
+    from adaqp.runtime.profiling.profiler import Grid
+    from adaqp.runtime.profiling.gpu import measure_shared_gpu
 
     sync = {"rows": 2000, "nnz": 10_000, "width": 16, "loop": 1, "reps": 5, "allreduce_floats": 1024}
     links, extra = measure_shared_gpu(Grid("tiny", **TINY_LINKS), "cpu", ranks=(2,), sync=sync)
@@ -108,7 +108,7 @@ def test_shared_worker_runs_on_cpu_tensors():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_GPU)
 def test_measure_on_one_gpu_fills_the_shared_tables():
-    from adaqp.costmodel.profiler import Grid, measure
+    from adaqp.runtime.profiling.profiler import Grid, measure
 
     tiny = Grid("tiny", spmm=((1000, 4000, 16), (4000, 40_000, 32)), gemm=((500, 16, 16), (2000, 64, 32)),
                 elementwise=((500, 16), (4000, 32)), adam=(1000, 30_000), link_bytes=(1024, 65_536),

@@ -1,4 +1,4 @@
-"""costmodel.profiler on a tiny grid (real timings, real 2-rank Gloo group), the bundled
+"""runtime.profiling.profiler on a tiny grid (real timings, real 2-rank Gloo group), the bundled
 cpu-2core profile, and ``adaqp profile`` errors."""
 
 import json
@@ -7,8 +7,8 @@ import pytest
 
 from adaqp.cli.main import main
 from adaqp.costmodel.profile import OPS, REQUIRED_LINKS, load_profile
-from adaqp.costmodel.profiler import Grid, measure, time_fn
-from adaqp.costmodel.profiler_ranks import interference_summary
+from adaqp.runtime.profiling.profiler import Grid, measure, time_fn
+from adaqp.runtime.profiling.ranks import interference_summary
 
 TINY = Grid("tiny", spmm=((1000, 4000, 16), (2000, 40_000, 32), (8000, 32_000, 64), (4000, 100_000, 16)),
             gemm=((500, 16, 16), (2000, 64, 32), (4000, 32, 64), (1000, 128, 128)),
@@ -113,7 +113,7 @@ def test_cli_refuses_bad_requests_before_measuring(tmp_path, capsys):
 # ---- measure_shapes: a workload's own sizes merged into a profile -------------------------------
 
 def test_measure_shapes_merges_points_and_answers_them(tiny_profile):
-    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.runtime.profiling.profiler import measure_shapes
 
     shapes = {"spmm_fwd": [dict(rows=1500, nnz=7001, width=48)],
               "relu": [dict(rows=3000, width=40, elements=120_000)],
@@ -141,7 +141,7 @@ def test_measure_shapes_merges_points_and_answers_them(tiny_profile):
 
 
 def test_measure_shapes_refuses_bad_requests(tiny_profile):
-    from adaqp.costmodel.profiler import measure_shapes
+    from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.errors import AdaqpInputError
 
     with pytest.raises(AdaqpInputError, match="unknown op"):
@@ -153,7 +153,7 @@ def test_measure_shapes_refuses_bad_requests(tiny_profile):
 
 
 def test_merge_points_replaces_identical_sizes():
-    from adaqp.costmodel.profiler import merge_points
+    from adaqp.runtime.profiling.profiler import merge_points
 
     old = [dict(rows=10, width=4, elements=40, median_s=1.0), dict(rows=20, width=4, elements=80, median_s=2.0)]
     new = [dict(rows=10, width=4, elements=40, median_s=1.5)]
@@ -163,8 +163,8 @@ def test_merge_points_replaces_identical_sizes():
 def test_exact_csr_has_exactly_the_edges_asked():
     import numpy as np
 
-    from adaqp.costmodel.profiler import exact_csr
-    from adaqp.costmodel.profiler_ranks import random_csr
+    from adaqp.runtime.profiling.profiler import exact_csr
+    from adaqp.runtime.profiling.ranks import random_csr
 
     for rows, nnz in ((100, 257), (100, 30), (50, 200)):
         ip, ix, v = exact_csr(rows, nnz)
@@ -174,7 +174,7 @@ def test_exact_csr_has_exactly_the_edges_asked():
 
 
 def test_full_grid_is_wide_and_affordable():
-    from adaqp.costmodel.profiler import estimate_grid_s, full_grid
+    from adaqp.runtime.profiling.profiler import estimate_grid_s, full_grid
 
     g = full_grid()
     assert max(w for _, _, w in g.spmm) >= 2048 and max(i for _, i, _ in g.gemm) >= 4096

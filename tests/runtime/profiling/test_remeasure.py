@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from adaqp.costmodel.profile import load_profile
-from adaqp.costmodel.remeasure import remeasure
+from adaqp.runtime.profiling.remeasure import remeasure
 from adaqp.errors import AdaqpInputError
 
 
