@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "config", None):  # a preset's flags become defaults; the command line wins
+            from adaqp.cli.presets import reparse
+
+            args = reparse(parser, args, argv)
         return int(args.run(args) or 0)
     except AdaqpInputError as e:
         print(f"adaqp {args.command}: error: {e}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adaqp.cli.common import add_out, positive_int
+from adaqp.cli.presets import add_config
 
 
 def add_parser(sub) -> None:
@@ -30,6 +31,7 @@ def add_parser(sub) -> None:
                         "reference's lambda form (default: 0.4x)")
     p.add_argument("--profile", default="cpu-2core", help="profile the predictions use (default: cpu-2core)")
     p.add_argument("--quick", action="store_true", help="GCN only, one seed, 40 epochs: a few minutes")
+    add_config(p, "reproduce")
     add_out(p)
     p.set_defaults(run=run)
 

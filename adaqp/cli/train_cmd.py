@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaqp.cli.common import add_dataset, add_out, positive_int
+from adaqp.cli.presets import add_config
 
 
 def add_parser(sub) -> None:
@@ -57,6 +58,7 @@ def add_parser(sub) -> None:
                         "and iproute2 (ip, tc)")
     p.add_argument("--link-fallback", action="store_true",
                    help="with --link: if the emulation is unavailable, warn and run on plain loopback")
+    add_config(p, "train")
     add_out(p)
     p.set_defaults(run=run)
 

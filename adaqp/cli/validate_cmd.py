@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adaqp.cli.common import add_out, comma_ints as _ints, comma_list as _csv, positive_int
+from adaqp.cli.presets import add_config
 
 
 def add_parser(sub) -> None:
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
                    help="about a dozen configurations on the first dataset and hidden width, a few minutes")
     p.add_argument("--no-profile-for", dest="profile_for", action="store_false",
                    help="predict with --profile as it is (skip measuring the grid's op shapes first)")
+    add_config(p, "validate")
     add_out(p)
     p.set_defaults(run=run)
 
