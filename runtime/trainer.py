@@ -21,6 +21,7 @@ from adaqp.runtime.aggregate import RankContext
 from adaqp.runtime.config import TrainConfig
 from adaqp.runtime.exchange import HaloExchanger
 from adaqp.runtime.instrument import instrument_dense
+from adaqp.runtime.memory import PeakMemory
 from adaqp.runtime.model import GNN, correct_counts, loss_sum
 from adaqp.runtime.prepare import load_bitplan, load_rank
 from adaqp.runtime.trace import PhaseTimer
@@ -148,6 +149,7 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
     from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 
     cfg = TrainConfig.from_dict(cfg_dict)
+    mem = PeakMemory()  # before the rank loads anything: its baseline (runtime/memory.py)
     tr = RankTrainer(cfg, rank, world, Path(plan_dir))
     if cfg.resume:
         path = checkpoint_path(cfg.checkpoint_dir, rank)
@@ -157,6 +159,7 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
     bar = tqdm(range(tr.start_epoch, cfg.epochs), desc=f"{cfg.schedule} x{world}", unit="epoch",
                disable=rank != 0 or not cfg.progress, dynamic_ncols=True)
     adaptive = AdaptiveBits(tr, plan_dir) if cfg.adaptive else None
+    mem.training_starts(tr.device)
     for epoch in bar:
         if adaptive:
             adaptive.before_epoch(epoch)
@@ -175,6 +178,7 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
         tr.ctx.stale.settle()
     return {"rank": rank, "records": records, "evals": evals, "events": tr.timer.events(),
             "device": str(tr.device), "transport": tr.placement.transport,
+            "peak_memory_bytes": mem.peak_bytes(), "peak_memory_measure": mem.measure,
             "send_nbytes": [tr.ctx.exchanger.channel_nbytes(*k)[0] for k in sorted(tr.ctx.exchanger.channels)],
             # the plan an adaptive run ended with (what validation predicts the epoch of)
             # as lists: tensors sent through a pipe travel as shared memory that dies with this process

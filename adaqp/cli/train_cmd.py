@@ -139,6 +139,10 @@ def run(args) -> int:
     print(format_table(rows, ["", "value"]))
     ph = {k: v * 1e3 for k, v in s["phase_time_s_median"].items() if v > 0}
     print("median per-epoch phase times (ms, slowest rank): " + ", ".join(f"{k} {v:.1f}" for k, v in ph.items()))
+    mem = s.get("peak_memory_bytes") or {}
+    if mem.get("max") is not None:
+        print(f"peak memory per rank (MiB, {mem['measure']}): "
+              + ", ".join(f"{b / 2**20:.1f}" for b in mem["per_rank"] if b is not None))
     if out is not None:
         print(f"wrote {out}/: epochs.csv, evals.csv, trace.json (open in Perfetto), summary.json")
     return 0
