@@ -20,7 +20,7 @@ import torch
 from adaqp import wire
 from adaqp import rng as _rng
 from adaqp.errors import require
-from adaqp.quant import _as_rows, dequantize, packed_row_nbytes, quantize
+from adaqp.quant import as_rows, dequantize, packed_row_nbytes, quantize
 
 
 def _bits_counts(row_bits: torch.Tensor) -> list[int]:
@@ -115,7 +115,7 @@ def pack_message(x: torch.Tensor, row_bits: torch.Tensor, generator=None, *, che
     fused = use_fused(x.device, backend)
     if index is not None and not fused:
         x, index = x.index_select(0, index), None
-    x = _as_rows(x, "pack_message")
+    x = as_rows(x, "pack_message")
     n_rows = x.shape[0] if index is None else index.shape[0]
     require(row_bits.shape == (n_rows,), "pack_message: row_bits must be [R] for a message of R rows")
     width = x.shape[1]

@@ -197,7 +197,9 @@ def unpack_bits(packed: torch.Tensor, bits: int, width: int) -> torch.Tensor:
 # quantize / dequantize one bit-width
 
 
-def _as_rows(x: torch.Tensor, what: str) -> torch.Tensor:
+def as_rows(x: torch.Tensor, what: str) -> torch.Tensor:
+    """``x`` as contiguous fp32 rows ``[R, F]``, after checking it is a 2-D float tensor (``what``
+    names the caller in the error)."""
     require(isinstance(x, torch.Tensor) and x.dim() == 2, f"{what}: x must be a 2-D tensor [R, F]")
     require(x.shape[1] >= 1, f"{what}: feature width must be >= 1")
     require(x.is_floating_point(), f"{what}: x must be a floating-point tensor, got {x.dtype}")
@@ -215,7 +217,7 @@ def quantize(x: torch.Tensor, bits: int, generator=None, *, check: bool = True,
     draws the same numbers wherever it sits. ``check`` refuses non-finite rows (one host
     synchronisation)."""
     require(bits in wire.QUANT_BITS, f"quantize: bits must be one of {wire.QUANT_BITS}, got {bits}")
-    x = _as_rows(x, "quantize")
+    x = as_rows(x, "quantize")
     key = _rng.as_key(generator)
     if row_ids is None:
         row_ids = torch.arange(x.shape[0], dtype=torch.int64, device=x.device)

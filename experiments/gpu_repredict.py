@@ -40,9 +40,9 @@ def profile_with_staged(path: Path, out: Path) -> Path:
 
 def _partition_only(cfgs, plan_dir: Path, link):
     """A ``run_configs`` stand-in: prepares the plan, trains nothing (one empty epoch record)."""
-    from adaqp.runtime.run import _prepared
+    from adaqp.runtime.run import prepared_plan_dir
 
-    _prepared(cfgs[0], plan_dir)
+    prepared_plan_dir(cfgs[0], plan_dir)
     record = {"epoch": 0, "epoch_time_s": 0.0}
     return [[{"records": [record]}] * cfgs[0].nprocs for _ in cfgs]
 

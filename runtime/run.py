@@ -24,13 +24,13 @@ def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1"
     emulated host with a NIC of that rate (:mod:`adaqp.runtime.emulate`; needs root), and the
     rendezvous moves to rank 0's emulated address (``master_addr`` is then ignored)."""
     with tempfile.TemporaryDirectory(prefix="adaqp-plan-") as tmp:
-        plan_dir = _prepared(cfg, Path(cfg.plan_dir) if cfg.plan_dir else (out / "plan" if out else Path(tmp)))
+        plan_dir = prepared_plan_dir(cfg, Path(cfg.plan_dir) if cfg.plan_dir else (out / "plan" if out else Path(tmp)))
         results = launch("adaqp.runtime.trainer:train_rank", cfg, (cfg.to_dict(), str(plan_dir)), link,
                          master_addr, master_port)
     return summarize_and_write(cfg, results, out, link)
 
 
-def _prepared(cfg: TrainConfig, plan_dir: Path) -> Path:
+def prepared_plan_dir(cfg: TrainConfig, plan_dir: Path) -> Path:
     """Partition into ``plan_dir`` (or reuse what is there) and check it before any rank starts."""
     from adaqp.runtime.prepare import prepare_plan
 
@@ -157,7 +157,7 @@ def run_configs(cfgs: list[TrainConfig], plan_dir: Path, link: str | None = None
     require(len({(c.dataset, c.nprocs, c.seed) for c in cfgs}) == 1,
             "run_configs: every configuration must share dataset, rank count and seed")
     first = cfgs[0]
-    _prepared(first, plan_dir)
+    prepared_plan_dir(first, plan_dir)
     args = ([c.to_dict() for c in cfgs], str(plan_dir))
     timeout = max(c.timeout_s for c in cfgs)
     per_rank = launch("adaqp.runtime.trainer:train_many", first, args, link, timeout_s=timeout)

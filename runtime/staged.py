@@ -24,7 +24,7 @@ import weakref
 import torch
 import torch.distributed as dist
 
-from adaqp.runtime.transport import _Done, direction_groups, duplex_all_to_all
+from adaqp.runtime.transport import Done, direction_groups, duplex_all_to_all
 
 
 class HostBuffers:
@@ -73,7 +73,7 @@ class StagedTransport:
             return job
         job.run()
         job.wait()
-        return _Done()
+        return Done()
 
     def all_reduce(self, t: torch.Tensor) -> None:
         """Blocking sum over ranks, staged through a pinned buffer kept per size (the gradient

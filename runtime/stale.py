@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from adaqp.runtime.aggregate import _spmm, aggregate_marginal, backward_fresh, forward_fresh, local_grad
+from adaqp.runtime.aggregate import aggregate_marginal, backward_fresh, forward_fresh, local_grad, spmm
 
 Key = tuple[int, str]  # (layer, "fwd" | "bwd")
 
@@ -85,7 +85,7 @@ class StaleAggregate(torch.autograd.Function):
         halo = st.take(key)
         st.launch(key, h.detach())
         with ctxobj.timer.phase("central"):
-            z_c = _spmm(g.central, h)
+            z_c = spmm(g.central, h)
         return aggregate_marginal(g, h, halo, z_c, ctxobj.timer)
 
     @staticmethod
@@ -100,7 +100,7 @@ class StaleAggregate(torch.autograd.Function):
         dz = dz.contiguous()
         timer, ex = ctxobj.timer, ctxobj.exchanger
         with timer.phase("marginal"):
-            d_halo = _spmm(g.marginal_halo_t, dz[g.num_central:])
+            d_halo = spmm(g.marginal_halo_t, dz[g.num_central:])
         back = st.take(key)
         st.launch(key, d_halo)
         d = local_grad(g, dz, timer)

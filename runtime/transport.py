@@ -24,7 +24,7 @@ from adaqp.errors import require
 TRANSPORTS = ("gloo", "nccl", "gloo-staged")
 
 
-class _Done:
+class Done:
     """A finished exchange (what a blocking call hands back, so callers always ``wait()``)."""
 
     def wait(self) -> None:
@@ -87,7 +87,7 @@ class GlooTransport:
         work = duplex_all_to_all(recv, send, recv_splits, send_splits)
         if not async_op:
             work.wait()
-            return _Done()
+            return Done()
         return work
 
     def all_reduce(self, t: torch.Tensor) -> None:
@@ -99,7 +99,7 @@ class NcclTransport:
 
     def all_to_all(self, recv, send, recv_splits, send_splits, async_op: bool):
         work = dist.all_to_all_single(recv, send, recv_splits, send_splits, async_op=async_op)
-        return work if async_op else _Done()
+        return work if async_op else Done()
 
     def all_reduce(self, t: torch.Tensor) -> None:
         dist.all_reduce(t)
