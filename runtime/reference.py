@@ -15,6 +15,7 @@ from adaqp.graph import Graph
 class FullGraphAggregator:
     def __init__(self, graph: Graph, device: torch.device | str = "cpu") -> None:
         n = graph.num_nodes
+        self.graph, self.device = graph, device  # attention layers build their edges from it
         deg = graph.in_degree.astype(np.float64)
         dst = np.repeat(np.arange(n), graph.in_degree)
         src = graph.indices

@@ -28,7 +28,13 @@ def add_parser(sub) -> None:
                    help="adaptive: cluster spec the solver plans for (default: what runs - local-cpu, "
                         "or with --link the emulated hosts' spec)")
     p.add_argument("--profile", default=None, help="adaptive: hardware profile (default: the cluster's)")
-    p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
+    p.add_argument("--model", choices=("gcn", "sage", "gat"), default="gcn")
+    p.add_argument("--heads", type=positive_int, default=None,
+                   help="gat: attention heads of the hidden layers, concatenated (default: 8)")
+    p.add_argument("--out-heads", type=positive_int, default=None,
+                   help="gat: attention heads of the last layer, averaged (default: 1)")
+    p.add_argument("--attn-dropout", type=float, default=0.0,
+                   help="gat: dropout on the attention coefficients (default: 0; the GAT paper: 0.6)")
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--dropout", type=float, default=0.5)
@@ -70,7 +76,8 @@ def config_from_args(args):
     ckpt = str(Path(args.out) / "checkpoints") if args.out and (args.checkpoint_every or args.resume) else None
     return TrainConfig(
         dataset=args.dataset, nprocs=args.nprocs,
-        model=ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm),
+        model=ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm,
+                          args.heads, args.out_heads, args.attn_dropout),
         epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed,
         schedule=args.schedule, bits=args.bits, replan_every=args.replan_every, time_budget=args.time_budget,
         cluster=args.cluster or "local-cpu", profile=args.profile, partition_method=args.method, plan_dir=args.plan_dir,
