@@ -38,17 +38,6 @@ class Schedule:
         require(key in _SCHEDULES, f"unknown schedule {name!r}; choose from {', '.join(_SCHEDULES)}")
         return _SCHEDULES[key]
 
-    def for_bits(self, bits) -> "Schedule":
-        """The schedule a run with ``bits`` executes. ``pipegcn`` quantizes its stale messages
-        when ``bits`` asks for it (a width below 32, ``adaptive`` or a BitPlan): it runs as
-        ``pipegcn-q``. Every other schedule is itself (vanilla and overlap send fp32 whatever
-        ``--bits`` says; quant and adaqp always quantize)."""
-        twin = _QUANTIZED_TWIN.get(self.name.lower())
-        if twin is None:
-            return self
-        uniform = str(bits).strip()
-        return _SCHEDULES[twin] if not uniform.isdigit() or int(uniform) != 32 else self
-
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "quantize": self.quantize, "overlap": self.overlap, "stale": self.stale}
 
@@ -90,5 +79,5 @@ OVERLAP = register_schedule(Schedule("overlap", quantize=False, overlap=True))
 ADAQP = register_schedule(Schedule("adaqp", quantize=True, overlap=True))
 # overlap: every exchange runs under compute (the next epoch's), not only under central aggregation
 PIPEGCN = register_schedule(Schedule("pipegcn", quantize=False, overlap=True, stale=True))
+# quantized stale messages are a schedule of their own, as quant is vanilla's: --bits gives the width
 PIPEGCN_Q = register_schedule(Schedule("pipegcn-q", quantize=True, overlap=True, stale=True))
-_QUANTIZED_TWIN = {"pipegcn": "pipegcn-q"}  # what Schedule.for_bits turns a schedule into

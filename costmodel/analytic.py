@@ -85,7 +85,7 @@ def estimate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, clus
         x, where = exchange_s(cluster, profile, s.traffic.nbytes)
         hidden = device_max(cluster, s.hidden) if s.hidden is not None else 0.0
         if s.hidden is not None:
-            phases["central"] = phases.get("central", 0.0) + s.hidden
+            phases[s.hidden_phase] = phases.get(s.hidden_phase, 0.0) + s.hidden
         total += max(x, hidden)
         comm += x
         exposed += max(x, hidden) - hidden

@@ -8,6 +8,11 @@ Steps, in order, for every rank at once (durations are ``[P]`` arrays from
   ``hidden`` is the compute (phase ``central``) the rank runs on its second stream meanwhile;
 - ``AllReduce(nbytes)`` — the gradient all-reduce.
 
+A stale schedule (``pipegcn``) waits at every exchange for the one launched a whole epoch
+earlier, so its steady-state epoch is one ``Exchange`` of all the epoch's bytes with the forward
+and backward compute beside it (``hidden_phase`` "pipelined"), then the all-reduce and the
+optimizer (:func:`pipelined`; docs/schedules.md).
+
 Order and operations follow the runtime (:mod:`adaqp.runtime.aggregate`): forward per layer
 dropout, encode, [exchange | central], decode, (central), marginal (its inner and halo SpMMs,
 their sum, the concatenation with the central rows), dense, norm+relu; backward per layer dense
@@ -67,6 +72,7 @@ class Compute:
 class Exchange:
     traffic: Traffic
     hidden: np.ndarray | None  # [P] compute overlapped with it (already slowed by interference)
+    hidden_phase: str = "central"  # what that compute is: central aggregation, or "pipelined"
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,13 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
     nmul = 2 if shape.model == "sage" else 1
     marginal_inner_nnz = stats.nnz_marginal - stats.nnz_marginal_halo + loops(stats.marginal)
 
+    stale: list[Traffic] = []
+
     def exchange(key, overlapped):
+        if sched.stale:  # waited for an epoch later: gathered by pipelined() below
+            stale.append(ex[key])
+            step("central", overlapped)
+            return
         prog.append(Exchange(ex[key], overlapped * compute_scale * interference if sched.overlap else None))
         if not sched.overlap:
             step("central", overlapped)
@@ -140,6 +152,38 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
              + D.elementwise_s(p, "copy", rows=stats.pair_rows.sum(1), width=w))
         if shape.dropout:
             step("elementwise", D.elementwise_s(p, "dropout", rows=stats.inner, width=w))
+    if sched.stale:
+        prog = [pipelined(prog, stale)]
     prog.append(AllReduce(4.0 * shape.num_params))
     step("optimizer", D.elementwise_s(p, "adam", shape.num_params))
     return prog
+
+
+def pipelined(compute: list, traffic: list[Traffic]) -> Exchange:
+    """A stale schedule's steady-state epoch before its all-reduce, as one step.
+
+    Each exchange launched at epoch t is waited for at the same layer of epoch t + 1: it travels
+    under one epoch of compute and is exposed only by how much it exceeds it. All of them share
+    the links, so they are one exchange of the epoch's bytes, per ordered pair, beside the
+    forward and backward compute: max(exchange, compute).
+
+    The interference factor is not applied. Unlike overlap's central aggregation, which runs only
+    while its messages are in flight, this compute has messages beside it for ``x`` of the epoch
+    only; slowed by ``i`` during those ``x`` seconds it would take max(x, C + x (1 - 1/i)). So the
+    model is exact when the exchange is negligible or exceeds ``i C``, and in between under-states
+    the epoch by at most ``x (1 - 1/i)``; applying ``i`` to all of ``C`` would over-state it by up
+    to ``(i - 1) C`` (1.4 C on cpu-2core).
+    """
+    hidden = sum(s.seconds for s in compute)
+    P = np.shape(hidden)[0]
+
+    def rows(side: str) -> dict:
+        out: dict[int, np.ndarray] = {}
+        for t in traffic:
+            for b, n in getattr(t, side).items():
+                out[b] = out.get(b, np.zeros(P, np.int64)) + n
+        return out
+
+    nbytes = sum((t.nbytes for t in traffic), np.zeros((P, P)))
+    merged = Traffic(-1, "stale", 0, rows("send_rows"), rows("recv_rows"), nbytes)  # layer -1: all layers
+    return Exchange(merged, hidden, hidden_phase="pipelined")

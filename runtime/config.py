@@ -53,10 +53,18 @@ class TrainConfig:
         require(not self.checkpoint_every or self.checkpoint_dir, "checkpointing needs a checkpoint folder")
         require(not self.resume or self.checkpoint_dir, "--resume needs a checkpoint folder")
         require(self.timeout_s > 0, "timeout must be > 0")
+        sched = Schedule.parse(self.schedule)
+        # pipegcn would ignore --bits as vanilla does; say where quantized stale messages are
+        require(not sched.stale or sched.quantize or self.bits in ("32", "adaptive"),
+                f"{self.schedule} sends fp32 messages; for quantized stale messages use --schedule "
+                f"pipegcn-q --bits {self.bits}")
+        # GAT's attention exchanges its halo rows itself (runtime/attention_halo.py), never stale
+        require(not sched.stale or self.model.model in ("gcn", "sage"),
+                f"{self.schedule} runs gcn and sage only, not {self.model.model}")
         if self.bits == "adaptive":
             # the re-solve plans for waited exchanges; a stale schedule's are off the critical path
-            require(not Schedule.parse(self.schedule).stale, f"--bits adaptive is not supported with "
-                    f"{self.schedule}: give a uniform width (e.g. --bits 4) or a BitPlan file")
+            require(not sched.stale, f"--bits adaptive is not supported with {self.schedule}: the solver "
+                                     "does not plan stale exchanges; use pipegcn-q with a uniform width")
             require(Schedule.parse(self.schedule).quantize, f"--bits adaptive needs a quantizing schedule "
                                                             f"(quant or adaqp), not {self.schedule}")
             require(self.replan_every >= 1, "replan_every must be >= 1")

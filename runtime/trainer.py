@@ -38,7 +38,7 @@ class RankTrainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)  # NCCL and the default stream follow it
         self.data = d = load_rank(cfg, rank, world, plan_dir, self.device)
-        self.schedule = Schedule.parse(cfg.schedule).for_bits(cfg.bits)  # pipegcn + --bits 4: pipegcn-q
+        self.schedule = Schedule.parse(cfg.schedule)
         self.bitplan = load_bitplan(cfg, d.pair_rows)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         self.model = GNN(cfg.model, d.in_dim, d.num_classes).to(self.device)

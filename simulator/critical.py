@@ -52,7 +52,7 @@ def attribute(nodes: list[Node], path: list[int]) -> list[tuple[Node, dict]]:
         own = max(n.end - t, 0.0)
         if n.kind == "flow" and n.overlap:
             hidden = max(0.0, min(n.end, n.overlap[1]) - max(t, n.overlap[0]))
-            out.append((n, {"central": hidden, "communicate": own - hidden}))
+            out.append((n, {n.overlap[2]: hidden, "communicate": own - hidden}))
         else:
             out.append((n, {n.phase: own}))
         t = max(t, n.end)

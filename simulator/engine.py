@@ -46,7 +46,7 @@ class Node:
     end: float
     gate: int  # the node whose end let this one start; -1: the start of the epoch
     where: str = ""  # compute: the rank (CPU) or its device (GPU); flow: "s->r via bottleneck"
-    overlap: tuple = ()  # a flow: (start, end) of the gated rank's hidden compute
+    overlap: tuple = ()  # a flow: (start, end, phase) of the gated rank's hidden compute
 
 
 def compute_groups(cluster: ClusterSpec) -> tuple[np.ndarray, list[str]]:
@@ -193,7 +193,7 @@ class Epoch:
                                         minlength=self.carried.size)
         hidden = None
         if step.hidden is not None and step.hidden[rank] > 0:
-            hidden = self.env.process(self._compute(rank, "central", float(step.hidden[rank]), True, before))
+            hidden = self.env.process(self._compute(rank, step.hidden_phase, float(step.hidden[rank]), True, before))
         if self.pending[k, rank] > 0:
             ev = self.waiting[(k, rank)] = self.env.event()
             yield ev
@@ -214,7 +214,7 @@ class Epoch:
         t = self.exchanges[k]
         where = f"L{t.layer} {t.direction} {s}->{r} via {self.layout.names[self.bott[f]]}"
         return self._node(Node("flow", "communicate", rank, float(self.start[f]), float(self.arrive[f]),
-                               int(self.arrival_node[k, s]), where, (h.start, h.end) if h else ()))
+                               int(self.arrival_node[k, s]), where, (h.start, h.end, h.phase) if h else ()))
 
     def _allreduce(self, rank: int, step: int, nbytes: float):
         waiting = self._barriers.setdefault(step, [self.env.event(), 0])

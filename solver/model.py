@@ -268,6 +268,9 @@ def build_model(groups: Groups, bits_set, stats, shape, schedule, cluster, profi
     """The linear time model of ``groups`` at widths ``bits_set`` (see the module doc)."""
     require(scope in ("epoch", "exchange"), f"scope must be epoch or exchange, got {scope!r}")
     require(Schedule.parse(schedule).quantize, f"schedule {schedule!r} does not quantize: no bit-widths to plan")
+    # its terms are per waited exchange; a stale schedule's exchanges are one, off the critical path
+    require(not Schedule.parse(schedule).stale, f"schedule {schedule!r} is stale: the solver plans only "
+                                                "waited exchanges (give pipegcn-q a uniform --bits)")
     require(cluster.num_ranks == stats.num_parts,
             f"cluster has {cluster.num_ranks} ranks but the plan {stats.num_parts} parts")
     b = _Builder(groups, bits_set, cluster, profile, stats, D.compute_scale(cluster, profile))

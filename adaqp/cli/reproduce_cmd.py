@@ -8,13 +8,13 @@ from adaqp.cli.presets import add_config
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "reproduce", help="measured speedup of quant/overlap/adaqp over vanilla, and their accuracy",
-        description="Runs every schedule (vanilla, quant, overlap, adaqp) to the end on emulated hosts "
+        "reproduce", help="measured speedup of quant/overlap/adaqp/pipegcn over vanilla, and their accuracy",
+        description="Runs every schedule (vanilla, quant, overlap, adaqp, pipegcn) to the end on emulated hosts "
                     "behind shaped links (needs root), GCN and GraphSAGE, back to back in one process "
                     "group per model, and reports the epoch-throughput speedup over vanilla (measured and "
                     "predicted by the simulator) and the test accuracy at the best validation epoch. "
                     "Writes reproduce.csv, reproduce.png and summary.json (speedup_adaqp, speedup_quant, "
-                    "speedup_overlap, acc_vanilla, acc_adaqp).")
+                    "speedup_overlap, speedup_pipegcn, acc_vanilla, acc_adaqp, acc_pipegcn).")
     p.add_argument("--dataset", default=None, help="dataset spec (default: a 12k-node, 16-class SBM graph "
                                                    "whose halo exchange dominates at 100mbit)")
     p.add_argument("--ranks", type=positive_int, default=4, help="emulated hosts, one rank each (default: 4)")
@@ -82,6 +82,8 @@ def run(args) -> int:
     print(f"\nadaqp {summary['speedup_adaqp']:.2f}x over vanilla (predicted {summary['predicted_speedup_adaqp']:.2f}x), "
           f"accuracy {summary['acc_adaqp']:.2f} vs {summary['acc_vanilla']:.2f} % "
           f"(target: >= 3x, within 0.3 points: {'met' if summary['target_met'] else 'not met'})")
+    print(f"pipegcn {summary['speedup_pipegcn']:.2f}x over vanilla (predicted {summary['predicted_speedup_pipegcn']:.2f}x), "
+          f"accuracy {summary['acc_pipegcn']:.2f} %")
     if out is not None:
         write_csv(out / "reproduce.csv", rows)
         bar_plot(out / "reproduce.png", rows)

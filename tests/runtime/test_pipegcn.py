@@ -138,7 +138,7 @@ def test_resume_with_quantized_stale_messages_is_bit_exact(tmp_path):
     from adaqp.halo import HaloPlan
     from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint
 
-    common = dict(bits="4", epochs=6, checkpoint_every=3)
+    common = dict(schedule="pipegcn-q", bits="4", epochs=6, checkpoint_every=3)
     plan = tmp_path / "plan"
     full = _cfg(2, **common, checkpoint_dir=str(tmp_path / "a"))
     prepare_plan(full, plan)
@@ -159,13 +159,12 @@ def test_resume_with_quantized_stale_messages_is_bit_exact(tmp_path):
     assert 0 < sum(ref[0]["send_nbytes"]) < 0.3 * fp32_nbytes
 
 
-def test_schedule_preset_bits_and_round_trip():
-    s = Schedule.parse("PipeGCN")
+def test_schedule_presets_bits_and_round_trip():
+    s, q = Schedule.parse("PipeGCN"), Schedule.parse("pipegcn-q")
     assert (s.stale, s.overlap, s.quantize) == (True, True, False)
-    assert s.for_bits("32") is s and s.for_bits(32) is s
-    assert s.for_bits("4") == Schedule("pipegcn-q", True, True, True) == s.for_bits("plan/bits.npz")
-    assert Schedule.parse("adaqp").for_bits("32").quantize and not Schedule.parse("vanilla").for_bits("4").quantize
-    for sched in (s, s.for_bits("2"), Schedule.parse("overlap")):
+    assert q == Schedule("pipegcn-q", quantize=True, overlap=True, stale=True)
+    assert not any(Schedule.parse(n).stale for n in ("vanilla", "quant", "overlap", "adaqp"))
+    for sched in (s, q, Schedule.parse("overlap")):
         assert Schedule.from_dict(sched.to_dict()) == sched
     assert Schedule.from_dict({"name": "adaqp", "quantize": True, "overlap": True}).stale is False  # old files
     with pytest.raises(AdaqpInputError, match="'pipegcn' is registered as"):
@@ -174,3 +173,11 @@ def test_schedule_preset_bits_and_round_trip():
         Schedule.from_dict({"name": "x", "quantize": False, "overlap": True, "stale": 1})
     with pytest.raises(AdaqpInputError, match="adaptive is not supported with pipegcn"):
         _cfg(2, bits="adaptive")
+    with pytest.raises(AdaqpInputError, match="pipegcn sends fp32 messages.*--schedule pipegcn-q --bits 4"):
+        _cfg(2, bits="4")  # refused rather than ignored, as vanilla's --bits is
+    assert _cfg(2, schedule="pipegcn-q", bits="4").bits == "4"
+    from adaqp.runtime.layers import LAYERS
+
+    if "gat" in LAYERS:
+        with pytest.raises(AdaqpInputError, match="pipegcn runs gcn and sage only, not gat"):
+            _cfg(2, model="gat")
