@@ -230,7 +230,7 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> li
     halo, graph = HaloPlan.load(plan_dir), load_dataset(dataset)
     stats, profile = PlanStats.from_halo_plan(halo), load_profile(grid.profile)
     rows = []
-    for cfg, per_rank in zip(cfgs, results):
+    for i, (cfg, per_rank) in enumerate(zip(cfgs, results)):
         shape = model_shape(cfg, graph)
         meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup,
                                Schedule.parse(cfg.schedule).overlap)
@@ -246,8 +246,24 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> li
             row[f"{ph}_pred_ms"] = pred[ph] * 1e3
             row[f"{ph}_meas_ms"] = meas[ph] * 1e3
             row[f"{ph}_err_pct"] = (pred[ph] / meas[ph] - 1) * 100 if meas[ph] > 0 else float("nan")
+        row.update(memory_row(stats, shape, _bits_of(cfg, per_rank[0]), per_rank, grid.device, first=i == 0,
+                              adaptive=cfg.adaptive))
         rows.append(row)
     return rows
+
+
+def memory_row(stats, shape, bits, per_rank: list[dict], device: str, first: bool, adaptive: bool = False) -> dict:
+    """Peak memory of the busiest rank, predicted (costmodel/memory.py) and measured
+    (runtime/memory.py), in MiB. On CPU the per-process overhead is predicted for the ``first``
+    configuration a process group runs only: later ones find the modules imported, the library
+    pages resident and the thread pools started."""
+    from adaqp.costmodel.memory import peak_memory_bytes
+
+    pred = float(peak_memory_bytes(stats, shape, bits, device, first_in_process=first, adaptive=adaptive).max()) / 2**20
+    measured = [r.get("peak_memory_bytes") for r in per_rank]
+    meas = max(measured) / 2**20 if None not in measured else float("nan")
+    return {"mem_pred_MiB": pred, "mem_meas_MiB": meas,
+            "mem_err_pct": (pred / meas - 1) * 100 if meas > 0 else float("nan")}
 
 
 def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:

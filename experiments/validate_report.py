@@ -65,6 +65,8 @@ def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
             "oversubscribed": {**error_stats(over), "per_phase": _phases(over)},
             "within_cores": {**error_stats(within), "per_phase": _phases(within)},
             "extrapolated": list(extrapolated or []), "worst": worst,
+            # predicted vs measured peak memory of the busiest rank (costmodel/memory.py, runtime/memory.py)
+            "memory": error_stats([r for r in rows if "mem_err_pct" in r], "mem_err_pct"),
             "grid": {k: v for k, v in grid.__dict__.items()}}
 
 

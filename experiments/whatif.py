@@ -27,10 +27,11 @@ Modelling choices (each also stated in the CLI's summary.json under ``assumption
   the directed edges cross parts, capped at a random partition's ``1 - 1/P``), the same at every
   part count — METIS cuts fewer edges at 2 parts and more at 256, so read small and large device
   counts as optimistic and pessimistic respectively. Pass ``edge_cut`` to change it.
-- **Memory** (``memory_bytes``): a first-order peak per device — features and halo buffers,
-  activations kept for backward, gradient buffers of the widest layer, both CSR orientations,
-  parameters with Adam state — against 90 % of the device memory the profile states. A point
-  that does not fit is reported but never chosen as the cheapest.
+- **Memory** (``memory_bytes``, :func:`adaqp.costmodel.memory.peak_memory_bytes`, the model
+  ``estimate``, ``simulate`` and ``validate`` use; terms in docs/memory.md): the live bytes of the
+  busiest rank — data, plan, operators, exchange buffers at the point's bit-width, parameters
+  with Adam state, activations — times the ranks per device, against 90 % of the device memory
+  the profile states. A point that does not fit is reported but never chosen as the cheapest.
 
 Nothing outside ``experiments`` and the CLI imports this module.
 """
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from adaqp.cluster import ClusterSpec, Network, parse_bandwidth_Bps, parse_latency_s
+from adaqp.costmodel.memory import peak_memory_bytes as memory_bytes  # one model for every command
 from adaqp.costmodel.program import ModelShape
 from adaqp.costmodel.workload import PlanStats
 from adaqp.errors import require
@@ -245,23 +247,6 @@ def with_network(cluster: ClusterSpec, bw_Bps: float, gdr: bool) -> ClusterSpec:
 
 
 # ---- memory ------------------------------------------------------------------------------------
-def memory_bytes(stats: PlanStats, shape: ModelShape) -> np.ndarray:
-    """First-order peak bytes per rank (fp32): input features of inner + halo rows; per layer the
-    received halo rows, the aggregate, the linear output and (hidden layers) norm, activation and
-    dropout outputs, all kept for backward; gradient buffers for the widest layer; both CSR
-    orientations (index + value, 16 B per edge); parameters with gradients and Adam state."""
-    inner = stats.inner.astype(np.float64)
-    halo = stats.halo.astype(np.float64)
-    w = shape.widths
-    act = np.zeros_like(inner)
-    for lay in range(shape.layers):
-        act += (inner + halo) * w[lay] + inner * w[lay]  # input incl. halo rows, aggregate
-        act += inner * w[lay + 1] * (1 if lay == shape.layers - 1 else 4)  # linear [, norm, relu, dropout]
-    grads = 2 * (inner + halo) * max(w)
-    nnz = (stats.nnz_central + stats.nnz_marginal + stats.inner).astype(np.float64)  # self loops
-    return 4 * (act + grads) + 16 * nnz + 16 * shape.num_params
-
-
 def device_memory_bytes(profile) -> float | None:
     """Device memory the profile states (``meta.memory``, e.g. ``HBM3 80 GB``, ``16/32 GB``:
     the largest), in bytes; None when it says nothing (CPU profiles)."""

@@ -12,8 +12,9 @@ def add_parser(sub) -> None:
         description="Partition the graph, build the halo plan and simulate one training epoch on the "
                     "cluster: ranks as processes, links shared by concurrent flows, shared GPUs, "
                     "overlap. Prints the epoch time, phases, resource utilisation and the critical "
-                    "path; --out writes summary.json (epoch_time_s, comm_time_s, compute_time_s and "
-                    "the analytic estimate beside them; extrapolated: op sizes outside the profile's "
+                    "path, and each rank's predicted peak memory; --out writes summary.json (epoch_time_s, "
+                    "comm_time_s, compute_time_s and the analytic estimate beside them; peak_memory_bytes "
+                    "(per_rank, max; docs/memory.md); extrapolated: op sizes outside the profile's "
                     "measured range, also warned on stderr), utilisation.csv and trace.json (Perfetto).")
     add_scenario_args(p)
     p.add_argument("--sharing", choices=("fair", "fifo"), default="fair",
@@ -28,6 +29,7 @@ def run(args) -> int:
     from adaqp.cli.scenario import load_bits, load_scenario
     from adaqp.costmodel.analytic import estimate
     from adaqp.costmodel.coverage import watch
+    from adaqp.costmodel.memory import memory_line, peak_memory_bytes, summary as memory_summary
     from adaqp.simulator import chrome_trace, simulate
 
     out = prepare_out(args.out)
@@ -40,12 +42,15 @@ def run(args) -> int:
                          trace=out is not None)
         e = estimate(stats, shape, args.schedule, cluster, profile, bits)
     _print(r, e, graph, cluster, profile, args, format_table)
+    mem = peak_memory_bytes(stats, shape, bits, profile.device)
+    print("\n" + memory_line(mem, profile.device))
     if out is not None:
         write_csv(out / "utilisation.csv", r.utilisation, ["resource", "kind", "busy_s", "utilisation"])
         chrome_trace(r.events, out / "trace.json")
         write_summary(out, {"dataset": graph.name, "cluster": cluster.name, "profile": profile.name,
                             "parts": parts, "schedule": args.schedule, "bits": args.bits, "sharing": args.sharing,
-                            **r.summary(), "analytic": e.summary(), "extrapolated": extrapolated})
+                            **r.summary(), "analytic": e.summary(),
+                            "peak_memory_bytes": memory_summary(mem, profile.device), "extrapolated": extrapolated})
         print(f"wrote {out}/: summary.json, utilisation.csv, trace.json")
     return 0
 

@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
                     "workloads need into a copy of --profile (micro-benchmarks, no training; "
                     "--no-profile-for skips that). Writes validate.csv, validate_scatter.png, "
                     "profile.json and summary.json (configs, median_abs_err_pct, max_abs_err_pct, "
-                    "per_phase, per_workload, oversubscribed, extrapolated) under --out. Default grid: "
+                    "per_phase, per_workload, oversubscribed, extrapolated; memory: predicted vs measured "
+                    "peak memory of the busiest rank, docs/memory.md) under --out. Default grid: "
                     "SBM (64 features), Cora (1,433) and R-MAT (256) x hidden 64,128 x ranks 2,3,4 x "
                     "links 100mbit,1gbit x gcn,sage x vanilla, overlap, quant (4 bits), adaqp (4 bits, "
                     "adaptive).")
@@ -86,7 +87,7 @@ def run(args) -> int:
             (out / "profile.json").write_bytes((work / "profile.json").read_bytes())
     summary = summarize(rows, grid, extrapolated)
     cols = ["dataset", "hidden", "ranks", "link", "model", "schedule", "bits", "epoch_meas_ms", "epoch_pred_ms",
-            "epoch_err_pct", "comm_err_pct", "compute_err_pct"]
+            "epoch_err_pct", "comm_err_pct", "compute_err_pct", "mem_meas_MiB", "mem_pred_MiB", "mem_err_pct"]
     print(format_table([{**r, "dataset": r["dataset"].split(":")[0]} for r in rows], cols))
     print()
     print(format_table(workload_table(summary)))
@@ -95,6 +96,10 @@ def run(args) -> int:
           f"max {summary['max_abs_err_pct']:.1f} % (target: median <= 5 %, max <= 15 %, every workload's "
           f"median <= 8 %); per phase median |error|: "
           + ", ".join(f"{ph} {v['median_abs_err_pct']:.1f} %" for ph, v in summary["per_phase"].items()))
+    m = summary["memory"]
+    if m["configs"]:
+        print(f"peak memory, busiest rank ({m['configs']} configurations): median |error| "
+              f"{m['median_abs_err_pct']:.1f} %, max {m['max_abs_err_pct']:.1f} % (predicted vs measured)")
     if o["configs"]:
         print(f"more ranks than the {summary['cores']} cores ({o['configs']} configurations): median "
               f"{o['median_abs_err_pct']:.1f} %, max {o['max_abs_err_pct']:.1f} %")
