@@ -37,12 +37,10 @@ class _Channel:
 
 
 class Pending:
-    """An exchange in flight: ``wait()`` on the transport's work, then decode. ``epoch``: the
-    epoch it was launched in (a stale exchange is waited for in the next one)."""
+    """An exchange in flight: ``wait()`` on the transport's work, then decode."""
 
-    def __init__(self, channel: _Channel, work, rows_out: int, t_launch_ns: int, epoch=None) -> None:
+    def __init__(self, channel: _Channel, work, rows_out: int, t_launch_ns: int) -> None:
         self.channel, self.work, self.rows_out, self.t_launch_ns = channel, work, rows_out, t_launch_ns
-        self.epoch = epoch
 
 
 class HaloExchanger:
@@ -133,7 +131,7 @@ class HaloExchanger:
         t0 = time.perf_counter_ns()
         work = self.transport.all_to_all(c.recv_buf, c.send_buf, c.recv_splits, c.send_splits, async_op)
         out_rows = (self.recv_ptr if direction == "fwd" else self.send_ptr)[-1]
-        return Pending(c, work, out_rows, t0, self.timer.epoch if self.timer is not None else None)
+        return Pending(c, work, out_rows, t0)
 
     def finish(self, pending: Pending) -> torch.Tensor:
         """Wait for the exchange and decode: forward, the halo rows ``[n_halo, F]`` in recv
@@ -142,8 +140,7 @@ class HaloExchanger:
         with self._phase("wait"):
             pending.work.wait()
         if self.timer is not None:
-            # counted in the epoch that launched it, however late it is waited for
-            self.timer.add("communicate", "comm", pending.t_launch_ns, time.perf_counter_ns(), epoch=pending.epoch)
+            self.timer.add("communicate", "comm", pending.t_launch_ns, time.perf_counter_ns())
         out = torch.empty(pending.rows_out, c.width, dtype=torch.float32, device=self.device)
         with self._phase("dequantize" if self.bitplan is not None else "unpack"):
             off, row = 0, 0
