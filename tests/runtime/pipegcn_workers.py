@@ -9,8 +9,6 @@ from pathlib import Path
 
 
 def stale_run(rank, world, cfg_dict, plan_dir, epochs):
-    import numpy as np
-
     from adaqp.runtime.config import TrainConfig
     from adaqp.runtime.trainer import RankTrainer
 
