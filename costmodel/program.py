@@ -20,7 +20,9 @@ and norm+relu, the halo part of the transposed aggregation, encode, [exchange | 
 transposed central and marginal-inner SpMMs and their sum], decode, index_add, (inner part),
 dropout; the input layer has no aggregation backward and no exchange. Element-wise passes that
 have no op of their own (a sum of two tensors, a concatenation) cost one ``relu``: one
-allocating pass over the same rows.
+allocating pass over the same rows. GAT replaces the aggregation and the dense transform by
+the attention's ops (:mod:`adaqp.costmodel.gat_ops`), in the same places: its input layer
+still runs the attention backward (its weights need it), without an exchange.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaqp.costmodel import durations as D
+from adaqp.costmodel.gat_ops import GATOps, gat_num_params
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.workload import Exchange as Traffic
 from adaqp.costmodel.workload import PlanStats, exchanges
@@ -39,14 +42,34 @@ from adaqp.schedule import Schedule
 
 @dataclass(frozen=True)
 class ModelShape:
-    model: str  # gcn | sage
+    model: str  # gcn | sage | gat
     widths: tuple[int, ...]  # input width of every layer, then the output width
     layer_norm: bool = True
     dropout: bool = True
+    heads: int = 1  # gat: hidden layers' heads (their output width is heads x hidden)
+    out_heads: int = 1  # gat: the last layer's heads, averaged
+    attn_dropout: bool = False  # gat: dropout on the attention coefficients
 
     def __post_init__(self) -> None:
-        require(self.model in ("gcn", "sage"), f"model must be gcn or sage, got {self.model!r}")
+        require(self.model in ("gcn", "sage", "gat"), f"model must be gcn, sage or gat, got {self.model!r}")
         require(len(self.widths) >= 2, "widths needs at least input and output")
+        require(self.heads >= 1 and self.out_heads >= 1, "heads must be >= 1")
+        require(self.model == "gat" or (self.heads, self.out_heads) == (1, 1), "heads apply to gat only")
+        require(all(w % self.heads == 0 for w in self.widths[1:-1]),
+                f"gat hidden widths {self.widths[1:-1]} are not multiples of {self.heads} heads")
+
+    @classmethod
+    def of(cls, cfg, in_dim: int, out_dim: int) -> "ModelShape":
+        """The shape of a runtime ``ModelConfig`` on a graph with these widths (read by its
+        fields: the cost model does not import the runtime)."""
+        return cls(cfg.model, tuple(cfg.widths(in_dim, out_dim)), cfg.layer_norm, cfg.dropout > 0,
+                   cfg.heads, cfg.out_heads, cfg.attn_dropout > 0)
+
+    def gat_heads(self, layer: int) -> tuple[int, int]:
+        """(heads, width per head) of GAT layer ``layer``."""
+        if layer == self.layers - 1:
+            return self.out_heads, self.widths[-1]
+        return self.heads, self.widths[layer + 1] // self.heads
 
     @property
     def layers(self) -> int:
@@ -54,9 +77,11 @@ class ModelShape:
 
     @property
     def num_params(self) -> int:
-        w, n = self.widths, 0
+        w = self.widths
+        n = gat_num_params(w, self.heads, self.out_heads) if self.model == "gat" else 0
         for i in range(self.layers):
-            n += (2 if self.model == "sage" else 1) * w[i] * w[i + 1] + w[i + 1]
+            if self.model != "gat":
+                n += (2 if self.model == "sage" else 1) * w[i] * w[i + 1] + w[i + 1]
             if self.layer_norm and i < self.layers - 1:
                 n += 2 * w[i + 1]
         return n
@@ -97,6 +122,7 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
     loops = lambda n: n if gcn else 0  # noqa: E731  (GCN aggregates a self loop per node)
     nmul = 2 if shape.model == "sage" else 1
     marginal_inner_nnz = stats.nnz_marginal - stats.nnz_marginal_halo + loops(stats.marginal)
+    gat = GATOps(p, stats, shape) if shape.model == "gat" else None
 
     stale: list[Traffic] = []
 
@@ -119,32 +145,41 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
             step("elementwise", D.elementwise_s(p, "dropout", rows=stats.inner, width=w))
         step("quantize", D.encode_mixed_s(p, e.send_rows, w))
         central = D.spmm_s(p, stats.central, stats.nnz_central + loops(stats.central), w)
+        if gat:  # the inner rows' projection and logits, then the central attention
+            central = gat.central(layer)
         exchange((layer, "fwd"), np.broadcast_to(np.asarray(central, float), (P,)))
         step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
         # with overlap, central was on the second stream; without, exchange() queued it above.
         # The marginal rows aggregate their inner and their halo columns as two SpMMs, add the
         # parts, and the layer's output concatenates central and marginal rows (two passes).
-        step("marginal", D.spmm_s(p, stats.marginal, marginal_inner_nnz, w)
+        step("marginal", gat.marginal(layer) if gat else
+             D.spmm_s(p, stats.marginal, marginal_inner_nnz, w)
              + D.spmm_s(p, stats.marginal, stats.nnz_marginal_halo, w)
              + D.elementwise_s(p, "relu", rows=stats.marginal, width=w)
              + D.elementwise_s(p, "relu", rows=stats.inner, width=w))
-        step("dense", nmul * D.gemm_s(p, stats.inner, w, w2))
+        step("dense", gat.output(layer) if gat else nmul * D.gemm_s(p, stats.inner, w, w2))
         if layer < shape.layers - 1:
             norm_relu(w2)
     for layer in reversed(range(shape.layers)):  # ---- backward
         w, w2 = shape.widths[layer], shape.widths[layer + 1]
         if layer < shape.layers - 1:
             norm_relu(w2)
-        step("dense", nmul * D.gemm_s(p, stats.inner, w, w2, backward=True))
+        step("dense", gat.output(layer) if gat else nmul * D.gemm_s(p, stats.inner, w, w2, backward=True))
         if layer == 0:  # the input needs no gradient: no aggregation backward, no exchange
+            if gat:  # but GAT's weights get theirs through the attention
+                step("marginal", gat.marginal(layer, backward=True))
+                step("central", gat.central(layer, backward=True))
             break
         e = ex[(layer, "bwd")]
-        step("marginal", D.spmm_s(p, stats.halo, stats.nnz_marginal_halo, w, backward=True))
+        step("marginal", gat.marginal(layer, backward=True) if gat else
+             D.spmm_s(p, stats.halo, stats.nnz_marginal_halo, w, backward=True))
         step("quantize", D.encode_mixed_s(p, e.send_rows, w))
         # the local gradient: the transposed central and marginal-inner SpMMs, added
         inner = (D.spmm_s(p, stats.inner, stats.nnz_central + loops(stats.central), w, backward=True)
                  + D.spmm_s(p, stats.inner, marginal_inner_nnz, w, backward=True)
                  + D.elementwise_s(p, "relu", rows=stats.inner, width=w))
+        if gat:  # the central attention's and the inner projection's backward
+            inner = gat.central(layer, backward=True)
         exchange((layer, "bwd"), np.broadcast_to(np.asarray(inner, float), (P,)))
         step("dequantize", D.encode_mixed_s(p, e.recv_rows, w, decode=True))
         # index_add, out of place: a pass over the local gradient, then the received rows added

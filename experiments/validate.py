@@ -70,7 +70,7 @@ class Grid:
         for b in self.bits:
             require(b == "adaptive" or b in ("1", "2", "4", "8", "16"), f"bits must be 1|2|4|8|16|adaptive, got {b!r}")
         for m in self.models:
-            require(m in ("gcn", "sage"), f"model must be gcn or sage, got {m!r}")
+            require(m in ("gcn", "sage", "gat"), f"model must be gcn, sage or gat, got {m!r}")
 
     def cells(self) -> list[tuple[int, str | None]]:
         return [(r, link) for r in self.ranks for link in self.links]
@@ -217,8 +217,7 @@ def model_shape(cfg, graph):
     """The cost model's ``ModelShape`` of a run's configuration on ``graph``."""
     from adaqp.costmodel.program import ModelShape
 
-    widths = cfg.model.widths(graph.num_features, graph.num_classes)
-    return ModelShape(cfg.model.model, tuple(widths), cfg.model.layer_norm, cfg.model.dropout > 0)
+    return ModelShape.of(cfg.model, graph.num_features, graph.num_classes)
 
 
 def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> list[dict]:

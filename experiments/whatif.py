@@ -140,10 +140,14 @@ def built_workload(graph, method: str = "metis", seed: int = 0, balance: str = "
                     "built", stats, [f"graph built and partitioned for real ({method}, balance {balance}, seed {seed})"])
 
 
-def model_shape(wl: Workload, model: str = "gcn", layers: int = 3, hidden: int = 256) -> ModelShape:
-    """The reference configuration's model on this graph: LayerNorm and dropout on."""
+def model_shape(wl: Workload, model: str = "gcn", layers: int = 3, hidden: int = 256,
+                heads: int | None = None) -> ModelShape:
+    """The reference configuration's model on this graph: LayerNorm and dropout on (GAT:
+    ``heads`` heads of ``hidden`` per hidden layer, default 8, and one output head)."""
+    from adaqp.runtime.model import ModelConfig
+
     require(layers >= 1 and hidden >= 1, "--layers and --hidden must be >= 1")
-    return ModelShape(model, (wl.features,) + (hidden,) * (layers - 1) + (wl.classes,))
+    return ModelShape.of(ModelConfig(model, layers, hidden, heads=heads), wl.features, wl.classes)
 
 
 # ---- parsing the grid ------------------------------------------------------------------------

@@ -61,8 +61,7 @@ class AdaptiveBits:
         halo = HaloPlan.load(self.plan_dir)
         cluster = load_cluster(cfg.cluster).with_ranks(self.tr.world)
         profile = load_profile(cfg.profile or cluster.profile)
-        widths = tuple(cfg.model.widths(d.in_dim, d.num_classes))
-        shape = ModelShape(cfg.model.model, widths, cfg.model.layer_norm, cfg.model.dropout > 0)
+        shape = ModelShape.of(cfg.model, d.in_dim, d.num_classes)
         stats = PlanStats.from_halo_plan(halo)
         features = load_dataset(cfg.dataset).features
         kw = dict(features=features, ranges=ranges, schedule=cfg.schedule, time_limit=10.0)

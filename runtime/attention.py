@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaqp.errors import AdaqpInputError
+from adaqp.errors import AdaqpInputError, require
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,6 +95,8 @@ def attention_site(aggregate, layer: int):
 
     owner = getattr(aggregate, "__self__", aggregate)
     if isinstance(owner, RankContext):
+        # a stale schedule aggregates last epoch's halo rows; this site exchanges fresh ones
+        require(getattr(owner, "stale", None) is None, "gat does not run under a stale schedule (pipegcn)")
         if owner not in _BLOCKS:
             _BLOCKS[owner] = RankBlocks(owner.halo, owner.device)
         return HaloAttentionSite(owner, _BLOCKS[owner], layer)

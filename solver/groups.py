@@ -98,8 +98,16 @@ def channel_scores(halo_plan, model: str) -> dict:
     """Aggregation score per row of each forward pair ``(s, r)``, in send order.
 
     A backward channel carries the gradients of the same rows (the transposed aggregation uses the
-    same edge weights), so it reuses its forward twin's scores."""
-    field = "send_score_gcn" if model == "gcn" else "send_score_sage"
+    same edge weights), so it reuses its forward twin's scores.
+
+    GAT weighs a row by its attention coefficients, which are data-dependent (they move with the
+    weights every step), non-negative and sum to one over each node's in-neighbours. No plan made
+    before training can know them, so GAT takes the mean-aggregation (SAGE) weight ``1/deg``:
+    their value under uniform attention. (With GAT's self loop uniform attention is
+    ``1/(deg+1)``; the halo plan stores ``1/deg``, which is ``(deg+1)/deg`` times that: at most
+    2x, for edges into degree-1 nodes, and within 10 % from degree 10 up.)"""
+    require(model in ("gcn", "sage", "gat"), f"model must be gcn, sage or gat, got {model!r}")
+    field = "send_score_gcn" if model == "gcn" else "send_score_sage"  # sage and gat: 1/deg
     out = {}
     for rh in halo_plan.ranks:
         score = np.asarray(getattr(rh, field), dtype=np.float64)

@@ -18,7 +18,9 @@ def add_scenario_args(p, bits_default: str | None = "8") -> None:
     if bits_default is not None:
         p.add_argument("--bits", default=bits_default,
                        help=f"uniform bit-width (1, 2, 4, 8, 16, 32) or a BitPlan file (default: {bits_default})")
-    p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
+    p.add_argument("--model", choices=("gcn", "sage", "gat"), default="gcn")
+    p.add_argument("--heads", type=positive_int, default=None, help="gat: heads per hidden layer (default: 8)")
+    p.add_argument("--out-heads", type=positive_int, default=None, help="gat: heads of the last layer (default: 1)")
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--no-layer-norm", dest="layer_norm", action="store_false")
@@ -63,8 +65,10 @@ def load_scenario(args) -> Scenario:
     parts = cluster.num_ranks
     with stage(f"partitioning into {parts} parts ({args.method}) and building the halo plan"):
         plan = build_halo_plan(graph, partition_graph(graph, parts, args.method, args.seed, args.balance))
-    widths = (graph.num_features,) + (args.hidden,) * (args.layers - 1) + (graph.num_classes,)
-    shape = ModelShape(args.model, widths, args.layer_norm, args.dropout > 0)
+    from adaqp.runtime.model import ModelConfig
+
+    model = ModelConfig(args.model, args.layers, args.hidden, args.dropout, args.layer_norm, args.heads, args.out_heads)
+    shape = ModelShape.of(model, graph.num_features, graph.num_classes)
     return Scenario(graph, plan, PlanStats.from_halo_plan(plan), shape, cluster, profile)
 
 

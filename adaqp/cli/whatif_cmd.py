@@ -50,7 +50,8 @@ def add_parser(sub) -> None:
                    help=f"schedules; vanilla is always added as the baseline (default: {DEFAULT_SCHEDULES})")
     p.add_argument("--bits", default="2",
                    help="one fixed bit-width for every quantized message (1, 2, 4, 8, 16; default 2)")
-    p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
+    p.add_argument("--model", choices=("gcn", "sage", "gat"), default="gcn")
+    p.add_argument("--heads", type=positive_int, default=None, help="gat: heads per hidden layer (default: 8)")
     p.add_argument("--layers", type=positive_int, default=3)
     p.add_argument("--hidden", type=positive_int, default=256)
     p.add_argument("--target-epoch-time", default=None, metavar="T",
@@ -96,7 +97,7 @@ def run(args) -> int:
 
         with stage(f"loading {args.dataset}"):
             wl = wi.built_workload(load_dataset(args.dataset), args.method, args.seed, args.balance)
-    shape = wi.model_shape(wl, args.model, args.layers, args.hidden)
+    shape = wi.model_shape(wl, args.model, args.layers, args.hidden, args.heads)
     with watch(profile) as extrapolated:
         rows = _sweep(wl, shape, base, profile, grid, args.per_node, target, args.merge_rel, wi)
     best, reason = wi.cheapest(rows, target)
