@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from adaqp.runtime.objects import all_gather_json
 from adaqp.runtime.profiling.ranks import (a2a_buffers, bench_all_to_all, bench_allreduce, interference_report,
                                            max_over_ranks, r4, random_csr, stats, timed)
 
@@ -150,8 +151,7 @@ def shared_worker(rank: int, world: int, cfg: dict) -> dict:
     allreduce = bench_allreduce(rank, world, cfg)
     sync = measure_sync(rank, world, cfg, transport, dev)
     mine = bench_interference(rank, world, cfg, transport, dev, staged)
-    gathered: list = [None] * world
-    dist.all_gather_object(gathered, mine)
+    gathered = all_gather_json(mine)  # JSON over tensors: nothing a peer sends is unpickled
     return {"net": net, "staged": staged, "allreduce": allreduce, "sync": sync, "interference": gathered}
 
 

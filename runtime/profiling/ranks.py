@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from adaqp.runtime.objects import all_gather_json
 from adaqp.runtime.transport import duplex_all_to_all
 
 MORE_REPS = 5
@@ -213,8 +214,7 @@ def links_worker(rank: int, world: int, cfg: dict) -> dict:
     p2p = bench_p2p(rank, world, cfg)  # MAX-reduced like the rest: identical on every rank
     allreduce = bench_allreduce(rank, world, cfg)
     mine = bench_interference(rank, world, cfg, a2a)
-    gathered: list = [None] * world
-    dist.all_gather_object(gathered, mine)
+    gathered = all_gather_json(mine)  # JSON over tensors: nothing a peer sends is unpickled
     return {"all_to_all": a2a, "p2p": p2p, "allreduce": allreduce, "interference": gathered,
             "threads": torch.get_num_threads(), "backend": dist.get_backend()}
 
