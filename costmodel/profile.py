@@ -90,12 +90,21 @@ class OpModel:
                 f"op model kind must be linear, loglog or nearest, got {self.kind!r}")
         for f in self.features:
             require(f in FEATURES, f"unknown feature {f!r}; known: {', '.join(FEATURES)}")
+        # the measured points are read as numbers by queries and the coverage check: check them once here
+        require(all(isinstance(p, Mapping) and all(_size_ok(p[k]) for k in SIZE_KEYS if k in p) and
+                    ("median_s" not in p or _positive_number(p["median_s"])) for p in self.points),
+                "measured points must be objects whose sizes are finite numbers >= 0 and median_s > 0")
         if self.kind in ("linear", "nearest"):
             require(len(self.coef) == len(self.features), "coef and features differ in length")
             require(all(math.isfinite(c) and c >= 0 for c in self.coef), "coefficients must be finite and >= 0")
             require(self.kind == "linear" or (len(self.points) >= 1 and any(c > 0 for c in self.coef) and
-                                              all(p.get("median_s", 0) > 0 for p in self.points)),
+                                              all("median_s" in p for p in self.points)),
                     "nearest needs measured points with median_s > 0 and a positive work coefficient")
+            if self.kind == "nearest":  # every query scales by the points' work: each must have its sizes
+                try:
+                    _work(self, self.points)
+                except KeyError as e:
+                    raise AdaqpInputError(f"a measured point lacks the size {e} its features need") from None
         else:
             require(len(self.features) == 1 and len(self.xs) == len(self.ys) >= 2,
                     "loglog needs one feature and at least two points")
@@ -139,6 +148,14 @@ class OpModel:
                        points=tuple(d.get("points", ())))
         except (KeyError, TypeError, ValueError, AdaqpInputError) as e:
             raise AdaqpInputError(f"{where}: {e}") from None
+
+
+def _positive_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _size_ok(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
 NEAREST_K = 3
@@ -301,6 +318,8 @@ class HardwareProfile:
         except AdaqpInputError as e:
             msg = str(e)
             raise AdaqpInputError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        except (TypeError, ValueError, AttributeError) as e:  # a field of the wrong JSON type (after: ours are ValueErrors)
+            raise AdaqpInputError(f"{source}: malformed field: {e}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict())

@@ -70,6 +70,7 @@ def solve_bitplan(halo_plan, stats, shape, cluster, profile, budget: str | Budge
     first solve (:func:`bnb.solve_and_certify`), which proves a lower bound for the whole problem
     (and may find a better plan); ``on_batch`` follows it (:func:`bnb.branch_and_bound`)."""
     bits_set = tuple(sorted({int(b) for b in bits_set}))
+    require(bool(bits_set), "bits_set is empty: give at least one width to choose from, e.g. (2, 4, 8)")
     b = parse_budget(budget) if isinstance(budget, str) else budget
     require(b is not None or mode == "lambda", f"mode {mode} needs a time budget")
     require(certify_s <= 0 or has_highspy(), "--certify needs HiGHS's Python package: pip install highspy")

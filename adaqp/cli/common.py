@@ -60,4 +60,7 @@ def prepare_out(out: Path | None) -> Path | None:
         return None
     require(not out.exists() or out.is_dir(), f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+    # summary.json is every command's last write (atomic): its presence says the run completed, so a
+    # previous run's must not stand beside this run's files if this one fails half way
+    (out / "summary.json").unlink(missing_ok=True)
     return out

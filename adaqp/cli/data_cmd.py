@@ -50,8 +50,8 @@ def run(args) -> int:
         graph.save(args.save)
         print(f"saved graph to {args.save}")
     if out is not None:
-        write_summary(out, s)
         _write_degree_files(out, graph)
+        write_summary(out, s)  # last: its presence means the folder is complete
         print(f"wrote {out}/summary.json, degrees.csv, degrees.png")
     return 0
 

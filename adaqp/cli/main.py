@@ -30,8 +30,17 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``adaqp train: error: argument --epochs: ...``), like
+    every other input error; the usage block it would print first is what ``--help`` shows.
+    Subcommand parsers inherit the class (argparse's ``parser_class`` default)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="adaqp",
         description="Plan, simulate and run distributed full-graph GNN training with adaptive "
                     "message quantization and overlap (AdaQP).",
@@ -66,6 +75,20 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # an unwritable --out, a full disk, a file that vanished: path and reason
+        print(f"adaqp {args.command}: error: {os_error_line(e)}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # numpy names the allocation that failed; a size in the input was too large
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"adaqp {args.command}: error: out of memory{': ' + first if first else ''}", file=sys.stderr)
+        return 2
+
+
+def os_error_line(e: OSError) -> str:
+    """``PATH: reason`` (``SRC -> DST: reason`` for a rename), on one line."""
+    reason = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    where = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+    return f"{where}: {reason}" if where else reason
 
 
 if __name__ == "__main__":

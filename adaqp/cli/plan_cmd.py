@@ -41,9 +41,11 @@ def _bits_set(text: str) -> tuple[int, ...]:
     from adaqp.wire import check_bits
 
     try:
-        return tuple(sorted({check_bits(int(b)) for b in text.split(",") if b.strip()}))
+        widths = tuple(sorted({check_bits(int(b)) for b in text.split(",") if b.strip()}))
     except ValueError:
-        require(False, f"--bits-set {text!r}: expected comma-separated widths such as 2,4,8")
+        widths = ()
+    require(bool(widths), f"--bits-set {text!r}: expected comma-separated widths such as 2,4,8")
+    return widths
 
 
 def _histogram(plan) -> dict:

@@ -174,6 +174,8 @@ def rmat(scale: int, edgefactor: int = 16, feat: int = 128, classes: int = 16, s
             f"{where}: a, b, c must be >= 0 with a + b + c <= 1, got {a}, {b}, {c}")
     n = 1 << int(scale)
     require(classes <= n, f"{where}: classes ({classes}) must be <= 2**scale ({n})")
+    # edgefactor * N draws among the N * N ordered pairs: more than N per node can only repeat pairs
+    require(int(edgefactor) <= n, f"{where}: edgefactor ({edgefactor}) must be <= 2**scale ({n})")
     r_split, r_edges, r_feat = _streams(seed, where)
     src, dst = _rmat_edges(int(scale), int(edgefactor) * n, a, b, c, r_edges)
     indptr, indices = csr_from_edges(src, dst, n, make_undirected=True)
