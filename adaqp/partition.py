@@ -266,7 +266,7 @@ def load_partition(dirpath: str | os.PathLike, graph: Graph) -> Partition:
     try:
         fp, n, p = str(meta["graph_fingerprint"]), int(meta["num_nodes"]), int(meta["num_parts"])
         method, seed = str(meta["method"]), int(meta["seed"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:  # OverflowError: int(inf)
         raise AdaqpInputError(f"corrupt partition metadata in {d}: {e!r}") from None
     require(meta.get("format") == FORMAT,
             f"partition in {d} has format {meta.get('format')!r}, expected {FORMAT!r}")

@@ -32,7 +32,7 @@ def base(tmp_path_factory) -> Path:
     """One valid file of every kind, made once; each example damages a copy."""
     d = tmp_path_factory.mktemp("valid")
     for argv in (["data", GRAPH_SPEC, "--save", d / "g.npz"],
-                 ["partition", d / "g.npz", "--parts", "2", "--out", d / "part"],
+                 ["partition", d / "g.npz", "--parts", "2", "--save-halo", "--out", d / "part"],
                  ["plan", d / "g.npz", "--parts", "2", "--cluster", "local-cpu", "--mode", "lambda",
                   "--out", d / "plan"]):
         assert run_cli(argv)[0] == 0, argv
@@ -234,3 +234,31 @@ def test_checkpoint_loader(raw):
             assert str(e) and "\n" not in str(e)
         else:
             assert isinstance(state, dict)
+
+
+class _WouldLaunch(Exception):
+    """Raised instead of starting ranks: the plan passed every check made before the launch."""
+
+
+@BOUNDED
+@given(which=st.sampled_from(("partition.npz", "partition.json", "halo_plan.npz", "halo_plan.json")),
+       key=st.integers(0, 10**6), array=array_damage, tree=json_damage, raw=byte_damage, raw_bytes=st.booleans())
+def test_train_plan_dir(base, monkeypatch, which, key, array, tree, raw, raw_bytes):
+    from adaqp.runtime import run
+
+    monkeypatch.setattr(run, "launch", lambda *a, **k: (_ for _ in ()).throw(_WouldLaunch()))
+    with tempfile.TemporaryDirectory() as tmp:
+        d = _copy(base, "part", tmp)
+        path = d / which
+        if raw_bytes:
+            damage_bytes(path, raw)
+        elif which.endswith(".npz"):
+            with np.load(path) as z:
+                names = sorted(z.files)
+            mutate_npz(path, names[key % len(names)], *array)
+        else:
+            mutate_json_file(path, tree)
+        try:
+            assert_refused_or_ok(["train", base / "g.npz", "--nprocs", "2", "--epochs", "1", "--plan-dir", d])
+        except _WouldLaunch:
+            pass

@@ -91,6 +91,8 @@ def mutate_array(a: np.ndarray, kind: str, k: int) -> np.ndarray | None:
         return a[..., None]
     if kind == "transpose":
         return a.T
+    if a.ndim == 0 and kind in ("empty", "shorter", "longer", "transpose"):
+        return np.zeros(0, a.dtype) if kind != "longer" else np.stack([a, a])
     if a.size == 0 or a.dtype.kind not in "biuf":
         return a[:0] if kind == "empty" else a
     flat = a.reshape(-1).copy()
