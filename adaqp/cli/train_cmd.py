@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
                     "multi-node jobs run it under torchrun with --launcher torchrun (see README).")
     add_dataset(p)
     p.add_argument("--nprocs", type=positive_int, default=2, help="ranks to spawn (default: 2)")
-    p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp (default: vanilla)")
+    p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp | pipegcn | pipegcn-q (default: vanilla; docs/schedules.md)")
     p.add_argument("--bits", default="32",
                    help="message bit-width 1|2|4|8|16|32, 'adaptive' (8 bits, then re-solved every "
                         "--replan-every epochs from traced row ranges), or a BitPlan file (default: 32)")
@@ -28,35 +28,35 @@ def add_parser(sub) -> None:
                    help="adaptive: cluster spec the solver plans for (default: what runs - local-cpu, "
                         "or with --link the emulated hosts' spec)")
     p.add_argument("--profile", default=None, help="adaptive: hardware profile (default: the cluster's)")
-    p.add_argument("--model", choices=("gcn", "sage", "gat"), default="gcn")
+    p.add_argument("--model", choices=("gcn", "sage", "gat"), default="gcn", help="GNN (docs/models.md; default: gcn)")
     p.add_argument("--heads", type=positive_int, default=None,
                    help="gat: attention heads of the hidden layers, concatenated (default: 8)")
     p.add_argument("--out-heads", type=positive_int, default=None,
                    help="gat: attention heads of the last layer, averaged (default: 1)")
     p.add_argument("--attn-dropout", type=float, default=0.0,
                    help="gat: dropout on the attention coefficients (default: 0; the GAT paper: 0.6)")
-    p.add_argument("--layers", type=positive_int, default=3)
-    p.add_argument("--hidden", type=positive_int, default=256)
-    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--layers", type=positive_int, default=3, help="GNN layers (default: 3)")
+    p.add_argument("--hidden", type=positive_int, default=256, help="hidden width; per head for gat (default: 256)")
+    p.add_argument("--dropout", type=float, default=0.5, help="dropout on every layer's input (default: 0.5)")
     p.add_argument("--no-layer-norm", dest="layer_norm", action="store_false", help="disable LayerNorm")
-    p.add_argument("--epochs", type=positive_int, default=100)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam weight decay (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, dropout and stochastic rounding (default: 0)")
     p.add_argument("--method", choices=("metis", "random", "contiguous"), default="metis", help="partitioner")
     p.add_argument("--plan-dir", default=None, help="reuse a partition saved by `adaqp partition --out`")
-    p.add_argument("--eval-every", type=positive_int, default=10)
+    p.add_argument("--eval-every", type=positive_int, default=10, help="epochs between evaluations, not timed (default: 10)")
     p.add_argument("--warmup", type=int, default=3, help="epochs left out of the median epoch time")
-    p.add_argument("--feature-norm", choices=("auto", "row", "none"), default="auto")
+    p.add_argument("--feature-norm", choices=("auto", "row", "none"), default="auto", help="row-normalise input features: auto = when every feature is non-negative (default: auto)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints (0 = never)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/checkpoints")
-    p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None)
+    p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None, help="override the transport each rank picks from its host (default: automatic)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--launcher", choices=("spawn", "torchrun"), default="spawn",
                    help="spawn: start --nprocs local ranks (default); torchrun: this process is "
                         "one rank of a torchrun job (world size from torchrun)")
     p.add_argument("--master-addr", default="127.0.0.1", help="rendezvous address (default: loopback)")
-    p.add_argument("--master-port", type=int, default=None)
+    p.add_argument("--master-port", type=int, default=None, help="rendezvous port (default: a free one)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before a hung collective fails")
     p.add_argument("--link", default=None, metavar="BANDWIDTH",
                    help="run each rank on its own emulated host (Linux network namespace) whose NIC is "
