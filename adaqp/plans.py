@@ -200,7 +200,7 @@ class BitPlan:
     def pair_rows(self) -> np.ndarray:
         """[P, P] forward row counts implied by the plan (layer 0 fwd)."""
         pr = np.zeros((self.num_parts, self.num_parts), dtype=np.int64)
-        for (layer, d, s, r), v in self.bits.items():
+        for (layer, _, s, r), v in self.bits.items():
             if layer == 0:
                 pr[s, r] = v.size
         return pr

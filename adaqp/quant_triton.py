@@ -135,7 +135,6 @@ if triton is not None:
                               BITS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_F: tl.constexpr,
                               GROUP: tl.constexpr):
         N: tl.constexpr = (1 << BITS) - 1
-        PER: tl.constexpr = 8 // BITS
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
         rmask = r < rows
         r64 = r.to(tl.int64)

@@ -70,7 +70,7 @@ def peak_memory_bytes(stats: PlanStats, shape: ModelShape, bits=32, device: str 
 def memory_terms(stats: PlanStats, shape: ModelShape, bits=32, adaptive: bool = False) -> dict[str, np.ndarray]:
     """The model's terms per rank, in bytes (they add up to :func:`peak_memory_bytes`)."""
     f = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    n, h, nc, nm = f(stats.inner), f(stats.halo), f(stats.central), f(stats.marginal)
+    n, h, nm = f(stats.inner), f(stats.halo), f(stats.marginal)
     s = f(stats.pair_rows.sum(axis=1))
     E = f(stats.nnz_central + stats.nnz_marginal)
     w, L = shape.widths, shape.layers

@@ -211,7 +211,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tune", action="store_true",
                     help="time launch shapes (values per program x warps x values packed per thread) of both "
                          "kernels at 10^6 rows instead")
-    ap.add_argument("--out", type=Path, default=None, help="write kernels.csv / kernels.json (tune.csv / tune.json with --tune) here")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="write kernels.csv / kernels.json (tune.csv / tune.json with --tune) here")
     args = ap.parse_args(argv)
     rows = tune() if args.tune else run_grid(args.quick)
     if args.out:

@@ -16,7 +16,8 @@ lets them finish: about 4.4 s after the seed and 4.5 s in all beside it on the 2
 relaxation; the disaggregated one (``--relaxation disaggregated``) is much slower (41 s before the
 day's changes).
 
-    python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4] [--tight-bound] [--bnb 5] [--repeat 1]
+    python experiments/bench_solver.py [--groups 10000] [--nodes 60000 | --dataset SPEC] [--budget 0.4]
+        [--tight-bound] [--bnb 5] [--repeat 1]
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def main(argv=None) -> int:
               f"{sol.status}, variance {sol.variance:.6g}, time {sol.time_s * 1e3:.3f} ms "
               f"(budget met: {sol.time_s <= budget * (1 + 1e-9)})")
         print(f"{'':18s} proven gap of the {z['formulation']} formulation (solver's bound) "
-              f"{_pct(z.get('formulation_gap'))}; final plan's reported gap (that bound, or the full LP when greedy is kept) {_pct(sol.gap)}; final plan vs the "
+              f"{_pct(z.get('formulation_gap'))}; final plan's reported gap (that bound, or the full LP when greedy is kept) "
+              f"{_pct(sol.gap)}; final plan vs the "
               f"full LP of the exact model (a true bound) {_pct(z.get('gap_full_lp'))}; greedy vs the same bounds "
               f"{_pct(z.get('greedy_gap'))} / {_pct(z.get('greedy_gap_full_lp'))}")
     best = min(s.variance for s in results.values())

@@ -37,7 +37,6 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from adaqp.errors import AdaqpInputError, require

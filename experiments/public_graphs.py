@@ -22,7 +22,8 @@ LIKE: dict[str, LikeGraph] = {g.name: g for g in (
     LikeGraph("reddit", 232_965, 114_615_892, 602, 41,
               "DGL RedditDataset (the AdaQP reference's Reddit): 232,965 nodes, 114,615,892 edges, 602 features, 41 classes"),
     LikeGraph("yelp", 716_847, 13_954_819, 300, 100,
-              "GraphSAINT Yelp as in DGL/PyG: 716,847 nodes, 13,954,819 directed edges (6,977,410 undirected), 300 features, 100 labels"),
+              "GraphSAINT Yelp as in DGL/PyG: 716,847 nodes, 13,954,819 directed edges (6,977,410 undirected), "
+              "300 features, 100 labels"),
     LikeGraph("ogbn-products", 2_449_029, 123_718_280, 100, 47,
               "OGB ogbn-products: 2,449,029 nodes, 61,859,140 undirected edges = 123,718,280 directed, 100 features, 47 classes"),
     LikeGraph("amazonproducts", 1_598_960, 264_339_468, 200, 107,

@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 
 from adaqp.cluster import ClusterSpec, Network, parse_bandwidth_Bps, parse_latency_s
 from adaqp.costmodel.memory import peak_memory_bytes as memory_bytes  # one model for every command

@@ -112,7 +112,7 @@ def backward_fresh(dz, layer: int, ctxobj: "RankContext", g: LocalGraph):
     those received gradients (None at the input layer, whose halo rows need no gradient)."""
     ex, timer, overlap = ctxobj.exchanger, ctxobj.timer, ctxobj.overlap
     dz = dz.contiguous()
-    dz_c, dz_m = dz[:g.num_central], dz[g.num_central:]
+    dz_m = dz[g.num_central:]
     need_remote = layer > 0  # the input layer's halo rows need no gradient
     with timer.phase("marginal"):
         d_halo = _spmm(g.marginal_halo_t, dz_m)

@@ -19,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
+from adaqp.trace_format import chrome_trace  # noqa: F401  (re-export: one trace writer)
+
 
 _NULL = nullcontext()
 _CURRENT = object()  # "the epoch marked when add() runs"; None is a real value (before any mark)
@@ -97,4 +99,3 @@ class PhaseTimer:
     def _snapshot(self) -> list[tuple]:
         with self._lock:
             return list(self._spans)
-from adaqp.trace_format import chrome_trace  # noqa: F401  (re-export: one writer for measured and simulated traces)

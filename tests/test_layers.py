@@ -56,7 +56,7 @@ def test_a_module_that_crosses_its_layer_breaks_its_contract(tmp_path, cache):
 
 def test_the_copy_is_the_wheels_layout(tmp_path):
     tree = wheel_tree(tmp_path / "tree")
-    for pkg, src in package_dirs().items():
+    for pkg in package_dirs():
         assert (tree.joinpath(*pkg.split(".")) / "__init__.py").is_file(), pkg
     assert not list(tree.rglob("*.json")) and not list(tree.rglob("__pycache__"))
     # the graph sees the sub-packages' modules, not only adaqp/'s own folder

@@ -48,7 +48,8 @@ def setup_from_args(args):
     except argparse.ArgumentTypeError as e:
         raise AdaqpInputError(f"--seeds: {e}") from None
     models = comma_list(args.models)
-    kw = dict(ranks=args.ranks, time_budget=None if args.time_budget == "lambda" else args.time_budget, link=args.link, models=models, epochs=args.epochs,
+    budget = None if args.time_budget == "lambda" else args.time_budget
+    kw = dict(ranks=args.ranks, time_budget=budget, link=args.link, models=models, epochs=args.epochs,
               seeds=seeds, hidden=args.hidden, layers=args.layers, quant_bits=args.quant_bits,
               replan_every=args.replan_every, profile=args.profile)
     if args.quick:

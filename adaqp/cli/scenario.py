@@ -14,7 +14,8 @@ def add_scenario_args(p, bits_default: str | None = "8") -> None:
     p.add_argument("--cluster", default="local-cpu",
                    help="bundled cluster name or a ClusterSpec YAML (default: local-cpu); resized to --parts")
     p.add_argument("--profile", default=None, help="hardware profile name or file (default: the cluster's)")
-    p.add_argument("--schedule", default="adaqp", help="vanilla | quant | overlap | adaqp | pipegcn | pipegcn-q (default: adaqp; docs/schedules.md)")
+    p.add_argument("--schedule", default="adaqp", help="vanilla | quant | overlap | adaqp | pipegcn | pipegcn-q "
+                        "(default: adaqp; docs/schedules.md)")
     if bits_default is not None:
         p.add_argument("--bits", default=bits_default,
                        help=f"uniform bit-width (1, 2, 4, 8, 16, 32) or a BitPlan file (default: {bits_default})")

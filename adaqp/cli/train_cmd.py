@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
                     "multi-node jobs run it under torchrun with --launcher torchrun (see README).")
     add_dataset(p)
     p.add_argument("--nprocs", type=positive_int, default=2, help="ranks to spawn (default: 2)")
-    p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp | pipegcn | pipegcn-q (default: vanilla; docs/schedules.md)")
+    p.add_argument("--schedule", default="vanilla", help="vanilla | quant | overlap | adaqp | pipegcn | pipegcn-q "
+                        "(default: vanilla; docs/schedules.md)")
     p.add_argument("--bits", default="32",
                    help="message bit-width 1|2|4|8|16|32, 'adaptive' (8 bits, then re-solved every "
                         "--replan-every epochs from traced row ranges), or a BitPlan file (default: 32)")
@@ -47,10 +48,12 @@ def add_parser(sub) -> None:
     p.add_argument("--plan-dir", default=None, help="reuse a partition saved by `adaqp partition --out`")
     p.add_argument("--eval-every", type=positive_int, default=10, help="epochs between evaluations, not timed (default: 10)")
     p.add_argument("--warmup", type=int, default=3, help="epochs left out of the median epoch time")
-    p.add_argument("--feature-norm", choices=("auto", "row", "none"), default="auto", help="row-normalise input features: auto = when every feature is non-negative (default: auto)")
+    p.add_argument("--feature-norm", choices=("auto", "row", "none"), default="auto",
+                   help="row-normalise input features: auto = when every feature is non-negative (default: auto)")
     p.add_argument("--checkpoint-every", type=int, default=0, help="epochs between checkpoints (0 = never)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in OUT/checkpoints")
-    p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None, help="override the transport each rank picks from its host (default: automatic)")
+    p.add_argument("--transport", choices=("gloo", "nccl", "gloo-staged"), default=None,
+                   help="override the transport each rank picks from its host (default: automatic)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--launcher", choices=("spawn", "torchrun"), default="spawn",
                    help="spawn: start --nprocs local ranks (default); torchrun: this process is "

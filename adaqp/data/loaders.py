@@ -56,7 +56,8 @@ def _building(source):
 
 
 def _check_features(x: np.ndarray, where) -> np.ndarray:
-    require(x.ndim == 2 and x.shape[0] >= 1, f"{where}: features must be a 2-D [N, F] array with N >= 1, got shape {list(x.shape)}")
+    require(x.ndim == 2 and x.shape[0] >= 1,
+            f"{where}: features must be a 2-D [N, F] array with N >= 1, got shape {list(x.shape)}")
     require(x.dtype.kind in "biuf", f"{where}: features must be numeric, got dtype {x.dtype}")
     x = np.asarray(x, dtype=np.float32)
     for s in range(0, x.shape[0], _ROWS):  # chunked: no N x F bool temporary
@@ -224,7 +225,8 @@ def _numpy(t) -> np.ndarray | None:
 
 def from_pyg(data, name: str = "pyg", *, make_undirected: bool = False, seed: int = 0) -> Graph:
     """Convert a ``torch_geometric.data.Data``-like object: duck typed (``edge_index``, ``x``, ``y``,
-    optional ``train_mask``/``val_mask``/``test_mask``), so PyG need not be installed. ``y`` of shape ``[N, 1]`` is squeezed; ``[N, C]`` with ``C > 1`` is multi-label. A mask may be
+    optional ``train_mask``/``val_mask``/``test_mask``), so PyG need not be installed. ``y`` of shape
+    ``[N, 1]`` is squeezed; ``[N, C]`` with ``C > 1`` is multi-label. A mask may be
     boolean ``[N]`` (a 2-D mask, as some PyG datasets carry several splits, uses column 0) or an
     integer index list. With no mask at all, labelled nodes get the random 50/25/25 split of
     :func:`adaqp.data.generators.random_split` (``seed``); if only some masks exist the others are empty.

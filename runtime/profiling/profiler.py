@@ -263,7 +263,9 @@ OP_DEFINITIONS = {
 METHOD = (
     "adaqp profile: micro-benchmarks on {device}. Compute ops timed in one process with {threads} "
     "thread(s) (= cpu_count // nprocs, what each rank gets), through the runtime's own code paths (see "
-    "op_definitions); warm-up runs, then repetitions, median kept with p10/p90; on a CPU every call is timed after writing a buffer twice the last-level cache (evict_caches: the op's inputs are not in cache, as in an epoch). Fitted by relative-weighted "
+    "op_definitions); warm-up runs, then repetitions, median kept with p10/p90; on a CPU every call is "
+    "timed after writing a buffer twice the last-level cache (evict_caches: the op's inputs are not in "
+    "cache, as in an epoch). Fitted by relative-weighted "
     "nnls on the op's features; log-log interpolation (where a line is off by more than {threshold:g}% and "
     "one feature dominates) and nearest measured points scaled by the line's work compete with it on "
     "leave-one-size-out error (the smallest median among those whose max is within "

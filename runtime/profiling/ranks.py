@@ -230,7 +230,10 @@ def measure_links(grid, nprocs: int) -> tuple[dict, dict]:
            "warmup": grid.warmup, "reps": grid.reps, "budget_s": grid.budget_s,
            "interference": dict(grid.interference)}
     res = spawn("adaqp.runtime.profiling.ranks:links_worker", nprocs, (cfg,), timeout_s=600.0)[0]
-    pts = lambda ps: [{k: (r4(v) if k.endswith("_s") else v) for k, v in p.items()} for p in ps]
+
+    def pts(ps):
+        return [{k: (r4(v) if k.endswith("_s") else v) for k, v in p.items()} for p in ps]
+
     pairs, errs = {}, {}
     for key, ps in res["p2p"].items():  # round trips with a 1-byte ack: halve the intercept
         lat, bw, err = fit.fit_link([p["nbytes"] for p in ps], [p["median_s"] for p in ps])

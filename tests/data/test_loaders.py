@@ -63,7 +63,9 @@ def _bad_saint(tmp_path, what):
     if what == "no feats":
         (d / "feats.npy").unlink()
     elif what == "nan feats":
-        f = X.copy(); f[2, 1] = np.nan; np.save(d / "feats.npy", f)
+        f = X.copy()
+        f[2, 1] = np.nan
+        np.save(d / "feats.npy", f)
     elif what == "1-d feats":
         np.save(d / "feats.npy", np.zeros(N))
     elif what == "pickled feats":

@@ -63,7 +63,10 @@ def test_cheapest_is_the_cheapest_meeting_the_target(reddit_rows):
     for target in (times[len(times) // 2], times[len(times) // 4], times[-1] * 2):
         best, reason = wi.cheapest(rows, target)
         assert best is not None and best["epoch_time_s"] <= target and best["meets_target"] is None
-        key = lambda r: (r["devices"], r["bandwidth_Bps"], r["gdr"] == "on")
+
+        def key(r):
+            return (r["devices"], r["bandwidth_Bps"], r["gdr"] == "on")
+
         meeting = [r for r in rows if r["epoch_time_s"] <= target and r["fits_memory"]]
         assert key(best) == min(key(r) for r in meeting)
         same_hw = [r for r in meeting if key(r) == key(best)]

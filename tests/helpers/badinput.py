@@ -23,7 +23,8 @@ from adaqp.cli.main import main
 # bounded and reproducible: the same examples on every run, no per-example deadline (a CLI call
 # partitions and prices a graph), no shrinking (minutes per failure; the failing example is printed)
 # ADAQP_BADINPUT_EXAMPLES=200 searches deeper by hand; CI runs the bounded default
-BOUNDED = settings(max_examples=int(os.environ.get("ADAQP_BADINPUT_EXAMPLES", 25)), deadline=None, derandomize=True, database=None,
+BOUNDED = settings(max_examples=int(os.environ.get("ADAQP_BADINPUT_EXAMPLES", 25)), deadline=None, derandomize=True,
+                   database=None,
                    phases=(Phase.explicit, Phase.generate),
                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 _ERROR = re.compile(r"^adaqp [\w-]+: error: \S")
