@@ -369,7 +369,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with tqdm(steps, desc="profiling", file=sys.stderr, disable=not progress, unit="bench") as bar:
+        with tqdm(steps, desc="profiling", file=sys.stderr, disable=None if progress else True, unit="bench") as bar:
             for step in bar:
                 bar.set_postfix_str(step)
                 if step == "links":
@@ -476,7 +476,7 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with tqdm(total=sum(map(len, todo.values())), desc="profiling", file=sys.stderr, disable=not progress,
+        with tqdm(total=sum(map(len, todo.values())), desc="profiling", file=sys.stderr, disable=None if progress else True,
                   unit="size") as bar:
             for op, sizes in todo.items():
                 bar.set_postfix_str(op)
