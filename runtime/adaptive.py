@@ -16,6 +16,7 @@ import numpy as np
 
 from adaqp.errors import AdaqpInputError
 from adaqp.plans import BitPlan
+from adaqp.runtime import faults
 from adaqp.runtime.objects import all_gather_json, broadcast_json
 
 FIRST_BITS = 8
@@ -41,6 +42,7 @@ class AdaptiveBits:
         t0 = time.perf_counter()
         solved = self._solve({tuple(k): v for part in gathered for k, v in part}) if self.tr.rank == 0 else None
         solve_s = time.perf_counter() - t0
+        faults.point("resolve")
         layers, parts, bits = broadcast_json(solved, src=0)
         plan = BitPlan(layers, parts, {tuple(k): np.asarray(v, np.int8) for k, v in bits})
         ex.set_bitplan(plan)

@@ -31,12 +31,14 @@ import numpy as np
 import torch
 
 from adaqp.errors import AdaqpInputError
+from adaqp.runtime import faults
 
 _LEAVES = (torch.Tensor, torch.dtype, torch.Size, int, float, bool, str, bytes, type(None))
 
 
 def checkpoint_path(directory: str | os.PathLike, rank: int) -> Path:
-    """The one checkpoint file of ``rank`` in ``directory`` (each save replaces it)."""
+    """A single-file checkpoint of ``rank`` in ``directory``; training keeps a series of them
+    instead (:mod:`adaqp.runtime.resume`)."""
     return Path(directory) / f"rank{rank}.pt"
 
 
@@ -75,6 +77,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())  # the data must be on disk before the rename makes it visible
+        faults.point("checkpoint")  # a kill here leaves the temporary file and the previous checkpoints
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:

@@ -17,6 +17,7 @@ from adaqp import message, wire
 from adaqp.halo import RankHalo
 from adaqp.plans import BitPlan
 from adaqp.rng import KeyStream
+from adaqp.runtime import faults
 
 FP32 = 32
 
@@ -128,6 +129,7 @@ class HaloExchanger:
                     message.pack_message(x, c.send_bits[p], self.generator, check=False,
                                        out=c.send_buf[off:off + n], index=index, plan=c.send_plans[p])
                 off += n
+        faults.point("exchange")
         t0 = time.perf_counter_ns()
         work = self.transport.all_to_all(c.recv_buf, c.send_buf, c.recv_splits, c.send_splits, async_op)
         out_rows = (self.recv_ptr if direction == "fwd" else self.send_ptr)[-1]

@@ -23,6 +23,10 @@ def run_local(cfg: TrainConfig, out: Path | None, master_addr: str = "127.0.0.1"
     """Train on ``cfg.nprocs`` local ranks; with ``link`` (e.g. ``100mbit``) each rank gets its own
     emulated host with a NIC of that rate (:mod:`adaqp.runtime.emulate`; needs root), and the
     rendezvous moves to rank 0's emulated address (``master_addr`` is then ignored)."""
+    if cfg.resume:  # here, not in the ranks, so that a refusal is one line before anything starts
+        from adaqp.runtime.resume import require_epochs_left, resume_epoch
+
+        require_epochs_left(resume_epoch(cfg.checkpoint_dir, cfg.nprocs), cfg.epochs, cfg.checkpoint_dir)
     with tempfile.TemporaryDirectory(prefix="adaqp-plan-") as tmp:
         plan_dir = prepared_plan_dir(cfg, Path(cfg.plan_dir) if cfg.plan_dir else (out / "plan" if out else Path(tmp)))
         results = launch("adaqp.runtime.trainer:train_rank", cfg, (cfg.to_dict(), str(plan_dir)), link,

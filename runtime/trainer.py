@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from adaqp.runtime import faults
 from adaqp.runtime.adaptive import AdaptiveBits
 from adaqp.runtime.aggregate import RankContext
 from adaqp.runtime.config import TrainConfig
@@ -61,6 +62,7 @@ class RankTrainer:
     def train_epoch(self, epoch: int) -> dict:
         d, t = self.data, self.timer
         t.mark_epoch(epoch)
+        faults.set_epoch(epoch)
         t0 = time.perf_counter()
         self.model.train()
         self.opt.zero_grad(set_to_none=False)
@@ -71,6 +73,7 @@ class RankTrainer:
             loss.backward()
         with t.phase("allreduce"):
             flat = torch.cat([p.grad.reshape(-1) for p in self.params] + [loss.detach().reshape(1)])
+            faults.point("allreduce")
             self.transport.all_reduce(flat)  # the training loss rides along: no extra collective
         self._unflatten(flat)
         with t.phase("optimizer"):
@@ -146,18 +149,17 @@ def bitplan_from_tensors(t: dict):
 
 def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
     """Entry point of every rank (local spawn or torchrun): train, return records to the launcher."""
-    from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+    from adaqp.runtime.resume import write_checkpoint
 
     cfg = TrainConfig.from_dict(cfg_dict)
+    faults.set_rank(rank)
     mem = PeakMemory()  # before the rank loads anything: its baseline (runtime/memory.py)
     tr = RankTrainer(cfg, rank, world, Path(plan_dir))
     if cfg.resume:
-        path = checkpoint_path(cfg.checkpoint_dir, rank)
-        if path.exists():
-            tr.restore(load_checkpoint(path))
+        resume(tr, cfg.checkpoint_dir)
     records, evals = [], []
     bar = tqdm(range(tr.start_epoch, cfg.epochs), desc=f"{cfg.schedule} x{world}", unit="epoch",
-               disable=rank != 0 or not cfg.progress, dynamic_ncols=True)
+               disable=True if rank != 0 or not cfg.progress else None, dynamic_ncols=True)
     adaptive = AdaptiveBits(tr, plan_dir) if cfg.adaptive else None
     mem.training_starts(tr.device)
     for epoch in bar:
@@ -171,7 +173,7 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
         if (epoch + 1) % cfg.eval_every == 0 or epoch == cfg.epochs - 1:
             evals.append({"epoch": epoch, **tr.evaluate()})
         if cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
-            save_checkpoint(checkpoint_path(cfg.checkpoint_dir, rank), tr.state(epoch))
+            write_checkpoint(cfg.checkpoint_dir, rank, epoch, tr.state(epoch))
         acc = {"val": f"{evals[-1]['val_acc']:.3f}"} if evals else {}
         bar.set_postfix(loss=f"{records[-1]['loss']:.4f}", ms=f"{records[-1]['epoch_time_s'] * 1e3:.1f}", **acc)
     if tr.ctx.stale is not None:  # the last epoch's exchanges: their buffers must outlive them
@@ -184,6 +186,19 @@ def train_rank(rank: int, world: int, cfg_dict: dict, plan_dir: str) -> dict:
             # as lists: tensors sent through a pipe travel as shared memory that dies with this process
             "bitplan": {k: v.tolist() if hasattr(v, "tolist") else v
                         for k, v in bitplan_to_tensors(tr.bitplan).items()} if cfg.adaptive else None}
+
+
+def resume(tr: RankTrainer, directory: str) -> None:
+    """Restore the newest epoch every rank has a valid checkpoint for; the ranks agree on it
+    through their lists of valid epochs (each rank may see only its own files: torchrun)."""
+    from adaqp.runtime.checkpoint import load_checkpoint
+    from adaqp.runtime.objects import all_gather_json
+    from adaqp.runtime.resume import agree, discard_after, epoch_path, require_epochs_left, valid_epochs
+
+    epoch = agree(all_gather_json(valid_epochs(directory, tr.rank)), directory)
+    require_epochs_left(epoch, tr.cfg.epochs, directory)  # every rank raises alike: none waits
+    tr.restore(load_checkpoint(epoch_path(directory, tr.rank, epoch)))
+    discard_after(directory, tr.rank, epoch)
 
 
 def train_many(rank: int, world: int, cfg_dicts: list[dict], plan_dir: str) -> list[dict]:

@@ -136,7 +136,8 @@ def test_stale_rows_and_losses_match_the_reference(world, tmp_path, model):
 
 def test_resume_with_quantized_stale_messages_is_bit_exact(tmp_path):
     from adaqp.halo import HaloPlan
-    from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint
+    from adaqp.runtime.checkpoint import load_checkpoint
+    from adaqp.runtime.resume import latest_checkpoint
 
     common = dict(schedule="pipegcn-q", bits="4", epochs=6, checkpoint_every=3)
     plan = tmp_path / "plan"
@@ -145,7 +146,7 @@ def test_resume_with_quantized_stale_messages_is_bit_exact(tmp_path):
     ref = spawn("adaqp.runtime.trainer:train_rank", 2, (full.to_dict(), str(plan)))
     first = _cfg(2, **{**common, "epochs": 3}, checkpoint_dir=str(tmp_path / "b"))
     spawn("adaqp.runtime.trainer:train_rank", 2, (first.to_dict(), str(plan)))
-    stale = load_checkpoint(checkpoint_path(tmp_path / "b", 0))["stale"]
+    stale = load_checkpoint(latest_checkpoint(tmp_path / "b", 0))["stale"]
     assert set(stale) == {"0.fwd", "1.fwd", "2.fwd", "1.bwd", "2.bwd"}
     resumed = _cfg(2, **common, checkpoint_dir=str(tmp_path / "b"), resume=True)
     rest = spawn("adaqp.runtime.trainer:train_rank", 2, (resumed.to_dict(), str(plan)))

@@ -115,10 +115,11 @@ def test_adaptive_bits_resolve_on_rank0_and_reach_every_rank(tmp_path):
     res = spawn("adaqp.runtime.trainer:train_rank", 2, (cfg.to_dict(), str(tmp_path / "plan")))
     solved = [r["epoch"] for r in res[0]["records"] if "solve_s" in r]
     assert solved == [1, 3]  # after epochs 2 and 4; not after the last one
-    from adaqp.runtime.checkpoint import checkpoint_path, load_checkpoint
+    from adaqp.runtime.checkpoint import load_checkpoint
+    from adaqp.runtime.resume import latest_checkpoint
     from adaqp.runtime.trainer import bitplan_from_tensors
 
-    plans = [bitplan_from_tensors(load_checkpoint(checkpoint_path(cfg.checkpoint_dir, r))["bitplan"]) for r in (0, 1)]
+    plans = [bitplan_from_tensors(load_checkpoint(latest_checkpoint(cfg.checkpoint_dir, r))["bitplan"]) for r in (0, 1)]
     assert plans[0] == plans[1]  # broadcast: every rank runs the same plan
     widths = {b for h in plans[0].histogram().values() for b in h}
     assert widths and widths <= {2, 4, 8}  # a plan from the solver's width set
