@@ -32,7 +32,7 @@ import scipy.sparse as sp
 
 from adaqp.solver.groups import level_factor
 from adaqp.solver.lpstatus import NODE_LIMIT_S, basis_of, highs_lp, new_highs, run_checked, start_from, status_bound
-from adaqp.solver.milp import _problem, var_scale, variance_matrix
+from adaqp.solver.milp import build_problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 from adaqp.solver.nodelp import BUDGET_SLACK, NodeLP
 
@@ -98,7 +98,7 @@ class CompactLP:
         self.model, self.var, self.highspy, self.budget = model, variance_matrix(model), highspy, budget
         self.G, self.nb = self.var.shape
         self.vscale = var_scale(self.var, "min-variance")
-        pb = _problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
+        pb = build_problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
         nx, ny, nb = pb.nx, len(model.ysets), self.nb
         nt = pb.c.size - nx - ny
         ch = self.ch = _Channels(model, pb.A_ub[ny:, :nx])

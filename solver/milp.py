@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from adaqp.solver.cbc import solve_mps
-from adaqp.solver.greedy import _raise_back, greedy
+from adaqp.solver.greedy import greedy, raise_back
 from adaqp.solver.groups import level_factor
 from adaqp.solver.lpstatus import has_highspy
 from adaqp.solver.model import LinearModel
@@ -54,7 +54,10 @@ class Solution:
 
 
 @dataclass
-class _Problem:
+class Problem:
+    """A MILP as arrays: ``min c z`` s.t. ``A_ub z <= b_ub``, ``A_eq z = b_eq``, ``lb <= z <= ub``,
+    ``z`` integer where ``integer``."""
+
     c: np.ndarray
     A_ub: sp.csr_matrix
     b_ub: np.ndarray
@@ -81,7 +84,9 @@ def var_scale(var: np.ndarray, mode: str) -> float:
     return max(float(tot[0]), 1e-300) if mode == "lambda" else (float(pos.min()) if pos.size else 1.0)
 
 
-def _problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | None, lam: float) -> _Problem:
+def build_problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | None, lam: float) -> Problem:
+    """The MILP of ``mode`` (module doc) as arrays: columns ``[x, y, t]``, times scaled by the
+    budget (or the widest plan's time), the variance by :func:`var_scale`."""
     G, nb = var.shape
     nx, ny = model.nx, len(model.ysets)
     live = [t for t in model.terms if t.const.size]
@@ -114,11 +119,14 @@ def _problem(model: LinearModel, var: np.ndarray, mode: str, budget: float | Non
     lb = np.r_[np.zeros(nx + ny), [t.floor / t_scale for t in live]]
     ub = np.r_[np.ones(nx + ny), np.full(nt, np.inf)]
     integer = np.r_[np.ones(nx + ny, bool), np.zeros(nt, bool)]
-    return _Problem(c, A_ub, np.concatenate(rhs) if rhs else np.zeros(0), A_eq, np.ones(G), lb, ub, integer,
-                    nx, t_scale)
+    return Problem(c, A_ub, np.concatenate(rhs) if rhs else np.zeros(0), A_eq, np.ones(G), lb, ub, integer,
+                   nx, t_scale)
 
 
-def _lp(pb: _Problem):
+_problem = build_problem  # the name tests/solver (patterns, bnb) test it by
+
+
+def _lp(pb: Problem):
     """The LP relaxation (HiGHS dual simplex): ``(objective, values)``, a lower bound and a guide."""
     from scipy.optimize import linprog
 
@@ -127,7 +135,7 @@ def _lp(pb: _Problem):
     return (float(r.fun), r.x) if r.status == 0 else (None, None)
 
 
-def _milp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
+def _milp_solve(pb: Problem, solver: str, time_limit: float, gap: float):
     """Solve the MILP: CBC (PuLP's bundled binary) through :mod:`cbc`'s MPS file, HiGHS through
     PuLP's interface. Returns (z, status, solver's own lower bound or None)."""
     if solver == "cbc":
@@ -163,7 +171,7 @@ def _milp_solve(pb: _Problem, solver: str, time_limit: float, gap: float):
     return values, pulp.LpStatus[prob.status], bound
 
 
-def _variables(pulp, pb: _Problem, n: int) -> list:
+def _variables(pulp, pb: Problem, n: int) -> list:
     return [pulp.LpVariable(f"z{i}", lowBound=pb.lb[i], upBound=None if np.isinf(pb.ub[i]) else pb.ub[i],
                             cat="Integer" if pb.integer[i] else "Continuous") for i in range(n)]
 
@@ -187,7 +195,7 @@ def _choice(values, G: int, nb: int) -> np.ndarray | None:
     return np.asarray(values[:G * nb]).reshape(G, nb).argmax(1)
 
 
-def _objective(pb: _Problem, model: LinearModel, choice: np.ndarray) -> float:
+def _objective(pb: Problem, model: LinearModel, choice: np.ndarray) -> float:
     """The scaled objective of a choice, with every t at its term's value."""
     z = model.z(choice)
     t = [term.value(z) / pb.t_scale for term in model.terms if term.const.size]
@@ -205,7 +213,7 @@ def _min_time(model: LinearModel, var: np.ndarray, solver: str, time_limit: floa
     G, nb = var.shape
     cands = [np.full(G, j) for j in range(nb)]
     if solver != "greedy" and G:
-        values, _, _ = _milp_solve(_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4)
+        values, _, _ = _milp_solve(build_problem(model, var, "min-time", None, 0.0), solver, time_limit, 1e-4)
         c = _choice(values, G, nb)
         if c is not None:
             cands.append(c)
@@ -257,7 +265,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
             raise AdaqpInputError(f"time budget {budget:.6g} s is infeasible even at the narrowest widths; "
                                   f"the smallest feasible budget is {least:.6g} s")
         warm = fastest
-    pb = _problem(model, var, mode, budget, lam)
+    pb = build_problem(model, var, mode, budget, lam)
     size = {"groups": G, "variables": int(pb.c.size), "constraints": int(pb.A_ub.shape[0] + pb.A_eq.shape[0]),
             "formulation": "greedy"}
     choice, status, bounds = warm, "greedy", []
@@ -288,7 +296,7 @@ def solve(model: LinearModel, budget: float | None = None, mode: str = "min-vari
                 _objective(pb, model, c) <= _objective(pb, model, warm):
             choice = c  # else keep the greedy answer (time limit, tolerances)
             if mode == "min-variance":  # the fixed y may leave budget unused: spend it
-                choice = _raise_back(model, var, choice, budget)
+                choice = raise_back(model, var, choice, budget)
         else:
             status, bounds = f"{status}; greedy kept", []
     obj = _objective(pb, model, choice)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from adaqp.solver.lpstatus import NODE_LIMIT_S, basis_of, highs_lp, new_highs, run_checked, start_from, status_bound
-from adaqp.solver.milp import _problem, var_scale, variance_matrix
+from adaqp.solver.milp import build_problem, var_scale, variance_matrix
 from adaqp.solver.model import LinearModel
 
 BUDGET_SLACK = 1e-9  # the same relative slack the solver allows when it checks a plan's time
@@ -27,7 +27,7 @@ class NodeLP:
         self.model, self.var, self.highspy = model, variance_matrix(model), highspy
         self.G, self.nb = self.var.shape
         self.vscale = var_scale(self.var, "min-variance")
-        pb = _problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
+        pb = build_problem(model, self.var, "min-variance", budget * (1 + BUDGET_SLACK), 0.0)
         self.nx, self.ny = pb.nx, len(model.ysets)
         self.ys = slice(self.nx, self.nx + self.ny)
         A, lo, hi, ncap = _capped_rows(pb, model.ysets)
@@ -115,7 +115,7 @@ class NodeLP:
         return bound, None
 
 
-def _disaggregated_rows(pb, ysets: list):
+def disaggregated_rows(pb, ysets: list):
     """Rows ``[terms and budget; x[g, j] - y_i <= 0 per member; assignment]`` with their bounds;
     ``pb.A_ub`` starts with the aggregated links (one per y), which the member rows replace."""
     ny, n = len(ysets), pb.c.size
@@ -159,3 +159,6 @@ def _capped_rows(pb, ysets: list):
     lo = np.r_[np.full(A.shape[0] - pb.A_eq.shape[0], -np.inf), pb.b_eq]
     hi = np.r_[pb.b_ub[ny:], np.zeros(xs.size + r.size), pb.b_eq]
     return A, lo, hi, ncap
+
+
+_disaggregated_rows = disaggregated_rows  # the name tests/solver/test_solver_bnb.py tests it by

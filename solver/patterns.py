@@ -150,15 +150,15 @@ def disaggregated_lp_bound(model, budget: float) -> float | None:
     solved here by SciPy's HiGHS interface from scratch (a cross-check of that warm-started model)."""
     from scipy.optimize import linprog
 
-    from adaqp.solver.nodelp import _disaggregated_rows
-    from adaqp.solver.milp import _problem, var_scale, variance_matrix
+    from adaqp.solver.nodelp import disaggregated_rows
+    from adaqp.solver.milp import build_problem, var_scale, variance_matrix
 
     var = variance_matrix(model)
-    pb = _problem(model, var, "min-variance", budget, 0.0)
-    A, lo, hi = _disaggregated_rows(pb, model.ysets)
+    pb = build_problem(model, var, "min-variance", budget, 0.0)
+    A, lo, hi = disaggregated_rows(pb, model.ysets)
     eq = np.isfinite(lo)
     r = linprog(pb.c, A_ub=A[~eq], b_ub=hi[~eq], A_eq=A[eq], b_eq=hi[eq],
                 bounds=list(zip(pb.lb, pb.ub)), method="highs")
     if r.status != 0:
         return None
-    return float(r.fun) * var_scale(var, "min-variance")  # undo _problem's scaling
+    return float(r.fun) * var_scale(var, "min-variance")  # undo build_problem's scaling
