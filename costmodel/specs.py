@@ -213,7 +213,7 @@ METHOD = " ".join((
     "meta.fit_errors are the H200 fit's. An op the H200 fit models otherwise than by a line (meta.linearised)",
     "is first replaced by the non-negative line over its measured points (fit.fit_linear), so that every",
     "op is linear in its sizes as the solver's linear model and compact LP need (solver/model.py,",
-    "solver/compact.py); its fit_err_pct is then that line's in-sample max error. Host links: pinned copies = ",
+    "solver/compact.py); its fit_err_pct is then that line's in-sample max error. Host links: pinned copies =",
     "the H200 host's measured pinned",
     "bandwidth x (this PCIe generation's x16 rate / Gen5's), latency as measured; pageable = a host memcpy",
     "in series with the pinned DMA, the memcpy rate fitted to the H200 host's pageable figures.",
