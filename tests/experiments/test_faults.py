@@ -54,7 +54,8 @@ def test_bad_flags_are_one_line_and_exit_2(argv, words, tmp_path, capsys):
 
 def test_two_trials_end_cleanly_and_resume_equal(tmp_path):
     out = tmp_path / "campaign"
-    argv = ["--trials", "2", "--out", str(out), "--dataset", SBM, "--nprocs", "2", "--epochs", "4", "--seed", "7"]  # a re-solve and a checkpoint write
+    # seed 7 draws a re-solve kill and a checkpoint-write kill
+    argv = ["--trials", "2", "--out", str(out), "--dataset", SBM, "--nprocs", "2", "--epochs", "4", "--seed", "7"]
     assert faults.main(argv) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["trials"] == 2 and s["named"] == 2 and s["exits_within_target"] == 2
