@@ -137,7 +137,7 @@ def _predict_and_measure(args, graph, out):
         print(f"adaqp with the solved plan: {v / a:.2f}x vanilla's epoch throughput measured, "
               f"{sims['vanilla'].epoch_time_s / sims['adaqp'].epoch_time_s:.2f}x predicted")
     wi = D.whatif(PlanStats.from_halo_plan(plan), shape)
-    print(f"\nWhat if: the same plan on {D.WHATIF_CLUSTER} (spec-derived GPU profile, simulated):")
+    print(f"\nWhat if: the same plan on {D.WHATIF_CLUSTER} (GPU profile derived from the H200 measurement, simulated):")
     print(format_table(wi))
     return pred + wi, measured
 
