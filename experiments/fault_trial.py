@@ -1,11 +1,11 @@
 """One fault trial: a training job killed at a chosen point, what it left behind, and its resume.
 
-The job is ``python -m adaqp train`` in its own session (``start_new_session``), so every process
+The job is ``python -m adaqp train`` under ``setsid`` (``start_new_session``), so every process
 it starts (the launcher, its ranks, multiprocessing's helpers, ``ip``/``tc`` while it builds
-emulated hosts) carries the launcher's PID as session id; :func:`session_pids` finds them in
+emulated hosts) carries the launcher's PID as its SID; :func:`job_pids` finds them in
 ``/proc``. The rank to kill SIGKILLs itself where ``ADAQP_FAULT`` says (:mod:`adaqp.runtime.faults`)
 and first writes the wall-clock time to the job's stderr: exit time is measured from that moment
-to the moment no process of the session is left.
+to the moment no process of the job is left.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ ORPHAN_GRACE_S = 2.0  # after the launcher exits, what is still alive after this
 _MARK = re.compile(r"adaqp fault: SIGKILL rank (\d+) at (\w+) in epoch (\d+) t=([\d.]+)")
 
 
-def session_pids(sid: int) -> list[int]:
-    """PIDs of live processes whose session id is ``sid`` (zombies excluded: they hold nothing)."""
+def job_pids(sid: int) -> list[int]:
+    """PIDs of live processes whose SID is ``sid`` (zombies excluded: they hold nothing)."""
     pids = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -53,12 +53,12 @@ def run_job(cmd: list[str], log: Path, env: dict, timeout_s: float) -> dict:
     try:
         rc = proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        rc = None  # hung: counted as such, then the whole session is killed below
+        rc = None  # hung: counted as such, then the whole job is killed below
     deadline = time.monotonic() + ORPHAN_GRACE_S
-    while (left := session_pids(proc.pid)) and time.monotonic() < deadline:
+    while (left := job_pids(proc.pid)) and time.monotonic() < deadline:
         time.sleep(0.02)
     all_gone = time.time()
-    orphans = session_pids(proc.pid)
+    orphans = job_pids(proc.pid)
     for pid in orphans:  # the job's own processes, by PID: a campaign must not leave them running
         try:
             os.kill(pid, signal.SIGKILL)

@@ -108,7 +108,7 @@ def _wait_all(procs: list[tuple[str, subprocess.Popen, Path]], timeout_s: float)
     finally:
         for _, p, _ in procs:
             if p.poll() is None:
-                os.killpg(p.pid, 9)  # its own session: torchrun's agent and its ranks go together
+                os.killpg(p.pid, 9)  # its own process group: torchrun's agent and its ranks go together
                 p.wait()
 
 

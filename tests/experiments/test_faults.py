@@ -25,16 +25,16 @@ def test_faults_cover_every_phase_at_epochs_where_it_happens():
     assert chosen == faults.choose_faults(20, 3, 8, seed=1)  # a campaign can be rerun as it was
 
 
-def test_session_pids_finds_a_job_and_its_children():
+def test_job_pids_finds_a_job_and_its_children():
     job = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
                             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); time.sleep(30)"],
                            start_new_session=True)
     try:
         for _ in range(100):
-            if len(fault_trial.session_pids(job.pid)) == 2:
+            if len(fault_trial.job_pids(job.pid)) == 2:
                 break
             subprocess.run(["sleep", "0.05"])
-        assert len(fault_trial.session_pids(job.pid)) == 2 and job.pid in fault_trial.session_pids(job.pid)
+        assert len(fault_trial.job_pids(job.pid)) == 2 and job.pid in fault_trial.job_pids(job.pid)
     finally:
         os.killpg(job.pid, 9)
         job.wait()
