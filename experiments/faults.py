@@ -22,7 +22,6 @@ orphans or namespaces left, every trial resumed equal), 1 otherwise, 2 for bad f
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
 import random
@@ -171,7 +170,7 @@ def run(args) -> dict:
         "max_exit_s_target": args.max_exit_s, "dataset": args.dataset, "nprocs": args.nprocs,
         "epochs": args.epochs, "replan_every": REPLAN_EVERY, "link": args.link if "link" in modes else None,
         "seed": args.seed, "wall_s": time.monotonic() - t_start,
-        "date": datetime.date.today().isoformat(), "machine": _machine(),
+        "date": time.strftime("%Y-%m-%d"), "machine": _machine(),
     }
     summary["target_met"] = (summary["exits_within_target"] == len(rows) == summary["named"]
                              and summary["orphans"] == 0 and summary["netns_left"] == 0

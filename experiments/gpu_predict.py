@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
+import time
 import subprocess
 import tempfile
 from pathlib import Path
@@ -43,7 +43,7 @@ def predictions(profile: str, check=None, log=print) -> list[dict]:
 
     plan = {k: getattr(check or FULL, k) for k in ("dataset", "ranks", "epochs", "warmup", "hidden", "layers",
                                           "schedules", "bits")}
-    stamp = {"profile": profile, "predicted_on": datetime.date.today().isoformat(), "commit": _commit()}
+    stamp = {"profile": profile, "predicted_on": time.strftime("%Y-%m-%d"), "commit": _commit()}
     with tempfile.TemporaryDirectory(prefix="adaqp-gpu-predict-") as work:
         rows = predict(plan, profile, Path(work), log)
     return [{"ranks": r["ranks"], "schedule": r["schedule"], "bits": r["bits"],
