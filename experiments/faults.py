@@ -30,35 +30,20 @@ import sys
 import time
 from pathlib import Path
 
+from adaqp.cli.common import OneLineParser, positive_int
 from adaqp.errors import AdaqpInputError, require
 
 REPLAN_EVERY = 2
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's usage block plus the error is two lines; one is enough
-        print(f"faults: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m adaqp.experiments.faults", description=__doc__.splitlines()[0])
-    p.add_argument("--trials", type=_positive, default=20)
+    p = OneLineParser(prog="python -m adaqp.experiments.faults", description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=positive_int, default=20)
     p.add_argument("--out", type=Path, required=True, help="folder for summary.json, faults.csv and runs")
     p.add_argument("--dataset", default="cora")
-    p.add_argument("--nprocs", type=_positive, default=3, help="ranks per job (default 3)")
-    p.add_argument("--epochs", type=_positive, default=8, help="epochs per job (>= 4; default 8)")
-    p.add_argument("--hidden", type=_positive, default=16)
+    p.add_argument("--nprocs", type=positive_int, default=3, help="ranks per job (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="epochs per job (>= 4; default 8)")
+    p.add_argument("--hidden", type=positive_int, default=16)
     p.add_argument("--link", default="1gbit", help="NIC rate of the emulated hosts (default 1gbit)")
     p.add_argument("--modes", choices=("auto", "local", "link"), default="auto",
                    help="auto: alternate loopback and emulated hosts where they can be built")

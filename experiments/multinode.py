@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from adaqp.cli.common import OneLineParser, positive_int
 from adaqp.errors import AdaqpInputError, require
 
 RDZV_PORT = 29500
@@ -37,33 +38,17 @@ RDZV_PORT = 29500
 LOSS_TOL = 1e-6
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's usage block plus the error is two lines; one is enough
-        print(f"multinode: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m adaqp.experiments.multinode", description=__doc__.splitlines()[0])
-    p.add_argument("--nodes", type=_positive, default=2, help="emulated hosts (>= 2; default 2)")
-    p.add_argument("--ranks-per-node", type=_positive, default=2, help="torchrun --nproc-per-node")
+    p = OneLineParser(prog="python -m adaqp.experiments.multinode", description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=positive_int, default=2, help="emulated hosts (>= 2; default 2)")
+    p.add_argument("--ranks-per-node", type=positive_int, default=2, help="torchrun --nproc-per-node")
     p.add_argument("--link", default="1gbit", help="each host's NIC rate per direction (default 1gbit)")
     p.add_argument("--out", type=Path, required=True, help="folder for summary.json, logs and runs")
     p.add_argument("--dataset", default="cora")
     p.add_argument("--model", choices=("gcn", "sage"), default="gcn")
-    p.add_argument("--layers", type=_positive, default=2)
-    p.add_argument("--hidden", type=_positive, default=64)
-    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--layers", type=positive_int, default=2)
+    p.add_argument("--hidden", type=positive_int, default=64)
+    p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plan-dir-mode", choices=("both", "shared", "each"), default="both",
                    help="shared: one partition read by every host; each: every rank partitions")

@@ -11,6 +11,15 @@ DATASET_HELP = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (``adaqp train: error: argument --epochs: ...``), like
+    every other input error; the usage block it would print first is what ``--help`` shows.
+    Subcommand parsers inherit the class (argparse's ``parser_class`` default)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     try:
         v = int(text)

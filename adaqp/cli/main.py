@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from adaqp import __version__
+from adaqp.cli.common import OneLineParser
 from adaqp.errors import AdaqpInputError
 
 # subcommand -> module under adaqp.cli (imported for its parser, run lazily)
@@ -28,15 +29,6 @@ COMMANDS = {
     "validate": "adaqp.cli.validate_cmd",
     "reproduce": "adaqp.cli.reproduce_cmd",
 }
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line (``adaqp train: error: argument --epochs: ...``), like
-    every other input error; the usage block it would print first is what ``--help`` shows.
-    Subcommand parsers inherit the class (argparse's ``parser_class`` default)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
