@@ -75,14 +75,15 @@ def estimate(stats: PlanStats, shape: ModelShape, schedule: Schedule | str, clus
             seg = seg + s.seconds
             phases[s.phase] = phases.get(s.phase, 0.0) + s.seconds
             continue
-        total += device_max(cluster, seg)
+        gap = device_max(cluster, seg)  # the compute since the last synchronising step
+        total += gap
         seg = np.zeros(P)
         if isinstance(s, AllReduce):
-            ar = allreduce_s(cluster, profile, s.nbytes)
+            ar = allreduce_s(cluster, profile, s.nbytes, gap)
             total += ar
             continue
         assert isinstance(s, Exchange)
-        x, where = exchange_s(cluster, profile, s.traffic.nbytes)
+        x, where = exchange_s(cluster, profile, s.traffic.nbytes, gap)
         hidden = device_max(cluster, s.hidden) if s.hidden is not None else 0.0
         if s.hidden is not None:
             phases[s.hidden_phase] = phases.get(s.hidden_phase, 0.0) + s.hidden

@@ -18,9 +18,11 @@ def spmm_s(p: HardwareProfile, rows, nnz, width, backward: bool = False):
     return p.op("spmm_bwd" if backward else "spmm_fwd", rows=rows, nnz=nnz, width=width)
 
 
-def gemm_s(p: HardwareProfile, rows, in_dim, out_dim, backward: bool = False):
-    """Dense transform of ``rows`` rows (backward: both gradient products)."""
-    return p.op("gemm_bwd" if backward else "gemm_fwd", rows=rows, in_dim=in_dim, out_dim=out_dim)
+def gemm_s(p: HardwareProfile, rows, in_dim, out_dim, backward: bool = False, input_grad: bool = True):
+    """Dense transform of ``rows`` rows (backward: both gradient products; without ``input_grad``,
+    as for the input layer, the weight's only)."""
+    op = ("gemm_bwd" if input_grad else "gemm_bwd_w") if backward else "gemm_fwd"
+    return p.op(op, rows=rows, in_dim=in_dim, out_dim=out_dim)
 
 
 def elementwise_s(p: HardwareProfile, op: str, elements=None, rows=None, width=None):

@@ -3,7 +3,7 @@
 Pure functions (numpy + scipy, no torch): the profiler measures, these turn medians into models.
 
 * Compute ops: non-negative least squares of the median seconds on the op's linear features
-  (:data:`profile.OPS`). Each row is divided by its measured time, so the fit minimises *relative*
+  (:data:`profile.OP_FEATURES`). Each row is divided by its measured time, so the fit minimises *relative*
   error: unweighted, the largest sizes would own the fit and small sizes (the ones the latency
   term matters for) would come out wrong by multiples.
 * When a straight line is wrong somewhere (max relative error above a threshold) and one size
@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.optimize import nnls
 
-from adaqp.costmodel.profile import FEATURES, OPS, SIZE_KEYS, LinkModel, OpModel
+from adaqp.costmodel.profile import FEATURES, OP_FEATURES, SIZE_KEYS, LinkModel, OpModel
 
 LOGLOG_THRESHOLD_PCT = 25.0
 # a feature "dominates" when its term carries at least this share of the linear model's time at
@@ -161,9 +161,9 @@ ROW_TERM_OPS = ("layernorm", "copy")
 
 
 def candidate_features(op: str, points: Sequence[Mapping[str, float]] = ()) -> list[tuple[str, ...]]:
-    """The linear feature sets :func:`fit_op` tries for ``op``: the schema's (:data:`OPS`), and
+    """The linear feature sets :func:`fit_op` tries for ``op``: the schema's (:data:`OP_FEATURES`), and
     for :data:`ROW_TERM_OPS` the same plus ``rows`` when every point has a row count."""
-    base = tuple(OPS[op])
+    base = tuple(OP_FEATURES[op])
     out = [base]
     if op in ROW_TERM_OPS and "rows" not in base and points and all("rows" in p for p in points):
         out.append(base + ("rows",))
@@ -203,9 +203,9 @@ def _pick(cands):
 
 
 def _fit_line_or_loglog(op, points, y, threshold_pct, features=None):
-    """The line over ``features`` (default: the op's, :data:`OPS`), or log-log where it wins by
+    """The line over ``features`` (default: the op's, :data:`OP_FEATURES`), or log-log where it wins by
     the rule of :func:`fit_op`; the model and its leave-one-size-out (median, max) error."""
-    features = tuple(features or OPS[op])
+    features = tuple(features or OP_FEATURES[op])
     coef, in_sample = fit_linear(features, points, y)
     best = OpModel(tuple(features), tuple(float(c) for c in coef))
     err = _loo(best, features, points, y)
@@ -292,7 +292,7 @@ def leave_one_out_errors(op: str, points: Sequence[Mapping[str, float]],
     if model is None:
         model = fit_op(op, pts, y)[0]
     line = model.features if model.kind == "linear" else next(
-        (f for f in candidate_features(op, pts) if set(model.features) <= set(f)), OPS[op])
+        (f for f in candidate_features(op, pts) if set(model.features) <= set(f)), OP_FEATURES[op])
     try:
         return _loo(model, line, pts, y)
     except KeyError:  # points that lack a size the model reads

@@ -79,16 +79,18 @@ def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resou
     return out
 
 
-def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exchange") -> float:
+def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exchange",
+                gap_s: float | None = None) -> float:
     """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
     (see ``HardwareProfile.sync_s``), or for GPU ranks staging through the host (gloo-staged: a
     stream synchronisation and a thread hand-off per exchange, peers time-sharing the GPU); 0 for
     NCCL. An exchange's flows cannot complete sooner than this after they are posted (peers must
     get the CPU to send and to receive), but a transfer that takes longer hides it: it is a floor
-    on each flow's duration, not a term added to it."""
+    on each flow's duration, not a term added to it. ``gap_s``: the compute since the last
+    synchronising step, where the profile measured the delay by it (``sync_by_gap``)."""
     if cluster.device == "cpu":
-        return profile.sync(cluster.cpu_sharing, step)
-    return profile.sync(cluster.ranks_per_node, step) if cluster.transport == "gloo-staged" else 0.0
+        return profile.sync(cluster.cpu_sharing, step, gap_s)
+    return profile.sync(cluster.ranks_per_node, step, gap_s) if cluster.transport == "gloo-staged" else 0.0
 
 
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -139,21 +141,24 @@ def exchange_loads(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.nd
     return loads, np.where(B > 0, lat, 0.0)
 
 
-def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarray) -> tuple[float, str]:
-    """Analytic duration of one all-to-all exchange, and the name of its bottleneck resource."""
+def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarray,
+               gap_s: float | None = None) -> tuple[float, str]:
+    """Analytic duration of one all-to-all exchange, and the name of its bottleneck resource
+    (``gap_s``: the compute since the last synchronising step, see :func:`host_sync_s`)."""
     loads, lat = exchange_loads(cluster, profile, nbytes)
     if not loads or not np.any(np.asarray(nbytes) > 0):
         return 0.0, "none"
     busy = {k: float((v / r.bw_Bps).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
-    sync = host_sync_s(cluster, profile)
+    sync = host_sync_s(cluster, profile, gap_s=gap_s)
     if sync > busy[worst]:
         return sync + float(lat.max()), "host scheduling"
     return busy[worst] + float(lat.max()), worst
 
 
-def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float) -> float:
-    """Gradient all-reduce: measured on one host; a ring over the slowest link otherwise."""
+def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float, gap_s: float | None = None) -> float:
+    """Gradient all-reduce: measured on one host; a ring over the slowest link otherwise; plus the
+    host's sync delay (``gap_s``: see :func:`host_sync_s`)."""
     from adaqp.costmodel.durations import link_s, ring_allreduce_s
 
     P = cluster.num_ranks
@@ -161,10 +166,10 @@ def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float) -
         return 0.0
     if cluster.transport == "gloo-cpu" and cluster.nodes == 1:
         ar = profile.links["allreduce"]
-        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile, "allreduce")
+        return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile, "allreduce", gap_s)
     res = resources(cluster, profile)
     link = res["nic"] if cluster.nodes > 1 else (res["intra"] if cluster.transport == "nccl" else res["endpoint"])
-    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile, "allreduce")
+    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile, "allreduce", gap_s)
     if cluster.transport == "gloo-staged":  # gradients cross PCIe both ways
         t += float(link_s(res["d2h"].latency_s, res["d2h"].bw_Bps, nbytes))
         t += float(link_s(res["h2d"].latency_s, res["h2d"].bw_Bps, nbytes))

@@ -17,7 +17,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -53,6 +53,11 @@ OPS: dict[str, tuple[str, ...]] = {
     **{f"quantize_b{b}": ("1", "elements", "rows") for b in QUANT_BITS},
     **{f"dequantize_b{b}": ("1", "elements", "rows") for b in QUANT_BITS},
 }
+# Ops a profile may define; one that does not is costed by the op named here at the same sizes.
+# gemm_bwd_w: the input layer's backward, dW and db only (the features need no gradient); its
+# one GEMM has the forward's multiply-adds, so gemm_fwd stands in for it where it is not measured.
+OPTIONAL_OPS: dict[str, str] = {"gemm_bwd_w": "gemm_fwd"}
+OP_FEATURES: dict[str, tuple[str, ...]] = {**OPS, "gemm_bwd_w": ("1", "flops", "gemm_io")}
 # Links: latency + bytes / bandwidth. "net" is the transport between ranks as measured (per
 # ordered pair where measured), "allreduce" the collective's effective figures. "net@K" (optional)
 # is "net" measured with K ranks on the host at once (Gloo's loopback throughput per rank changes
@@ -249,6 +254,10 @@ class HardwareProfile:
     # string): memory bandwidth shared and, past the core count, cores time-sliced. Measured by
     # ``runtime.profiling.ranks.measure_corun``; where absent, ``corun`` x max(1, k x threads / cores).
     corun_by_ranks: Mapping[str, float] = field(default_factory=dict)
+    # the sync delays by the compute between two synchronising steps: {"exchange" | "allreduce":
+    # {k: [[gap_s, extra_s], ...] sorted by gap}}; where present for k, ``sync(k, step, gap_s)``
+    # interpolates it (the delay grows with the compute a rank did since its last step).
+    sync_by_gap: Mapping[str, Mapping[str, Sequence]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -268,11 +277,24 @@ class HardwareProfile:
         for k, v in [*self.sync_s.items(), *self.allreduce_sync_s.items()]:
             require(str(k).isdigit() and int(k) >= 1 and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0,
                     f"profile {self.name!r}: sync_s maps rank counts to seconds >= 0, got {k!r}: {v!r}")
+        for step, table in self.sync_by_gap.items():
+            require(step in ("exchange", "allreduce") and isinstance(table, Mapping) and all(
+                str(k).isdigit() and int(k) >= 2 and len(pts) >= 1 and all(
+                    len(pt) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in pt)
+                    for pt in pts) and [pt[0] for pt in pts] == sorted(pt[0] for pt in pts)
+                for k, pts in table.items()),
+                f"profile {self.name!r}: sync_by_gap maps exchange/allreduce to {{ranks: [[gap_s, extra_s], "
+                "...]}} with numbers >= 0, gaps increasing")
 
-    def sync(self, ranks: int, step: str = "exchange") -> float:
+    def sync(self, ranks: int, step: str = "exchange", gap_s: float | None = None) -> float:
         """``sync_s`` (``step="allreduce"``: ``allreduce_sync_s``) for ``ranks`` ranks sharing the
         host: the measured figure, the largest one's scaled by ranks / its ranks beyond the table,
-        0 below it (or with no table)."""
+        0 below it (or with no table). With ``gap_s`` (the compute since the rank's last
+        synchronising step) and ``sync_by_gap`` measured for ``ranks``: interpolated in the gap,
+        clamped to the measured gaps' figures outside them."""
+        pts = self.sync_by_gap.get(step, {}).get(str(ranks)) if gap_s is not None else None
+        if pts:
+            return float(np.interp(gap_s, [p[0] for p in pts], [p[1] for p in pts]))
         table = self.sync_s if step == "exchange" else self.allreduce_sync_s
         if not table or ranks <= 1:
             return 0.0
@@ -289,13 +311,15 @@ class HardwareProfile:
     def op(self, name: str, **sizes):
         for calls in _RECORDERS:
             calls.append((name, sizes))
-        return self.ops[name].seconds(**sizes)
+        model = self.ops.get(name) or self.ops[OPTIONAL_OPS.get(name, name)]
+        return model.seconds(**sizes)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,
                 "device": self.device, "meta": dict(self.meta), "interference": self.interference,
                 "corun": self.corun, "sync_s": dict(self.sync_s),
                 "allreduce_sync_s": dict(self.allreduce_sync_s), "corun_by_ranks": dict(self.corun_by_ranks),
+                **({"sync_by_gap": {k: dict(v) for k, v in self.sync_by_gap.items()}} if self.sync_by_gap else {}),
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -312,7 +336,9 @@ class HardwareProfile:
                        float(d.get("interference", 1.0)), float(d.get("corun", 1.0)),
                        {str(k): float(v) for k, v in dict(d.get("sync_s", {})).items()},
                        {str(k): float(v) for k, v in dict(d.get("allreduce_sync_s", {})).items()},
-                       {str(k): float(v) for k, v in dict(d.get("corun_by_ranks", {})).items()})
+                       {str(k): float(v) for k, v in dict(d.get("corun_by_ranks", {})).items()},
+                       {str(st): {str(k): [list(map(float, pt)) for pt in pts] for k, pts in dict(t).items()}
+                        for st, t in dict(d.get("sync_by_gap", {})).items()})
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

@@ -164,7 +164,8 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
         w, w2 = shape.widths[layer], shape.widths[layer + 1]
         if layer < shape.layers - 1:
             norm_relu(w2)
-        step("dense", gat.output(layer) if gat else nmul * D.gemm_s(p, stats.inner, w, w2, backward=True))
+        step("dense", gat.output(layer) if gat else
+             nmul * D.gemm_s(p, stats.inner, w, w2, backward=True, input_grad=layer > 0))
         if layer == 0:  # the input needs no gradient: no aggregation backward, no exchange
             if gat:  # but GAT's weights get theirs through the attention
                 step("marginal", gat.marginal(layer, backward=True))

@@ -97,7 +97,7 @@ def stage_profile(out: Path, device: str, plan: CheckPlan, fast_sync: bool) -> d
         import adaqp.runtime.profiling.profiler as prof
 
         real = prof.measure_sync
-        prof.measure_sync = lambda max_ranks, reps=100: ({"2": 0.0}, {"2": 0.0})
+        prof.measure_sync = lambda max_ranks, reps=100: ({"2": 0.0}, {"2": 0.0}, {})
     try:
         p = measure(device, nprocs=2, progress=False, name=f"{device}-gpu-check", **kw)
     finally:

@@ -72,7 +72,7 @@ class Epoch:
         slowdown = lambda n: corun_slowdown(cluster, profile, n)  # noqa: E731
         self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
-        self.sync_s = host_sync_s(cluster, profile)
+        self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
         self.nodes: list[Node] = []
@@ -106,6 +106,7 @@ class Epoch:
         n = len(self.src)
         self.start, self.arrive = np.full(n, np.nan), np.full(n, np.nan)  # posted, arrived
         self.bott = np.full(n, -1, np.int64)
+        self.floor = np.zeros(n)  # host-scheduling floor of each flow (network.host_sync_s)
         self.pending = np.zeros((K, P), np.int64)  # flows still to arrive, per (exchange, rank)
         np.add.at(self.pending, (self.fk, self.src), 1)
         np.add.at(self.pending, (self.fk, self.dst), 1)
@@ -116,7 +117,7 @@ class Epoch:
     def _on_drain(self, ids: np.ndarray, bott: np.ndarray) -> None:
         self.bott[ids] = bott
         # path latency, after the host-scheduling floor (network.host_sync_s) for time-shared CPUs
-        lat = self.lat[ids] + np.maximum(0.0, self.start[ids] + self.sync_s - self.env.now)
+        lat = self.lat[ids] + np.maximum(0.0, self.start[ids] + self.floor[ids] - self.env.now)
         for value in np.unique(lat):  # one timer per distinct path latency, not per flow
             sel = ids[lat == value]
             self.env.timeout(float(value)).callbacks.append(lambda _e, sel=sel: self._deliver(sel))
@@ -187,6 +188,7 @@ class Epoch:
         if hi > lo:
             ids = np.arange(lo, hi)
             self.start[ids] = arrived
+            self.floor[ids] = host_sync_s(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
             hops = self.layout.hops[rank, self.dst[ids]]
             self.net.add(ids, hops, self.size[ids])
             self.carried += np.bincount(hops.ravel(), np.repeat(self.size[ids], hops.shape[1]),
@@ -197,7 +199,7 @@ class Epoch:
         if self.pending[k, rank] > 0:
             ev = self.waiting[(k, rank)] = self.env.event()
             yield ev
-        comm_end = self.env.now
+        comm_end = self.synced[rank] = self.env.now
         hidden_node = (yield hidden) if hidden is not None else -1
         if comm_end > arrived:
             self._event(rank, "communicate", "comm", arrived, comm_end)
@@ -220,7 +222,7 @@ class Epoch:
         waiting = self._barriers.setdefault(step, [self.env.event(), 0])
         waiting[1] += 1
         if waiting[1] == self.P:  # the last to arrive starts the collective for everybody
-            t = allreduce_s(self.cluster, self.profile, nbytes)
+            t = allreduce_s(self.cluster, self.profile, nbytes, gap_s=self.env.now - self.synced[rank])
             start = self.env.now
             node = self._node(Node("allreduce", "allreduce", rank, start, start + t, self.last_node[rank],
                                    "all ranks"))
@@ -228,6 +230,7 @@ class Epoch:
             self.env.timeout(t).callbacks.append(lambda _e: waiting[0].succeed(node))
         node = yield waiting[0]
         a = self.nodes[node]
+        self.synced[rank] = a.end
         if a.end > a.start:
             self._event(rank, "allreduce", "main", a.start, a.end)
         self.last_node[rank] = node

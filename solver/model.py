@@ -5,7 +5,8 @@ indicators "rank p codes some rows at width j in exchange k" that carry the per-
 the coding ops (``encode_mixed_s`` pays an op's constant once per width present).
 
 The time is a sum of *terms*, each ``max(floor, max_i(A_i z + c_i))``, built from the very functions
-the analytic model calls:
+the analytic model calls (where the profile has ``sync_by_gap``, the sync floors are looked up
+at the compute of the 8-bit program, so the sum equals the analytic time at 8 bits only):
 
 - an exchange's duration is :func:`network.exchange_s`: busiest resource instance plus the longest
   path latency. ``network.exchange_loads`` is linear in the byte matrix, so it is probed with one
@@ -148,7 +149,7 @@ class _Builder:
     def in_exchange(self, k):
         return np.flatnonzero((self.layer == k[0]) & (self.dir == k[1]))
 
-    def exchange_term(self, k, floor: float, label: str):
+    def exchange_term(self, k, floor: float, label: str, gap_s: float | None = None):
         """``busy(instance) + max latency`` of exchange k: one row per resource instance."""
         gs = self.in_exchange(k)
         if gs.size == 0:
@@ -162,7 +163,7 @@ class _Builder:
                 for j in range(self.nb):
                     trip.append((np.full(sel.size, row), sel * self.nb + j,
                                  self.nbytes[sel, j] * amount / self.bw[row]))
-        floor = max(floor, host_sync_s(self.cluster, self.profile) + float(lat.max()))  # network.exchange_s
+        floor = max(floor, host_sync_s(self.cluster, self.profile, gap_s=gap_s) + float(lat.max()))  # network.exchange_s
         return _term(floor, np.full(self.bw.size, float(lat.max())), trip, label)
 
     def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):
@@ -230,9 +231,10 @@ def _epoch_terms(b: _Builder, shape, schedule, units) -> list:
     """Walk the analytic model's program: segments, exchanges and the all-reduce as terms."""
     prog = build_program(b.stats, shape, schedule, b.profile, 8, b.scale,
                          D.overlap_interference(b.cluster, b.profile))
-    raw, fixed, pieces, last = [], np.zeros(b.P), [], None
+    raw, fixed, pieces, last, seg = [], np.zeros(b.P), [], None, np.zeros(b.P)
     for st in prog:
         if isinstance(st, Compute):
+            seg = seg + st.seconds
             if st.phase == "quantize":  # encodes the next exchange: resolved when it comes
                 pieces.append(("next", "enc"))
             elif st.phase == "dequantize":
@@ -243,12 +245,15 @@ def _epoch_terms(b: _Builder, shape, schedule, units) -> list:
         k = (st.traffic.layer, st.traffic.direction) if isinstance(st, Exchange) else None
         pieces = [(k if p == "next" else p, side) for p, side in pieces]
         raw.append(b.segment_term(fixed, pieces, units, f"compute before {k or 'all-reduce'}"))
-        fixed, pieces = np.zeros(b.P), []
+        # the sync delay by the compute since the last step (sync_by_gap): the segment as this
+        # 8-bit program has it, coding included; a constant of the term, not a function of x
+        gap = device_max(b.cluster, seg)
+        fixed, pieces, seg = np.zeros(b.P), [], np.zeros(b.P)
         if isinstance(st, AllReduce):
-            raw.append(_term(allreduce_s(b.cluster, b.profile, st.nbytes), np.zeros(0), [], "all-reduce"))
+            raw.append(_term(allreduce_s(b.cluster, b.profile, st.nbytes, gap), np.zeros(0), [], "all-reduce"))
             continue
         hidden = device_max(b.cluster, st.hidden) if st.hidden is not None else 0.0
-        raw.append(b.exchange_term(k, hidden, f"exchange {k}"))
+        raw.append(b.exchange_term(k, hidden, f"exchange {k}", gap))
         last = k
     raw.append(b.segment_term(fixed, pieces, units, "final compute"))
     return raw

@@ -303,9 +303,10 @@ def measure_exchange(nprocs: int, sizes=(65536, 262144, 1048576), netns=None, ma
     return lat, bw, pts
 
 
-def loaded_extra(step, a, x, reps: int) -> float:
-    """Seconds ``step`` adds per iteration to a SpMM loop run by every rank at once, less what it
-    costs with nothing else running (the link models already hold that); MAX over ranks."""
+def loaded_extra(step, a, x, reps: int) -> tuple[float, float]:
+    """``(gap, extra)``: seconds of one SpMM of the loop every rank runs at once (the compute
+    between two steps), and the seconds ``step`` adds per iteration to that loop, less what it
+    costs with nothing else running (the link models already hold that); each the MAX over ranks."""
     from adaqp.runtime.aggregate import spmm
 
     out = []
@@ -324,46 +325,63 @@ def loaded_extra(step, a, x, reps: int) -> float:
         step()
         idle.append(time.perf_counter() - t0)
     loaded = (out[1] + out[3] - out[0] - out[2]) / 2
-    extra = torch.tensor([max(0.0, loaded - float(np.median(idle)))], dtype=torch.float64)
-    dist.all_reduce(extra, op=dist.ReduceOp.MAX)
-    return float(extra)
+    got = torch.tensor([(out[0] + out[2]) / 2, max(0.0, loaded - float(np.median(idle)))], dtype=torch.float64)
+    dist.all_reduce(got, op=dist.ReduceOp.MAX)
+    return float(got[0]), float(got[1])
 
 
-def sync_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
+# (rows, nnz) of the SpMM between two synchronising steps in ``measure_sync``: from a tenth of a
+# millisecond to a few milliseconds of compute on one core (a small graph's layer to a large one's)
+SYNC_SPMM = ((1_500, 15_000), (5_000, 50_000), (20_000, 200_000))
+
+
+def sync_worker(rank: int, world: int, cfg: dict) -> dict[str, list[list[float]]]:
     """The delay a synchronising step adds while every rank computes between steps (ranks
     time-sharing cores wait for each other to be scheduled): a tiny exchange, and an all-reduce
-    of a gradient-sized buffer, each after every SpMM of a loop."""
+    of a gradient-sized buffer, each after every SpMM of a loop; for each SpMM size of
+    :data:`SYNC_SPMM`, ``[gap_s, extra_s]``."""
     from adaqp.runtime.aggregate import csr_tensor
 
-    a = csr_tensor(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
-    x = torch.randn(cfg["rows"], cfg["width"])
     splits = [0 if p == rank else 64 for p in range(world)]
     send = torch.zeros(64 * (world - 1), dtype=torch.uint8)
     recv = torch.empty_like(send)
     grad = torch.zeros(cfg["allreduce_floats"])
-    return {"exchange": loaded_extra(lambda: duplex_all_to_all(recv, send, splits, splits).wait(), a, x, cfg["reps"]),
-            "allreduce": loaded_extra(lambda: dist.all_reduce(grad), a, x, cfg["reps"])}
+    out: dict[str, list[list[float]]] = {"exchange": [], "allreduce": []}
+    for rows, nnz in cfg["spmm"]:
+        a = csr_tensor(*random_csr(rows, nnz, seed=rank), (rows, rows), "cpu")
+        x = torch.randn(rows, cfg["width"])
+        out["exchange"].append(list(loaded_extra(lambda: duplex_all_to_all(recv, send, splits, splits).wait(),
+                                                 a, x, cfg["reps"])))
+        out["allreduce"].append(list(loaded_extra(lambda: dist.all_reduce(grad), a, x, cfg["reps"])))
+    return out
 
 
-def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dict[str, float]]:
-    """``HardwareProfile.sync_s`` and ``allreduce_sync_s``: for 2 .. ``max_ranks`` ranks on this
-    host (each with cores / k threads, as the launcher gives them), the delay an exchange and an
-    all-reduce (32k floats) add under load, beyond their cost on an idle host."""
+def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dict[str, float], dict]:
+    """``HardwareProfile.sync_s``, ``allreduce_sync_s`` and ``sync_by_gap``: for 2 .. ``max_ranks``
+    ranks on this host (each with cores / k threads, as the launcher gives them), the delay an
+    exchange and an all-reduce (32k floats) add under load, beyond their cost on an idle host, by
+    the compute between two of them (:data:`SYNC_SPMM`); ``sync_s`` / ``allreduce_sync_s`` keep
+    the figure after the longest compute."""
     import os
 
     from adaqp.runtime.launch import spawn
 
     cores = os.cpu_count() or 1
-    cfg = {"rows": 20_000, "nnz": 200_000, "width": 32, "reps": reps, "allreduce_floats": 32_768}
-    exchange, allreduce = {}, {}
+    cfg = {"spmm": SYNC_SPMM, "width": 32, "reps": reps, "allreduce_floats": 32_768}
+    exchange, allreduce, by_gap = {}, {}, {"exchange": {}, "allreduce": {}}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
         got = spawn("adaqp.runtime.profiling.ranks:sync_worker", k, (cfg,), env=env, timeout_s=300.0)[0]
-        exchange[str(k)], allreduce[str(k)] = r4(got["exchange"]), r4(got["allreduce"])
-    return exchange, allreduce
+        for step in ("exchange", "allreduce"):
+            by_gap[step][str(k)] = sorted([r4(g), r4(e)] for g, e in got[step])
+        exchange[str(k)], allreduce[str(k)] = r4(got["exchange"][-1][1]), r4(got["allreduce"][-1][1])
+    return exchange, allreduce, by_gap
 
 
-def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
+CORUN_ROUNDS = 5  # alternations of alone / together in one co-run measurement
+
+
+def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, list[float]]:
     """A training-like step (a SpMM, then a dense layer) timed with the other ranks idle (each rank
     in turn, the way ops are profiled) and with every rank running it at once (each rank's
     per-step times, median): their ratio is how much slower a rank computes beside ``world - 1``
@@ -387,21 +405,29 @@ def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, float]:
 
     for _ in range(3):
         step()
-    solo = []
-    for r in range(world):
+    # rounds of (alone, together): a ratio per round, so that a drift of the machine's speed
+    # (other tenants of a virtual machine, the scheduler placing two ranks on one core for a
+    # while) moves one round, not the whole figure; the caller takes the median of all rounds
+    rounds, per = CORUN_ROUNDS, max(1, cfg["reps"] // CORUN_ROUNDS)
+    ratios = []
+    for _ in range(rounds):
+        solo = []
+        for r in range(world):
+            dist.barrier()
+            if r == rank:
+                solo = [step() for _ in range(per)]
         dist.barrier()
-        if r == rank:
-            solo = [step() for _ in range(cfg["reps"])]
-    dist.barrier()
-    together = [step(True) for _ in range(cfg["reps"])]
-    return {"ratio": float(np.median(together) / np.median(solo))}
+        together = [step(True) for _ in range(per)]
+        ratios.append(float(np.median(together) / np.median(solo)))
+    return {"ratios": ratios}
 
 
 def measure_corun(max_ranks: int, reps: int = 30, rows: int = 50_000, nnz: int = 400_000,
                   width: int = 64) -> dict[str, float]:
     """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (each with
     cores / k threads, as the launcher gives them), the median over ranks of how much slower a
-    rank's compute runs while all of them compute (:func:`corun_worker`), at least 1."""
+    rank's compute runs while all of them compute (:func:`corun_worker`; the median over every
+    rank's rounds), at least 1."""
     import os
 
     from adaqp.runtime.launch import spawn
@@ -413,5 +439,5 @@ def measure_corun(max_ranks: int, reps: int = 30, rows: int = 50_000, nnz: int =
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
         got = spawn("adaqp.runtime.profiling.ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
         # clamped at 1: a rank does not run faster because others compute (below 1 is noise)
-        out[str(k)] = r4(max(1.0, float(np.median([g["ratio"] for g in got]))))
+        out[str(k)] = r4(max(1.0, float(np.median([x for g in got for x in g["ratios"]]))))
     return out

@@ -26,6 +26,28 @@ def test_sync_table_refuses_bad_entries(bad):
         dataclasses.replace(load_profile("cpu-2core"), sync_s=bad)
 
 
+def test_sync_by_gap_interpolates_in_the_compute_before_the_step_and_round_trips():
+    from adaqp.costmodel.profile import HardwareProfile
+
+    table = {"exchange": {"2": [[0.001, 0.0004], [0.005, 0.003]]}, "allreduce": {"2": [[0.001, 0.001]]}}
+    p = dataclasses.replace(load_profile("cpu-2core"), sync_s={"2": 0.01}, sync_by_gap=table)
+    assert p.sync(2, gap_s=0.003) == pytest.approx(0.0017)  # halfway between the measured gaps
+    assert p.sync(2, gap_s=0.0) == 0.0004 and p.sync(2, gap_s=1.0) == 0.003  # clamped outside them
+    assert p.sync(2) == 0.01  # no gap given: the plain table
+    assert p.sync(3, gap_s=0.003) == pytest.approx(0.015)  # no entry for 3 ranks: the plain table, scaled
+    assert p.sync(2, "allreduce", gap_s=0.1) == 0.001
+    again = HardwareProfile.from_dict(p.to_dict())
+    assert again.sync_by_gap == table and again.sync(2, gap_s=0.003) == pytest.approx(0.0017)
+
+
+@pytest.mark.parametrize("bad", [{"wait": {"2": [[0.0, 0.1]]}}, {"exchange": {"2": [[0.1]]}},
+                                 {"exchange": {"2": [[0.2, 0.1], [0.1, 0.1]]}}, {"exchange": {"1": [[0.0, 0.1]]}},
+                                 {"exchange": {"2": [[0.0, -0.1]]}}])
+def test_sync_by_gap_refuses_bad_tables(bad):
+    with pytest.raises(AdaqpInputError):
+        dataclasses.replace(load_profile("cpu-2core"), sync_by_gap=bad)
+
+
 def _points():
     # per-element cost doubles past 1e5 elements: no straight line fits both regimes
     pts = []

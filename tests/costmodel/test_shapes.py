@@ -43,6 +43,9 @@ def test_sizes_are_the_models_widths_and_the_plans_counts(workload):
     # GEMMs: one per layer, over the inner rows
     assert {(s["in_dim"], s["out_dim"]) for s in sh["gemm_fwd"]} == {(300, 32), (32, 32), (32, 3)}
     assert _same_within_tolerance({s["rows"] for s in sh["gemm_fwd"]}, stats.inner)
+    # backward: dX, dW and db above the input layer; dW and db only for it (no gradient to features)
+    assert {(s["in_dim"], s["out_dim"]) for s in sh["gemm_bwd"]} == {(32, 32), (32, 3)}
+    assert {(s["in_dim"], s["out_dim"]) for s in sh["gemm_bwd_w"]} == {(300, 32)}
     # quantize / dequantize only at the asked bit-widths; vanilla's fp32 path is the copy
     assert {op for op in sh if "quantize" in op} == {"quantize_b2", "dequantize_b2", "quantize_b8", "dequantize_b8"}
     assert {s["width"] for s in sh["quantize_b2"]} == {300, 32} and "copy" in sh
@@ -80,3 +83,13 @@ def test_unique_sizes_expands_ranks_drops_zeros_and_near_duplicates():
 def test_bad_bits_are_refused(workload):
     with pytest.raises(AdaqpInputError):
         workload_shapes(*workload, bits=(3,))
+
+
+def test_a_profile_without_the_weight_only_backward_costs_it_as_the_forward_gemm(workload):
+    import dataclasses
+
+    p = load_profile("cpu-2core")
+    sizes = dict(rows=500, in_dim=300, out_dim=32)
+    lacking = dataclasses.replace(p, ops={k: v for k, v in p.ops.items() if k != "gemm_bwd_w"})
+    assert lacking.op("gemm_bwd_w", **sizes) == p.op("gemm_fwd", **sizes)  # the same multiply-adds
+    assert "gemm_bwd_w" in p.ops and p.op("gemm_bwd_w", **sizes) < p.op("gemm_bwd", **sizes)

@@ -56,3 +56,42 @@ def test_ranks_sharing_a_gpu_pay_the_staged_floor(kit):
     shared = dataclasses.replace(kit.cpu(), device="cuda", transport="gloo-staged", profile="cuda")
     assert host_sync_s(shared, prof) == 0.5
     assert host_sync_s(shared, dataclasses.replace(prof, sync_s={})) == 0.0  # spec-derived: no table
+
+
+# ---- the floor by the compute since the rank's last synchronising step (sync_by_gap) ----------
+
+def _gap_prof(kit):
+    # 0.1 s after no compute, 0.5 s after 2 s of it; the plain table (0.9 s) is not used for 2 ranks
+    return dataclasses.replace(_prof(kit, 0.9), sync_by_gap={"exchange": {"2": [[0.0, 0.1], [2.0, 0.5]]},
+                                                            "allreduce": {"2": [[1.0, 0.2]]}})
+
+
+@pytest.mark.parametrize("gap, floor", [(0.0, 0.1), (1.0, 0.3), (2.0, 0.5), (5.0, 0.5)])
+def test_floor_grows_with_the_compute_before_the_exchange(kit, gap, floor):
+    from adaqp.costmodel.program import Compute
+
+    prof = _gap_prof(kit)
+    prog = [Compute("dense", np.array([gap, gap])), Exchange(kit.traffic([[0, 1e3], [1e3, 0]]), None)]
+    assert simulate_program(prog, kit.cpu(), prof).epoch_time_s == pytest.approx(gap + floor, rel=1e-9)
+    assert host_sync_s(kit.cpu(), prof, gap_s=gap) == pytest.approx(floor, rel=1e-12)
+
+
+def test_the_gap_counts_from_the_ranks_last_exchange(kit):
+    # 1 s of compute, an exchange (floor 0.3 s: ends at 1.3 s), 0.5 s more (gap 0.5: floor 0.2 s)
+    from adaqp.costmodel.program import Compute
+
+    swap = kit.traffic([[0, 1e3], [1e3, 0]])
+    prog = [Compute("dense", np.array([1.0, 1.0])), Exchange(swap, None),
+            Compute("dense", np.array([0.5, 0.5])), Exchange(swap, None)]
+    assert simulate_program(prog, kit.cpu(), _gap_prof(kit)).epoch_time_s == pytest.approx(2.0, rel=1e-9)
+
+
+def test_the_allreduce_delay_follows_its_own_table(kit):
+    from adaqp.costmodel.program import Compute
+
+    prof, cluster = _gap_prof(kit), kit.cpu()
+    plain = dataclasses.replace(prof, sync_by_gap={}, allreduce_sync_s={})
+    prog = [Compute("dense", np.array([0.5, 0.5])), AllReduce(4e3)]
+    base = simulate_program(prog, cluster, plain).epoch_time_s
+    # one measured gap: its figure at every gap
+    assert simulate_program(prog, cluster, prof).epoch_time_s == pytest.approx(base + 0.2, rel=1e-9)

@@ -1,5 +1,6 @@
 """Solved plans on a real halo plan: the cost model agrees, budgets hold, the CLI round-trips."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -172,7 +173,9 @@ def test_a_measured_curve_is_costed_at_the_whole_message(setup):
     """cpu-2core's quantize ops are measured curves (not lines): at a uniform width the model
     still gives the analytic epoch, because each rank's coding is costed at its whole message."""
     g, halo, stats, _, _ = setup
-    cluster, profile = load_cluster("local-cpu").with_ranks(4), load_profile("cpu-2core")
+    # without sync_by_gap: its floors are looked up at the 8-bit program's compute (solver/model.py)
+    cluster = load_cluster("local-cpu").with_ranks(4)
+    profile = dataclasses.replace(load_profile("cpu-2core"), sync_by_gap={})
     assert any(profile.ops[f"quantize_b{b}"].kind != "linear" for b in (2, 4, 8))
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
@@ -180,3 +183,10 @@ def test_a_measured_curve_is_costed_at_the_whole_message(setup):
         plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.full(groups.num_groups, b)))
         assert model.time(np.full(groups.num_groups, j)) == pytest.approx(
             estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s, rel=1e-9)
+    # with sync_by_gap the floors follow the compute of the 8-bit program: exact at 8 bits
+    gapped = load_profile("cpu-2core")
+    assert gapped.sync_by_gap
+    model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, gapped)
+    plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.full(groups.num_groups, 8)))
+    assert model.time(np.full(groups.num_groups, 2)) == pytest.approx(
+        estimate(stats, SHAPE, "adaqp", cluster, gapped, plan).epoch_time_s, rel=1e-9)

@@ -62,6 +62,27 @@ def test_time_fn_orders_its_statistics():
     assert 0 < p10 <= med <= p90
 
 
+def test_time_fn_keeps_each_output_alive_until_the_next_call_returns():
+    # an epoch keeps an op's output for the backward pass: the allocator must not get it back
+    # before the next call has allocated its own (see time_fn)
+    import weakref
+
+    class Out:
+        pass
+
+    alive_during_call = []
+    last = [None]
+
+    def fn():
+        alive_during_call.append(last[0] is not None and last[0]() is not None)
+        out = Out()
+        last[0] = weakref.ref(out)
+        return out
+
+    time_fn(fn, "cpu", warmup=1, reps=4, budget_s=1.0, cold=False)
+    assert alive_during_call[0] is False and all(alive_during_call[1:])
+
+
 def test_interference_is_clamped_at_one_and_says_so():
     rep = {"rank": 0, "alone_s": (1, 1, 1), "overlap_s": (0.9, 0.9, 0.9), "comm_bytes_per_peer": 1,
            "comm_outlasted_frac": 1.0}
