@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from adaqp.costmodel.profile import OPS, HardwareProfile
+from adaqp.costmodel.profile import OP_FEATURES, OPTIONAL_OPS, HardwareProfile
 from adaqp.errors import require
 
 _SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
@@ -35,11 +35,13 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     """``profile`` with ``ops`` measured again on this machine (its device, threads, timing)."""
     from adaqp.runtime.profiling import profiler
 
-    unknown = [o for o in ops if o not in OPS]
-    require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OPS)}")
+    unknown = [o for o in ops if o not in OP_FEATURES]
+    require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OP_FEATURES)}")
     require(profile.kind == "measured", f"profile {profile.name!r} is {profile.kind}: only a measured "
                                         "profile can be re-measured")
-    no_points = [o for o in ops if not profile.ops[o].points]
+    # an optional op the profile lacks is measured at the sizes of the op that stands in for it
+    stored = {o: profile.ops.get(o) or profile.ops[OPTIONAL_OPS.get(o, o)] for o in ops}
+    no_points = [o for o in ops if not stored[o].points]
     require(not no_points, f"profile {profile.name!r} keeps no measured sizes for {', '.join(no_points)}")
     timing = dict(profile.meta.get("timing", {}))
     grid = replace(profiler.quick_grid(), warmup=int(timing.get("warmup", 2)), reps=int(timing.get("reps", 7)),
@@ -51,7 +53,7 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     new_ops, changes = dict(profile.ops), []
     try:
         for op in ops:
-            before = profile.ops[op]
+            before = stored[op]
             model, err = profiler.measure_op(op, setups[op], _sizes(op, before.points), profile.device, grid)
             new_ops[op] = model
             ratio = _median_ratio(before.points, model.points)

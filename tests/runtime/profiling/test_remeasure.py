@@ -32,6 +32,18 @@ def test_remeasure_replaces_only_the_named_op_at_the_same_sizes():
     assert entry["threads"] == prof.meta["compute_threads"]
 
 
+def test_an_optional_op_the_profile_lacks_is_measured_at_its_stand_ins_sizes():
+    prof = load_profile("cpu-2core")
+    m = prof.ops["gemm_fwd"]
+    few = tuple(p for p in m.points if p["in_dim"] <= 64 and p["rows"] <= 1000)[:2]
+    assert few
+    ops = {k: v for k, v in prof.ops.items() if k != "gemm_bwd_w"}
+    lacking = replace(prof, ops={**ops, "gemm_fwd": replace(m, points=few)})
+    new = remeasure(lacking, ["gemm_bwd_w"], "a test", progress=None)
+    got = [(p["rows"], p["in_dim"], p["out_dim"]) for p in new.ops["gemm_bwd_w"].points]
+    assert got == [(p["rows"], p["in_dim"], p["out_dim"]) for p in few]
+
+
 def test_remeasure_refuses_what_it_cannot_do():
     prof = load_profile("cpu-2core")
     with pytest.raises(AdaqpInputError, match="unknown op"):
