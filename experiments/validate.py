@@ -24,6 +24,10 @@ exchange on it (dummy bytes, before any training; ``runtime.profiling.ranks.meas
 effective per-host bandwidth and latency go into the cell's ClusterSpec, as a measured profile
 would, instead of the nominal tbf rate (TCP headers, contention of several flows for one NIC and
 of the hosts for this machine's cores all take their share).
+
+``rounds`` > 1 measures the whole grid that many times, one round after another, and reports
+each configuration's median (:func:`combine_rounds`) with the measured epoch's spread: on a
+noisy machine, an error smaller than that spread is noise.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ class Grid:
     seed: int = 0
     device: str = "cpu"  # cuda: the ranks share the visible GPU(s) (experiments/gpu_check.py)
     timeout_s: float = 600.0  # per cell: a hung rank costs at most this
+    rounds: int = 1  # the whole grid measured this many times, one round after another (noise)
 
     profile_for: bool = True  # measure the grid's op shapes into the profile before training
 
@@ -65,6 +70,7 @@ class Grid:
         require(self.hiddens and min(self.hiddens) >= 1, f"hidden widths must be >= 1, got {self.hiddens}")
         require(self.ranks and min(self.ranks) >= 2, "validate needs ranks >= 2 (one rank sends nothing)")
         require(self.epochs > self.warmup >= 1, f"epochs ({self.epochs}) must exceed warmup ({self.warmup}) >= 1")
+        require(isinstance(self.rounds, int) and self.rounds >= 1, f"rounds must be >= 1, got {self.rounds!r}")
         for s in self.schedules:
             Schedule.parse(s)
         for b in self.bits:
@@ -309,18 +315,50 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print) -> tuple[list[dict]
 
     if grid.profile_for:
         grid = profile_for_grid(grid, work, log)
-    rows, calls = [], []
-    for i, (ranks, link) in enumerate(grid.cells()):
-        log(f"[{i + 1}/{len(grid.cells())}] {ranks} ranks, link {link or 'loopback'}: "
-            f"{len(grid.workloads()) * len(grid.points())} configurations")
-        cell = run_cell(grid, ranks, link, work, runner, calls=calls)
-        for r in cell:
-            log(f"    {_short(r['dataset']):>6s} h{r['hidden']:<4d} {r['model']:4s} {r['schedule']:7s} "
-                f"bits {r['bits']:>8s}: measured {r['epoch_meas_ms']:9.1f} ms, predicted "
-                f"{r['epoch_pred_ms']:9.1f} ms ({r['epoch_err_pct']:+.1f} %)")
-        rows.extend(cell)
+    rounds, calls = [], []
+    for k in range(grid.rounds):
+        rows = []
+        for i, (ranks, link) in enumerate(grid.cells()):
+            log(f"[{i + 1}/{len(grid.cells())}{f', round {k + 1}/{grid.rounds}' if grid.rounds > 1 else ''}] "
+                f"{ranks} ranks, link {link or 'loopback'}: {len(grid.workloads()) * len(grid.points())} configurations")
+            cell = run_cell(grid, ranks, link, work, runner, calls=calls)
+            for r in cell:
+                log(f"    {_short(r['dataset']):>6s} h{r['hidden']:<4d} {r['model']:4s} {r['schedule']:7s} "
+                    f"bits {r['bits']:>8s}: measured {r['epoch_meas_ms']:9.1f} ms, predicted "
+                    f"{r['epoch_pred_ms']:9.1f} ms ({r['epoch_err_pct']:+.1f} %)")
+            rows.extend(cell)
+        rounds.append(rows)
     extrapolated = warn_extrapolated(load_profile(grid.profile), calls, log=lambda m: log(m))
-    return rows, extrapolated
+    return (rounds[0] if grid.rounds == 1 else combine_rounds(rounds)), extrapolated
+
+
+ROW_KEY = ("dataset", "hidden", "ranks", "link", "model", "schedule", "bits")
+
+
+def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per configuration from several rounds of the grid: the median over the rounds of
+    every measured and predicted figure (each round measured its network again, so predictions
+    move too), errors recomputed from those medians, and ``epoch_meas_spread_pct``: the measured
+    epoch's (max - min) / median over the rounds, the noise a single round carries."""
+    by_key: dict[tuple, list[dict]] = {}
+    for rows in rounds:
+        for r in rows:
+            by_key.setdefault(tuple(r[k] for k in ROW_KEY), []).append(r)
+    out = []
+    for rs in by_key.values():
+        row = dict(rs[0])
+        for k, v in rs[0].items():
+            if k.endswith(("_ms", "_MiB", "_MBps")) and isinstance(v, (int, float)):
+                row[k] = statistics.median(r[k] for r in rs)
+        for pred, meas, err in [*((f"{ph}_pred_ms", f"{ph}_meas_ms", f"{ph}_err_pct") for ph in PHASES),
+                                ("mem_pred_MiB", "mem_meas_MiB", "mem_err_pct")]:
+            if err in row:
+                row[err] = (row[pred] / row[meas] - 1) * 100 if row[meas] > 0 else float("nan")
+        epochs = [r["epoch_meas_ms"] for r in rs]
+        row["epoch_meas_spread_pct"] = (max(epochs) - min(epochs)) / row["epoch_meas_ms"] * 100
+        row["rounds"] = len(rs)
+        out.append(row)
+    return out
 
 
 def _short(dataset: str) -> str:

@@ -40,6 +40,10 @@ def workload_of(r: dict, short: bool = False) -> str:
     return f"{dataset.split(':')[0] if short else dataset} h{r.get('hidden', '?')}"
 
 
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "max": max(values)} if values else {}
+
+
 def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
               cores: int | None = None) -> dict:
     """The headline (every configuration), then per workload, per (ranks, link) cell and per
@@ -67,6 +71,8 @@ def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
             "extrapolated": list(extrapolated or []), "worst": worst,
             # predicted vs measured peak memory of the busiest rank (costmodel/memory.py, runtime/memory.py)
             "memory": error_stats([r for r in rows if "mem_err_pct" in r], "mem_err_pct"),
+            # with rounds > 1: how far one configuration's measured epoch moved between rounds
+            "measured_spread_pct": _spread([r["epoch_meas_spread_pct"] for r in rows if "epoch_meas_spread_pct" in r]),
             "grid": {k: v for k, v in grid.__dict__.items()}}
 
 

@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
     p.add_argument("--models", type=_csv, default=None, help="gcn,sage")
     p.add_argument("--epochs", type=positive_int, default=None, help="epochs per configuration (default: 8)")
     p.add_argument("--warmup", type=positive_int, default=None, help="epochs left out of the median (default: 3)")
+    p.add_argument("--rounds", type=positive_int, default=None,
+                   help="measure the whole grid this many times, one round after another, and report each "
+                        "configuration's median with epoch_meas_spread_pct, its measured epoch's (max - min) / "
+                        "median over the rounds (default: 1)")
     p.add_argument("--hidden", type=_ints, default=None, help="hidden widths, e.g. 64,128 (default: 64,128)")
     p.add_argument("--layers", type=positive_int, default=None, help="layers (default: 3)")
     p.add_argument("--profile", default=None,
@@ -53,7 +57,7 @@ def grid_from_args(args):
     over = {k: v for k, v in dict(datasets=tuple(args.dataset) if args.dataset else None, ranks=args.ranks,
                                   schedules=args.schedules, bits=args.bits, models=args.models,
                                   epochs=args.epochs, warmup=args.warmup, hiddens=args.hidden,
-                                  layers=args.layers, profile=args.profile).items()
+                                  layers=args.layers, profile=args.profile, rounds=args.rounds).items()
             if v is not None}
     over["profile_for"] = args.profile_for
     if args.link is not None:
@@ -100,6 +104,10 @@ def run(args) -> int:
     if m["configs"]:
         print(f"peak memory, busiest rank ({m['configs']} configurations): median |error| "
               f"{m['median_abs_err_pct']:.1f} %, max {m['max_abs_err_pct']:.1f} % (predicted vs measured)")
+    if summary["measured_spread_pct"]:
+        sp = summary["measured_spread_pct"]
+        print(f"measured epoch between {grid.rounds} rounds: spread median {sp['median']:.1f} %, max {sp['max']:.1f} % "
+              "((max - min) / median of each configuration)")
     if o["configs"]:
         print(f"more ranks than the {summary['cores']} cores ({o['configs']} configurations): median "
               f"{o['median_abs_err_pct']:.1f} %, max {o['max_abs_err_pct']:.1f} %")

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from adaqp.errors import AdaqpInputError
-from adaqp.experiments.validate import Grid, quick, run_grid
+from adaqp.experiments.validate import PHASES, Grid, combine_rounds, quick, run_grid
 from adaqp.experiments.validate_report import summarize
 
 TINY = Grid(datasets=("cora",), ranks=(2,), links=(None,), schedules=("vanilla", "adaqp"), bits=("4", "adaptive"),
@@ -28,10 +28,32 @@ def test_grid_counts_default_and_quick():
 
 
 @pytest.mark.parametrize("bad", [dict(ranks=(1,)), dict(epochs=3, warmup=3), dict(bits=("3",)),
-                                 dict(models=("gin",)), dict(schedules=("fast",))])
+                                 dict(models=("gin",)), dict(schedules=("fast",)), dict(rounds=0)])
 def test_grid_refuses_bad_axes(bad):
     with pytest.raises(AdaqpInputError):
         Grid(**bad)
+
+
+def _row(meas, pred, mem=(100.0, 90.0), **key):
+    r = {"dataset": "cora", "hidden": 16, "ranks": 2, "link": "1gbit", "model": "gcn", "schedule": "vanilla",
+         "bits": "32", "net_MBps": 100.0, "mem_meas_MiB": mem[0], "mem_pred_MiB": mem[1],
+         "mem_err_pct": (mem[1] / mem[0] - 1) * 100, **key}
+    for ph, (m, p) in zip(PHASES, zip(meas, pred)):
+        r.update({f"{ph}_meas_ms": m, f"{ph}_pred_ms": p, f"{ph}_err_pct": (p / m - 1) * 100})
+    return r
+
+
+def test_rounds_combine_into_medians_with_the_measured_spread():
+    rounds = [[_row((100.0, 40.0, 60.0), (90.0, 30.0, 60.0)), _row((10.0, 5.0, 5.0), (10.0, 5.0, 5.0), bits="4")],
+              [_row((120.0, 50.0, 70.0), (95.0, 35.0, 60.0))],
+              [_row((80.0, 30.0, 50.0), (100.0, 40.0, 60.0), mem=(110.0, 90.0))]]
+    a, b = combine_rounds(rounds)
+    assert (a["bits"], a["rounds"], b["bits"], b["rounds"]) == ("32", 3, "4", 1)
+    assert (a["epoch_meas_ms"], a["epoch_pred_ms"], a["comm_meas_ms"], a["comm_pred_ms"]) == (100.0, 95.0, 40.0, 35.0)
+    assert a["epoch_err_pct"] == pytest.approx(-5.0) and a["comm_err_pct"] == pytest.approx(-12.5)
+    assert a["epoch_meas_spread_pct"] == pytest.approx(40.0)  # (120 - 80) / 100
+    assert a["mem_meas_MiB"] == 100.0 and a["mem_err_pct"] == pytest.approx(-10.0)
+    assert b["epoch_meas_spread_pct"] == 0.0 and b["epoch_err_pct"] == 0.0
 
 
 def test_tiny_grid_measures_and_predicts(tmp_path):
