@@ -421,6 +421,23 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
 
 # ---- measuring a workload's own sizes (``adaqp profile --for``) ---------------------------------
 
+# Each size is timed in this many rounds, each with a fresh set-up, the rounds one after another
+# through the whole list of sizes, and its point is the median of the rounds' medians. Why: on a
+# virtual machine an op's speed comes in modes that last seconds and follow the set-up (a 2-bit
+# quantize of 4,109 x 64 rows, set up six times in one process on the 2-core development machine:
+# 2.7-4.8 ms); a point timed in one stretch lands in whichever mode held then.
+FOR_ROUNDS = 3
+
+
+def median_of_rounds(points: Sequence[Mapping]) -> dict:
+    """One point from the same size timed in several rounds: the median of their medians, the
+    lowest p10 and the highest p90."""
+    import statistics
+
+    return {**points[0], "median_s": _r4(statistics.median(p["median_s"] for p in points)),
+            "p10_s": min(p["p10_s"] for p in points), "p90_s": max(p["p90_s"] for p in points)}
+
+
 def _setup_sizes(op: str, sizes: Mapping) -> dict:
     """The keyword arguments of ``op``'s benchmark setup, from the sizes the cost model asks."""
     if op.startswith("spmm"):
@@ -446,7 +463,8 @@ def merge_points(old: Sequence[Mapping], new: Sequence[Mapping]) -> list[dict]:
 
 def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]], device: str = "cpu",
                    nprocs: int = 2, progress: bool = True, reps: int | None = None,
-                   budget_s: float | None = None, note: str = "", name: str | None = None) -> HardwareProfile:
+                   budget_s: float | None = None, note: str = "", name: str | None = None,
+                   rounds: int = FOR_ROUNDS) -> HardwareProfile:
     """``base`` with the ops of ``shapes`` (``{op: [sizes, ...]}``, e.g. from
     :func:`adaqp.costmodel.shapes.workload_shapes`) measured at those sizes on this machine.
 
@@ -455,8 +473,9 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     several workloads may simply be concatenated per op); the points join the base's points of the op (a point of identical
     sizes is replaced) and the op is refit with :func:`fit.fit_op`. Other ops, links and tables
     stay as they are. Timing: the base's warm-up, repetitions (``reps`` overrides) and budget per
-    point (``budget_s`` overrides); threads: the base's ``compute_threads`` (so that an op's
-    points share one thread count), else ``cpu_count // nprocs``. ``meta["measured_for"]`` gains
+    point (``budget_s`` overrides), split over ``rounds`` (:data:`FOR_ROUNDS`); threads: the
+    base's ``compute_threads`` (so that an op's points share one thread count), else
+    ``cpu_count // nprocs``. ``meta["measured_for"]`` gains
     an entry: ``note`` (what the workload is), the date, threads and the sizes measured per op.
     A tqdm bar on stderr counts the points (``progress=False``: none)."""
     from datetime import datetime, timezone
@@ -472,6 +491,7 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     unknown = [op for op in shapes if op not in OP_FEATURES]
     require(not unknown, f"unknown op(s) {', '.join(unknown)}; known: {', '.join(OP_FEATURES)}")
     require(reps is None or reps >= 1, f"reps must be >= 1, got {reps}")
+    require(rounds >= 1, f"rounds must be >= 1, got {rounds}")
     setups = {op: setup for op, setup, _ in op_benchmarks(Grid("setups"))}
     from adaqp.costmodel.shapes import unique_sizes
 
@@ -487,12 +507,19 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     t0 = time.perf_counter()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    # rounds: every size set up afresh and timed once per round, the rounds one after another
+    # through the whole list, the reps split between them (see FOR_ROUNDS)
+    per_round = replace(grid, reps=max(3, -(-grid.reps // rounds)), budget_s=grid.budget_s / rounds)
     try:
-        with tqdm(total=sum(map(len, todo.values())), desc="profiling", file=sys.stderr, disable=None if progress else True,
-                  unit="size") as bar:
-            for op, sizes in todo.items():
-                bar.set_postfix_str(op)
-                new = _measure_points(setups[op], sizes, device, grid, bar)
+        with tqdm(total=rounds * sum(map(len, todo.values())), desc="profiling", file=sys.stderr,
+                  disable=None if progress else True, unit="size") as bar:
+            timed: dict[str, list[list[dict]]] = {op: [] for op in todo}
+            for _ in range(rounds):
+                for op, sizes in todo.items():
+                    bar.set_postfix_str(op)
+                    timed[op].append(_measure_points(setups[op], sizes, device, per_round, bar))
+            for op, by_round in timed.items():
+                new = [median_of_rounds(pts) for pts in zip(*by_round)]
                 points = merge_points(base.ops[op].points if op in base.ops else (), new)
                 model, err = fit.fit_op(op, points, [p["median_s"] for p in points])
                 ops[op] = replace(model, points=tuple(points))
@@ -504,7 +531,7 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
     meta["measured_for"] = [*meta.get("measured_for", []), {
         "workload": note, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(), "device_name": _device_name(device), "threads": threads,
-        "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s},
+        "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s, "rounds": rounds},
         "elapsed_s": round(time.perf_counter() - t0, 1), "sizes": {op: len(v) for op, v in todo.items()}}]
     return replace(base, name=name or base.name, ops=ops, meta=meta)
 

@@ -161,6 +161,26 @@ def test_measure_shapes_merges_points_and_answers_them(tiny_profile):
     assert [e["workload"] for e in again.meta["measured_for"]] == ["unit test", "again"]
 
 
+def test_a_size_is_timed_once_per_round_and_keeps_the_median_of_the_rounds(tiny_profile, monkeypatch):
+    from adaqp.runtime.profiling import profiler
+
+    calls = []
+    fake = iter([0.003, 0.001, 0.002])  # one median per round
+
+    def timed(setup, sizes, device, grid, bar=None):
+        calls.append(grid.reps)
+        m = next(fake)
+        return [{**s, "elements": s["rows"] * s["width"], "median_s": m, "p10_s": m / 2, "p90_s": m * 2} for s in sizes]
+
+    monkeypatch.setattr(profiler, "_measure_points", timed)
+    p = profiler.measure_shapes(tiny_profile, {"relu": [dict(rows=3000, width=40)]}, progress=False, reps=9,
+                                note="rounds", rounds=3)
+    assert calls == [3, 3, 3]  # the reps split between the rounds
+    pt = [q for q in p.ops["relu"].points if q["rows"] == 3000 and q["width"] == 40]
+    assert pt == [{"rows": 3000, "width": 40, "elements": 120_000, "median_s": 0.002, "p10_s": 0.0005, "p90_s": 0.006}]
+    assert p.meta["measured_for"][-1]["timing"]["rounds"] == 3
+
+
 def test_measure_shapes_refuses_bad_requests(tiny_profile):
     from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.errors import AdaqpInputError
