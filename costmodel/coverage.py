@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
 
 import numpy as np
 
-from adaqp.costmodel.profile import FEATURES, OPTIONAL_OPS, SIZE_KEYS, HardwareProfile, OpModel, record_ops
+from adaqp.costmodel.profile import FEATURES, SIZE_KEYS, HardwareProfile, OpModel, record_ops
 
 # A query within [lo / TOLERANCE, hi * TOLERANCE] of the measured range counts as covered.
 TOLERANCE = 1.05
@@ -59,7 +59,7 @@ def extrapolations(profile: HardwareProfile, calls: Iterable[tuple[str, Mapping[
     ranges = {name: measured_range(m) for name, m in profile.ops.items()}
     seen: dict[tuple[str, str], list[float]] = {}  # (op, key) -> [min asked, max asked]
     for op, sizes in calls:
-        op = op if op in ranges else OPTIONAL_OPS.get(op, op)  # what the profile costs it with
+        op = profile.costed_as(op)
         rng = ranges.get(op)
         if not rng:
             continue

@@ -311,8 +311,12 @@ class HardwareProfile:
     def op(self, name: str, **sizes):
         for calls in _RECORDERS:
             calls.append((name, sizes))
-        model = self.ops.get(name) or self.ops[OPTIONAL_OPS.get(name, name)]
-        return model.seconds(**sizes)
+        return self.ops[self.costed_as(name)].seconds(**sizes)
+
+    def costed_as(self, name: str) -> str:
+        """The op whose model costs ``name``: itself, or for an optional op this profile lacks,
+        the op that stands in for it (:data:`OPTIONAL_OPS`)."""
+        return name if name in self.ops else OPTIONAL_OPS.get(name, name)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "version": VERSION, "name": self.name, "kind": self.kind,

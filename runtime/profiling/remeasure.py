@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import torch
 
-from adaqp.costmodel.profile import OP_FEATURES, OPTIONAL_OPS, HardwareProfile
+from adaqp.costmodel.profile import OP_FEATURES, HardwareProfile
 from adaqp.errors import require
 
 _SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
@@ -40,7 +40,7 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     require(profile.kind == "measured", f"profile {profile.name!r} is {profile.kind}: only a measured "
                                         "profile can be re-measured")
     # an optional op the profile lacks is measured at the sizes of the op that stands in for it
-    stored = {o: profile.ops.get(o) or profile.ops[OPTIONAL_OPS.get(o, o)] for o in ops}
+    stored = {o: profile.ops[profile.costed_as(o)] for o in ops}
     no_points = [o for o in ops if not stored[o].points]
     require(not no_points, f"profile {profile.name!r} keeps no measured sizes for {', '.join(no_points)}")
     timing = dict(profile.meta.get("timing", {}))
