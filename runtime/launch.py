@@ -131,6 +131,9 @@ def _child_main(spec, rank, world, args, backend, addr, port, timeout_s, env, co
             enter_netns(netns)
         # env first: torch is imported only below, so settings read at import (threads...) apply
         os.environ.update(env)
+        from adaqp.runtime.hostmem import keep_freed_pages
+
+        keep_freed_pages()  # as in the command line's process (runtime.hostmem says why)
         os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                           LOCAL_WORLD_SIZE=str(world),  # all on this host (runtime.placement reads both)
                           MASTER_ADDR=addr, MASTER_PORT=str(port))

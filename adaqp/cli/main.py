@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from adaqp.runtime.hostmem import keep_freed_pages
+
+    keep_freed_pages()  # before any tensor: ops are timed and trained with the same allocator
     try:
         if getattr(args, "config", None):  # a preset's flags become defaults; the command line wins
             from adaqp.cli.presets import reparse

@@ -27,6 +27,7 @@ import torch
 from adaqp.costmodel import fit
 from adaqp.costmodel.profile import OP_FEATURES, QUANT_BITS, HardwareProfile
 from adaqp.runtime.profiling.gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
+from adaqp.runtime.hostmem import state as hostmem_state
 from adaqp.runtime.profiling.ranks import (interference_summary, measure_copies, measure_corun, measure_links,
                                            measure_sync, n_reps,
                                            r4 as _r4, random_csr, stats)
@@ -353,6 +354,7 @@ def _nccl_version() -> str | None:
 def _meta(device, grid, nprocs, threads, extra) -> dict:
     import torch.distributed as dist
 
+
     return {"host": socket.gethostname(), "device_name": _device_name(device), "cores": os.cpu_count(),
             "torch": torch.__version__, "nccl": _nccl_version(), "gloo": dist.is_gloo_available(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grid": grid.label,
@@ -360,7 +362,7 @@ def _meta(device, grid, nprocs, threads, extra) -> dict:
             "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s},
             "method": METHOD.format(device=device, threads=threads, nprocs=nprocs,
                                     threshold=fit.LOGLOG_THRESHOLD_PCT, worst=fit.WORST_RATIO),
-            "op_definitions": OP_DEFINITIONS, **extra}
+            "op_definitions": OP_DEFINITIONS, "host_memory": hostmem_state(), **extra}
 
 
 def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress: bool = True,
@@ -532,7 +534,8 @@ def measure_shapes(base: HardwareProfile, shapes: Mapping[str, Sequence[Mapping]
         "workload": note, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(), "device_name": _device_name(device), "threads": threads,
         "timing": {"warmup": grid.warmup, "reps": grid.reps, "budget_s_per_point": grid.budget_s, "rounds": rounds},
-        "elapsed_s": round(time.perf_counter() - t0, 1), "sizes": {op: len(v) for op, v in todo.items()}}]
+        "elapsed_s": round(time.perf_counter() - t0, 1), "sizes": {op: len(v) for op, v in todo.items()},
+        "host_memory": hostmem_state()}]
     return replace(base, name=name or base.name, ops=ops, meta=meta)
 
 

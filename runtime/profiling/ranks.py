@@ -303,29 +303,51 @@ def measure_exchange(nprocs: int, sizes=(65536, 262144, 1048576), netns=None, ma
     return lat, bw, pts
 
 
-def loaded_extra(step, a, x, reps: int) -> tuple[float, float]:
+def paired_extra(pairs, idle) -> tuple[float, float]:
+    """``(gap, extra)`` from ``(bare, loaded)`` seconds per iteration of paired blocks and the
+    step's idle seconds: the median bare block, and the median of the pairs' differences less the
+    median idle cost (at least 0)."""
+    bare = np.asarray([b for b, _ in pairs], float)
+    diff = np.asarray([lo - b for b, lo in pairs], float)
+    return float(np.median(bare)), max(0.0, float(np.median(diff)) - float(np.median(idle)))
+
+
+SYNC_BLOCK = 10  # SpMM iterations per timed block of the sync benchmark
+
+
+def loaded_extra(step, a, x, reps: int, block: int = SYNC_BLOCK) -> tuple[float, float]:
     """``(gap, extra)``: seconds of one SpMM of the loop every rank runs at once (the compute
     between two steps), and the seconds ``step`` adds per iteration to that loop, less what it
-    costs with nothing else running (the link models already hold that); each the MAX over ranks."""
+    costs with nothing else running (the link models already hold that); each the MAX over ranks.
+
+    The loop runs in pairs of blocks of ``block`` iterations, one block without ``step`` and one
+    with it, the order alternating from pair to pair; ``extra`` is the median over the pairs of
+    their difference. A virtual machine's core can run at half speed for a second or two while
+    its host is busy elsewhere: such a spell moves the few pairs it falls on, where it would move
+    a whole loop timed in one piece."""
     from adaqp.runtime.aggregate import spmm
 
-    out = []
-    for with_step in (False, True, False, True):  # alternate, so drift hits both alike
-        dist.barrier()
+    def timed_block(with_step: bool) -> float:
         t0 = time.perf_counter()
-        for _ in range(reps):
+        for _ in range(block):
             spmm(a, x)
             if with_step:
                 step()
-        out.append((time.perf_counter() - t0) / reps)
+        return (time.perf_counter() - t0) / block
+
+    pairs = []
+    for i in range(max(3, 2 * reps // block)):  # as many iterations as two loops of ``reps``
+        dist.barrier()
+        first = timed_block(i % 2 == 1)
+        second = timed_block(i % 2 == 0)
+        pairs.append((second, first) if i % 2 else (first, second))
     idle = []
     for _ in range(reps):
         dist.barrier()
         t0 = time.perf_counter()
         step()
         idle.append(time.perf_counter() - t0)
-    loaded = (out[1] + out[3] - out[0] - out[2]) / 2
-    got = torch.tensor([(out[0] + out[2]) / 2, max(0.0, loaded - float(np.median(idle)))], dtype=torch.float64)
+    got = torch.tensor(paired_extra(pairs, idle), dtype=torch.float64)
     dist.all_reduce(got, op=dist.ReduceOp.MAX)
     return float(got[0]), float(got[1])
 

@@ -5,6 +5,10 @@ points in a measured profile describe code that no longer runs. ``remeasure`` ti
 ops again, at the same sizes, thread count and repetition settings the profile was measured
 with, refits them with :func:`fit.fit_op` and records what was done in ``meta["remeasured"]``;
 every other op, link and table stays as it was measured.
+
+Besides ops, ``sync`` names the host's sync tables (``sync_s``, ``allreduce_sync_s``,
+``sync_by_gap``): :func:`runtime.profiling.ranks.measure_sync` runs again for the rank counts the
+profile holds (a CPU profile only: a GPU's sync figures come from its shared-GPU benchmark).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from adaqp.costmodel.profile import OP_FEATURES, HardwareProfile
 from adaqp.errors import require
 
 _SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
+SYNC_REPS = 300  # loop iterations of the sync benchmark (the full profile's ``sync_reps``)
+TABLES = ("sync",)  # host tables --update can re-measure besides ops
 
 
 def _sizes(op: str, points) -> list[dict]:
@@ -35,10 +41,15 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     """``profile`` with ``ops`` measured again on this machine (its device, threads, timing)."""
     from adaqp.runtime.profiling import profiler
 
-    unknown = [o for o in ops if o not in OP_FEATURES]
-    require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join(OP_FEATURES)}")
+    unknown = [o for o in ops if o not in OP_FEATURES and o not in TABLES]
+    require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join([*OP_FEATURES, *TABLES])}")
     require(profile.kind == "measured", f"profile {profile.name!r} is {profile.kind}: only a measured "
                                         "profile can be re-measured")
+    if "sync" in ops:
+        profile = _remeasure_sync(profile, why, progress)
+        ops = [o for o in ops if o != "sync"]
+        if not ops:
+            return profile
     # an optional op the profile lacks is measured at the sizes of the op that stands in for it
     stored = {o: profile.ops[profile.costed_as(o)] for o in ops}
     no_points = [o for o in ops if not stored[o].points]
@@ -81,3 +92,25 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
 def _median_ratio(old_points, new_points) -> float:
     ratios = sorted(n["median_s"] / o["median_s"] for o, n in zip(old_points, new_points) if o["median_s"] > 0)
     return ratios[len(ratios) // 2] if ratios else float("nan")
+
+
+def _remeasure_sync(profile: HardwareProfile, why: str, progress) -> HardwareProfile:
+    """``profile`` with its sync tables measured again for the rank counts it holds."""
+    from adaqp.runtime.profiling.ranks import measure_sync
+
+    require(profile.device == "cpu", f"profile {profile.name!r} is a {profile.device} profile: its sync "
+                                     "figures come from the shared-GPU benchmark; re-profile it")
+    counts = [int(k) for k in (*profile.sync_s, *profile.sync_by_gap.get("exchange", {}))]
+    require(counts, f"profile {profile.name!r} holds no sync table to re-measure")
+    exchange, allreduce, by_gap = measure_sync(max(counts), reps=SYNC_REPS)
+    if progress:
+        for k in sorted(exchange, key=int):
+            progress(f"  sync {k} ranks: exchange {profile.sync_s.get(k, 0) * 1e3:.2f} -> {exchange[k] * 1e3:.2f} ms, "
+                     f"all-reduce {profile.allreduce_sync_s.get(k, 0) * 1e3:.2f} -> {allreduce[k] * 1e3:.2f} ms "
+                     "(after the longest compute)")
+    meta = dict(profile.meta)
+    meta["remeasured"] = [*meta.get("remeasured", []),
+                          {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": why,
+                           "tables": ["sync_s", "allreduce_sync_s", "sync_by_gap"], "reps": SYNC_REPS,
+                           "before": {"sync_s": dict(profile.sync_s), "allreduce_sync_s": dict(profile.allreduce_sync_s)}}]
+    return replace(profile, sync_s=exchange, allreduce_sync_s=allreduce, sync_by_gap=by_gap, meta=meta)

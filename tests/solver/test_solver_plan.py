@@ -169,14 +169,28 @@ def test_plan_table_has_every_width_on_every_row():
     assert rows[1]["8 bits"] == 766 and rows[1]["4 bits"] == 0
 
 
+def _coding_as_curves(profile):
+    """``profile`` with its quantize/dequantize ops as log-log curves through their measured
+    points (whatever kind the fit chose for the bundled profile)."""
+    from adaqp.costmodel.fit import feature_matrix, loglog_points
+
+    ops = dict(profile.ops)
+    for name in (f"{d}quantize_b{b}" for d in ("", "de") for b in (2, 4, 8)):
+        m = ops[name]
+        xs, ys = loglog_points(feature_matrix(["elements"], m.points)[:, 0], [p["median_s"] for p in m.points])
+        ops[name] = dataclasses.replace(m, features=("elements",), coef=(), kind="loglog",
+                                        xs=tuple(map(float, xs)), ys=tuple(map(float, ys)))
+    return dataclasses.replace(profile, ops=ops)
+
+
 def test_a_measured_curve_is_costed_at_the_whole_message(setup):
-    """cpu-2core's quantize ops are measured curves (not lines): at a uniform width the model
-    still gives the analytic epoch, because each rank's coding is costed at its whole message."""
+    """Quantize ops that are measured curves (not lines): at a uniform width the model still
+    gives the analytic epoch, because each rank's coding is costed at its whole message."""
     g, halo, stats, _, _ = setup
     # without sync_by_gap: its floors are looked up at the 8-bit program's compute (solver/model.py)
     cluster = load_cluster("local-cpu").with_ranks(4)
-    profile = dataclasses.replace(load_profile("cpu-2core"), sync_by_gap={})
-    assert any(profile.ops[f"quantize_b{b}"].kind != "linear" for b in (2, 4, 8))
+    profile = dataclasses.replace(_coding_as_curves(load_profile("cpu-2core")), sync_by_gap={})
+    assert all(profile.ops[f"quantize_b{b}"].kind == "loglog" for b in (2, 4, 8))
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
     for j, b in enumerate((2, 4, 8)):
@@ -184,7 +198,7 @@ def test_a_measured_curve_is_costed_at_the_whole_message(setup):
         assert model.time(np.full(groups.num_groups, j)) == pytest.approx(
             estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s, rel=1e-9)
     # with sync_by_gap the floors follow the compute of the 8-bit program: exact at 8 bits
-    gapped = load_profile("cpu-2core")
+    gapped = _coding_as_curves(load_profile("cpu-2core"))
     assert gapped.sync_by_gap
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, gapped)
     plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.full(groups.num_groups, 8)))

@@ -57,3 +57,26 @@ def test_cli_update_needs_ops():
                        capture_output=True, text=True)
     assert r.returncode == 2 and "--update and --ops go together" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sync_re_measures_the_host_sync_tables_for_the_rank_counts_held(monkeypatch):
+    from adaqp.runtime.profiling import remeasure as rm
+
+    monkeypatch.setattr(rm, "SYNC_REPS", 20)  # a fast test: the statistic, not the figure
+    prof = load_profile("cpu-2core")
+    two = replace(prof, sync_s={"2": prof.sync_s["2"]}, allreduce_sync_s={"2": prof.allreduce_sync_s["2"]},
+                  sync_by_gap={step: {"2": t["2"]} for step, t in prof.sync_by_gap.items()})
+    new = remeasure(two, ["sync"], "a test", progress=None)
+    assert set(new.sync_s) == set(new.allreduce_sync_s) == {"2"}
+    for step in ("exchange", "allreduce"):
+        pts = new.sync_by_gap[step]["2"]
+        assert len(pts) == 3 and all(g > 0 and e >= 0 for g, e in pts)
+    assert new.ops is two.ops and new.links == two.links and new.corun_by_ranks == two.corun_by_ranks
+    entry = new.meta["remeasured"][-1]
+    assert entry["why"] == "a test" and entry["reps"] == 20
+    assert entry["before"]["sync_s"] == {"2": prof.sync_s["2"]}
+
+
+def test_sync_of_a_gpu_profile_is_refused():
+    with pytest.raises(AdaqpInputError, match="shared-GPU benchmark"):
+        remeasure(load_profile("h200-measured"), ["sync"], "a test", progress=None)
