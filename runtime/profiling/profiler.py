@@ -424,10 +424,10 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
 # ---- measuring a workload's own sizes (``adaqp profile --for``) ---------------------------------
 
 # Each size is timed in this many rounds, each with a fresh set-up, the rounds one after another
-# through the whole list of sizes, and its point is the median of the rounds' medians. Why: on a
-# virtual machine an op's speed comes in modes that last seconds and follow the set-up (a 2-bit
-# quantize of 4,109 x 64 rows, set up six times in one process on the 2-core development machine:
-# 2.7-4.8 ms); a point timed in one stretch lands in whichever mode held then.
+# through the whole list of sizes, and its point is the median of the rounds' medians. Why: a
+# virtual machine's core slows down in spells of seconds while its host is busy elsewhere (on the
+# 2-core development machine a pure-Python loop ran 1.7x slower for about a second at a time); a
+# point timed in one stretch lands in whichever state held then.
 FOR_ROUNDS = 3
 
 
