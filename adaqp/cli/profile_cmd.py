@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
                         "the result to --out (after the code behind an op changed)")
     p.add_argument("--ops", type=comma_list, default=None,
                    help="with --update: comma list of ops to re-measure (e.g. copy,quantize_b2,dequantize_b2); "
-                        "'sync' re-measures the host's sync tables (CPU profiles)")
+                        "'sync' and 'corun' re-measure the host's sync and co-run tables (CPU profiles)")
     p.add_argument("--why", default="the code behind these ops changed",
                    help="with --update: the reason, kept in the profile's meta.remeasured")
     w = p.add_argument_group("measuring for a workload (--for)")

@@ -336,7 +336,7 @@ def loaded_extra(step, a, x, reps: int, block: int = SYNC_BLOCK) -> tuple[float,
         return (time.perf_counter() - t0) / block
 
     pairs = []
-    for i in range(max(3, 2 * reps // block)):  # as many iterations as two loops of ``reps``
+    for i in range(max(3, 2 * reps // block)):  # 2 x reps iterations with the step, 2 x reps without
         dist.barrier()
         first = timed_block(i % 2 == 1)
         second = timed_block(i % 2 == 0)

@@ -6,9 +6,11 @@ ops again, at the same sizes, thread count and repetition settings the profile w
 with, refits them with :func:`fit.fit_op` and records what was done in ``meta["remeasured"]``;
 every other op, link and table stays as it was measured.
 
-Besides ops, ``sync`` names the host's sync tables (``sync_s``, ``allreduce_sync_s``,
-``sync_by_gap``): :func:`runtime.profiling.ranks.measure_sync` runs again for the rank counts the
-profile holds (a CPU profile only: a GPU's sync figures come from its shared-GPU benchmark).
+Besides ops, two names stand for the host's tables, which drift with the load on a shared
+machine more than op timings do: ``sync`` (``sync_s``, ``allreduce_sync_s``, ``sync_by_gap``;
+:func:`runtime.profiling.ranks.measure_sync`) and ``corun`` (``corun_by_ranks``;
+:func:`runtime.profiling.ranks.measure_corun` at the full grid's sizes). Each runs again for the
+rank counts the profile holds (a CPU profile only: a GPU's come from its shared-GPU benchmark).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from adaqp.errors import require
 
 _SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
 SYNC_REPS = 300  # loop iterations of the sync benchmark (the full profile's ``sync_reps``)
-TABLES = ("sync",)  # host tables --update can re-measure besides ops
+TABLES = ("sync", "corun")  # host tables --update can re-measure besides ops
 
 
 def _sizes(op: str, points) -> list[dict]:
@@ -45,11 +47,11 @@ def remeasure(profile: HardwareProfile, ops: list[str], why: str, progress=print
     require(not unknown, f"unknown op(s) {', '.join(unknown)}; choose from {', '.join([*OP_FEATURES, *TABLES])}")
     require(profile.kind == "measured", f"profile {profile.name!r} is {profile.kind}: only a measured "
                                         "profile can be re-measured")
-    if "sync" in ops:
-        profile = _remeasure_sync(profile, why, progress)
-        ops = [o for o in ops if o != "sync"]
-        if not ops:
-            return profile
+    for table in (t for t in TABLES if t in ops):
+        profile = _remeasure_table(profile, table, why, progress)
+    ops = [o for o in ops if o not in TABLES]
+    if not ops:
+        return profile
     # an optional op the profile lacks is measured at the sizes of the op that stands in for it
     stored = {o: profile.ops[profile.costed_as(o)] for o in ops}
     no_points = [o for o in ops if not stored[o].points]
@@ -94,23 +96,33 @@ def _median_ratio(old_points, new_points) -> float:
     return ratios[len(ratios) // 2] if ratios else float("nan")
 
 
-def _remeasure_sync(profile: HardwareProfile, why: str, progress) -> HardwareProfile:
-    """``profile`` with its sync tables measured again for the rank counts it holds."""
-    from adaqp.runtime.profiling.ranks import measure_sync
+def _remeasure_table(profile: HardwareProfile, table: str, why: str, progress) -> HardwareProfile:
+    """``profile`` with its ``sync`` or ``corun`` table(s) measured again for the rank counts it holds."""
+    from adaqp.runtime.profiling import ranks
 
-    require(profile.device == "cpu", f"profile {profile.name!r} is a {profile.device} profile: its sync "
+    require(profile.device == "cpu", f"profile {profile.name!r} is a {profile.device} profile: its {table} "
                                      "figures come from the shared-GPU benchmark; re-profile it")
-    counts = [int(k) for k in (*profile.sync_s, *profile.sync_by_gap.get("exchange", {}))]
-    require(counts, f"profile {profile.name!r} holds no sync table to re-measure")
-    exchange, allreduce, by_gap = measure_sync(max(counts), reps=SYNC_REPS)
+    held = profile.corun_by_ranks if table == "corun" else {**profile.sync_s, **profile.sync_by_gap.get("exchange", {})}
+    require(held, f"profile {profile.name!r} holds no {table} table to re-measure")
+    top = max(int(k) for k in held)
+    if table == "sync":
+        exchange, allreduce, by_gap = ranks.measure_sync(top, reps=SYNC_REPS)
+        new = {"sync_s": exchange, "allreduce_sync_s": allreduce, "sync_by_gap": by_gap}
+    else:
+        from adaqp.runtime.profiling.profiler import full_grid
+
+        ic = full_grid().interference
+        new = {"corun_by_ranks": ranks.measure_corun(top, reps=max(3, ic["reps"]), rows=ic["rows"],
+                                                     nnz=ic["nnz"], width=ic["width"])}
+    headline = {"sync_s": profile.sync_s, "allreduce_sync_s": profile.allreduce_sync_s} if table == "sync" \
+        else {"corun_by_ranks": profile.corun_by_ranks}
     if progress:
-        for k in sorted(exchange, key=int):
-            progress(f"  sync {k} ranks: exchange {profile.sync_s.get(k, 0) * 1e3:.2f} -> {exchange[k] * 1e3:.2f} ms, "
-                     f"all-reduce {profile.allreduce_sync_s.get(k, 0) * 1e3:.2f} -> {allreduce[k] * 1e3:.2f} ms "
-                     "(after the longest compute)")
+        for name, before in headline.items():
+            progress(f"  {name}: " + ", ".join(f"{k} ranks {before.get(k, 0):.4g} -> {v:.4g}"
+                                               for k, v in sorted(new[name].items(), key=lambda kv: int(kv[0]))))
     meta = dict(profile.meta)
     meta["remeasured"] = [*meta.get("remeasured", []),
                           {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": why,
-                           "tables": ["sync_s", "allreduce_sync_s", "sync_by_gap"], "reps": SYNC_REPS,
-                           "before": {"sync_s": dict(profile.sync_s), "allreduce_sync_s": dict(profile.allreduce_sync_s)}}]
-    return replace(profile, sync_s=exchange, allreduce_sync_s=allreduce, sync_by_gap=by_gap, meta=meta)
+                           "tables": list(new), **({"reps": SYNC_REPS} if table == "sync" else {}),
+                           "before": {k: dict(v) for k, v in headline.items()}}]
+    return replace(profile, **new, meta=meta)

@@ -80,3 +80,22 @@ def test_sync_re_measures_the_host_sync_tables_for_the_rank_counts_held(monkeypa
 def test_sync_of_a_gpu_profile_is_refused():
     with pytest.raises(AdaqpInputError, match="shared-GPU benchmark"):
         remeasure(load_profile("h200-measured"), ["sync"], "a test", progress=None)
+
+
+def test_corun_re_measures_the_co_run_table_for_the_rank_counts_held(monkeypatch):
+    from adaqp.runtime.profiling import ranks
+
+    asked = {}
+
+    def fake(max_ranks, reps, rows, nnz, width):  # the bookkeeping, not the benchmark (slow)
+        asked.update(max_ranks=max_ranks, rows=rows)
+        return {str(k): 1.0 + k / 10 for k in range(2, max_ranks + 1)}
+
+    monkeypatch.setattr(ranks, "measure_corun", fake)
+    prof = load_profile("cpu-2core")
+    new = remeasure(prof, ["corun"], "a test", progress=None)
+    assert asked["max_ranks"] == max(int(k) for k in prof.corun_by_ranks)
+    assert new.corun_by_ranks == {"2": 1.2, "3": 1.3, "4": 1.4}
+    assert new.ops is prof.ops and new.sync_s == prof.sync_s and new.sync_by_gap == prof.sync_by_gap
+    entry = new.meta["remeasured"][-1]
+    assert entry["tables"] == ["corun_by_ranks"] and entry["before"] == {"corun_by_ranks": dict(prof.corun_by_ranks)}
