@@ -26,9 +26,9 @@ import torch
 
 from adaqp.costmodel import fit
 from adaqp.costmodel.profile import OP_FEATURES, QUANT_BITS, HardwareProfile
-from adaqp.runtime.profiling.gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
 from adaqp.runtime.hostmem import state as hostmem_state
-from adaqp.runtime.profiling.ranks import (interference_summary, measure_copies, measure_corun, measure_links,
+from adaqp.runtime.profiling.gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
+from adaqp.runtime.profiling.ranks import (interference_summary, measure_copies, measure_links,
                                            measure_sync, n_reps,
                                            r4 as _r4, random_csr, stats)
 from adaqp.errors import require
@@ -354,7 +354,6 @@ def _nccl_version() -> str | None:
 def _meta(device, grid, nprocs, threads, extra) -> dict:
     import torch.distributed as dist
 
-
     return {"host": socket.gethostname(), "device_name": _device_name(device), "cores": os.cpu_count(),
             "torch": torch.__version__, "nccl": _nccl_version(), "gloo": dist.is_gloo_available(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "grid": grid.label,
@@ -363,6 +362,15 @@ def _meta(device, grid, nprocs, threads, extra) -> dict:
             "method": METHOD.format(device=device, threads=threads, nprocs=nprocs,
                                     threshold=fit.LOGLOG_THRESHOLD_PCT, worst=fit.WORST_RATIO),
             "op_definitions": OP_DEFINITIONS, "host_memory": hostmem_state(), **extra}
+
+
+def corun_table(grid: Grid, max_ranks: int) -> dict[str, float]:
+    """``corun_by_ranks`` for 2 .. ``max_ranks`` ranks, at the sizes of ``grid``'s interference
+    benchmark (:func:`.ranks.measure_corun`, looked up when called)."""
+    from adaqp.runtime.profiling import ranks
+
+    ic = grid.interference
+    return ranks.measure_corun(max_ranks, reps=max(3, ic["reps"]), rows=ic["rows"], nnz=ic["nnz"], width=ic["width"])
 
 
 def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress: bool = True,
@@ -396,9 +404,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
                     sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=grid.sync_reps)
                 elif step == "corun":  # the same rank counts, all computing at once
-                    ic = grid.interference
-                    corun_by_ranks = measure_corun(max(2, 2 * (os.cpu_count() or 1)), reps=max(3, ic["reps"]),
-                                                   rows=ic["rows"], nnz=ic["nnz"], width=ic["width"])
+                    corun_by_ranks = corun_table(grid, max(2, 2 * (os.cpu_count() or 1)))
                 else:
                     ops[step], errors[step] = measure_op(step, *benches[step], device, grid)
     finally:

@@ -22,10 +22,12 @@ import torch
 
 from adaqp.costmodel.profile import OP_FEATURES, HardwareProfile
 from adaqp.errors import require
+from adaqp.runtime.profiling.profiler import Grid
 
 _SIZE_KEYS = ("rows", "nnz", "width", "in_dim", "out_dim", "elements")
-SYNC_REPS = 300  # loop iterations of the sync benchmark (the full profile's ``sync_reps``)
-TABLES = ("sync", "corun")  # host tables --update can re-measure besides ops
+SYNC_REPS = Grid.sync_reps  # loop iterations of the sync benchmark, as a full profile runs it
+# host tables --update can re-measure besides ops: name -> the fields it reports before / after
+TABLES = {"sync": ("sync_s", "allreduce_sync_s"), "corun": ("corun_by_ranks",)}
 
 
 def _sizes(op: str, points) -> list[dict]:
@@ -98,7 +100,7 @@ def _median_ratio(old_points, new_points) -> float:
 
 def _remeasure_table(profile: HardwareProfile, table: str, why: str, progress) -> HardwareProfile:
     """``profile`` with its ``sync`` or ``corun`` table(s) measured again for the rank counts it holds."""
-    from adaqp.runtime.profiling import ranks
+    from adaqp.runtime.profiling import profiler, ranks
 
     require(profile.device == "cpu", f"profile {profile.name!r} is a {profile.device} profile: its {table} "
                                      "figures come from the shared-GPU benchmark; re-profile it")
@@ -106,23 +108,16 @@ def _remeasure_table(profile: HardwareProfile, table: str, why: str, progress) -
     require(held, f"profile {profile.name!r} holds no {table} table to re-measure")
     top = max(int(k) for k in held)
     if table == "sync":
-        exchange, allreduce, by_gap = ranks.measure_sync(top, reps=SYNC_REPS)
-        new = {"sync_s": exchange, "allreduce_sync_s": allreduce, "sync_by_gap": by_gap}
+        new = dict(zip(("sync_s", "allreduce_sync_s", "sync_by_gap"), ranks.measure_sync(top, reps=SYNC_REPS)))
     else:
-        from adaqp.runtime.profiling.profiler import full_grid
-
-        ic = full_grid().interference
-        new = {"corun_by_ranks": ranks.measure_corun(top, reps=max(3, ic["reps"]), rows=ic["rows"],
-                                                     nnz=ic["nnz"], width=ic["width"])}
-    headline = {"sync_s": profile.sync_s, "allreduce_sync_s": profile.allreduce_sync_s} if table == "sync" \
-        else {"corun_by_ranks": profile.corun_by_ranks}
+        new = {"corun_by_ranks": profiler.corun_table(profiler.full_grid(), top)}
+    before = {name: dict(getattr(profile, name)) for name in TABLES[table]}
     if progress:
-        for name, before in headline.items():
-            progress(f"  {name}: " + ", ".join(f"{k} ranks {before.get(k, 0):.4g} -> {v:.4g}"
+        for name, old in before.items():
+            progress(f"  {name}: " + ", ".join(f"{k} ranks {old.get(k, 0):.4g} -> {v:.4g}"
                                                for k, v in sorted(new[name].items(), key=lambda kv: int(kv[0]))))
     meta = dict(profile.meta)
     meta["remeasured"] = [*meta.get("remeasured", []),
                           {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "why": why,
-                           "tables": list(new), **({"reps": SYNC_REPS} if table == "sync" else {}),
-                           "before": {k: dict(v) for k, v in headline.items()}}]
+                           "tables": list(new), **({"reps": SYNC_REPS} if table == "sync" else {}), "before": before}]
     return replace(profile, **new, meta=meta)
