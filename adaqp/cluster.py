@@ -24,7 +24,7 @@ import yaml
 from adaqp.errors import AdaqpInputError, require
 from adaqp.io import write_text
 
-__all__ = ["ClusterSpec", "Link", "Network", "parse_bandwidth_Bps", "parse_latency_s",
+__all__ = ["ClusterSpec", "Link", "Network", "parse_bandwidth_Bps", "parse_latency_s", "tbf_params",
            "LINK_KINDS", "TRANSPORTS"]
 
 LINK_KINDS = ("pcie", "nvlink", "loopback")
@@ -35,6 +35,10 @@ DEFAULT_LATENCY_S = {"pcie": 5e-6, "nvlink": 3e-6, "loopback": 20e-6, "network":
 # Gloo over loopback, per rank: 1.58 GB/s in cpu-2core's all-to-all, 2.3-2.8 GB/s in the host-staged
 # exchange of h200-measured (costmodel/profiles); 1 GB/s is a round figure below both.
 LOOPBACK_BW_Bps = 1e9
+# The token bucket of an emulated link (``tc tbf``, :func:`tbf_params`)
+_MTU_FRAME = 1514  # bytes tbf counts for one full Ethernet frame (MTU 1500 + 14 header)
+_HZ_TICK_S = 0.004  # 1/HZ of a HZ=250 kernel, the coarsest common timer tick
+_QUEUE_S = 0.05  # queueing tbf may add before it drops: ~50 ms, like a switch buffer
 # Theoretical PCIe bandwidth per lane and direction after line encoding, by generation.
 PCIE_LANE_Bps = {1: 0.25e9, 2: 0.5e9, 3: 0.985e9, 4: 1.969e9, 5: 3.938e9, 6: 7.563e9}
 
@@ -142,14 +146,34 @@ class Link:
         return d
 
 
+def tbf_params(rate_bps: float) -> tuple[int, int]:
+    """(burst, limit) in bytes for a tbf of ``rate_bps`` bits/s.
+
+    burst: at least one timer tick of traffic (rate/HZ, the tc-tbf(8) rule: a smaller bucket cannot
+    reach the rate once the qdisc has to wait for a tick) and at least ~10 full frames, so that a TSO
+    segment splits without stalling; 16 KiB at 10mbit, 50 kB at 100mbit, 5 MB at 10gbit. A larger
+    burst would let longer messages pass at memory speed and hide the link; what this one lets
+    through is the emulated cluster's ``network.burst_bytes`` (:meth:`ClusterSpec.emulated`).
+    limit: burst plus ~50 ms of traffic at the rate, so TCP sees a buffer, not early drops.
+    """
+    rate_Bps = rate_bps / 8
+    burst = max(int(rate_Bps * _HZ_TICK_S), 16 * 1024, 10 * _MTU_FRAME)
+    return burst, burst + int(rate_Bps * _QUEUE_S)
+
+
 @dataclass(frozen=True)
 class Network:
-    """How nodes reach each other: per-node NIC bandwidth, latency, GPUDirect RDMA, oversubscription."""
+    """How nodes reach each other: per-node NIC bandwidth, latency, GPUDirect RDMA, oversubscription.
+
+    ``burst_bytes``: the token bucket of a shaped link (``tc tbf``, as on emulated hosts): a NIC
+    side that idled passes up to this many bytes as fast as the rest of the path allows before
+    ``bw_Bps`` applies; the bucket refills at ``bw_Bps``. 0 (the default) for a physical NIC."""
 
     bw_Bps: float
     latency_s: float | None = None
     gdr: bool = False
     oversubscription: float = 1.0
+    burst_bytes: float = 0.0
 
     def __post_init__(self) -> None:
         lat = DEFAULT_LATENCY_S["network"] if self.latency_s is None else self.latency_s
@@ -160,16 +184,21 @@ class Network:
         ok = isinstance(o, (int, float)) and not isinstance(o, bool) and math.isfinite(o) and o >= 1
         require(ok, f"network.oversubscription must be a number >= 1, got {o!r}")
         _fix(self, oversubscription=float(o))
+        b = self.burst_bytes
+        ok = isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b >= 0
+        require(ok, f"network.burst_bytes must be a number of bytes >= 0, got {b!r}")
+        _fix(self, burst_bytes=float(b))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bw": self.bw_Bps, "latency": self.latency_s, "gdr": self.gdr,
-                "oversubscription": self.oversubscription}
+        d = {"bw": self.bw_Bps, "latency": self.latency_s, "gdr": self.gdr,
+             "oversubscription": self.oversubscription}
+        return {**d, "burst_bytes": self.burst_bytes} if self.burst_bytes else d
 
 
 _LINK_KEYS = {"kind": "kind", "bw": "bw_Bps", "latency": "latency_s", "pcie_gen": "pcie_gen",
               "lanes": "lanes"}
 _NET_KEYS = {"bw": "bw_Bps", "latency": "latency_s", "gdr": "gdr",
-             "oversubscription": "oversubscription"}
+             "oversubscription": "oversubscription", "burst_bytes": "burst_bytes"}
 _TOP_KEYS = ("name", "nodes", "devices_per_node", "ranks_per_device", "device", "profile",
              "transport", "shared_host", "intra_link", "network")
 
@@ -219,6 +248,9 @@ class ClusterSpec:
                 f"intra_link.kind: CPU ranks on one node talk over loopback, not {self.intra_link.kind}")
         require(self.network is None or not self.network.gdr or t == "nccl",
                 f"network.gdr: GPUDirect RDMA needs transport nccl, not {t}")
+        # a bucket passes bytes as fast as the rest of the path: Gloo's endpoints bound it
+        require(self.network is None or not self.network.burst_bytes or t != "nccl",
+                "network.burst_bytes: a token bucket is modelled for the gloo transports (emulated hosts), not nccl")
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -349,14 +381,16 @@ class ClusterSpec:
         Equal to the bundled ``local-cpu-100mbit`` / ``local-cpu-1gbit`` specs at those rates: the
         profile is this machine's measured ``cpu-2core`` (the hosts share its cores); latency 50 us
         stands for the veth/bridge hop and TCP path (tbf adds none); intra_link is unused (one rank
-        per host) but required, so it is local-cpu.yaml's measured loopback.
+        per host) but required, so it is local-cpu.yaml's measured loopback. ``burst_bytes`` is the
+        token bucket the emulator gives each tbf (:func:`tbf_params`).
         """
         n = _pos_int(num_ranks, "num_ranks")
         bw = parse_bandwidth_Bps(link_bw_Bps, "link_bw_Bps")
         bits = bw * 8
         rate = f"{bits / 1e9:g}gbit" if bits >= 1e9 and bits % 1e9 == 0 else f"{bits / 1e6:g}mbit"
         loop = Link("loopback", 1.1e9, 250e-6)  # local-cpu.yaml: measured Gloo all_to_all here
-        return cls(f"local-cpu-{rate}", n, 1, "cpu", loop, Network(bw, latency_s, gdr=False),
+        net = Network(bw, latency_s, gdr=False, burst_bytes=tbf_params(bits)[0])
+        return cls(f"local-cpu-{rate}", n, 1, "cpu", loop, net,
                    profile="cpu-2core", transport="gloo-cpu", shared_host=True)
 
 

@@ -65,12 +65,13 @@ def link_s(latency_s: float, bw_Bps: float, nbytes):
     return float(t) if t.ndim == 0 else t
 
 
-def ring_allreduce_s(nbytes: float, world: int, bw_Bps: float, latency_s: float) -> float:
-    """Ring all-reduce: 2(P-1) steps, each moving nbytes/P over the slowest link of the ring."""
+def ring_allreduce_s(nbytes: float, world: int, bw_Bps: float, latency_s: float, burst_bytes: float = 0.0) -> float:
+    """Ring all-reduce: 2(P-1) steps, each moving nbytes/P over the slowest link of the ring. A
+    shaped link's token bucket (``burst_bytes``, taken full) passes its first bytes at once."""
     if world <= 1 or nbytes <= 0:
         return 0.0
     steps = 2 * (world - 1)
-    return steps * (latency_s + nbytes / world / bw_Bps)
+    return steps * latency_s + max(0.0, steps * nbytes / world - burst_bytes) / bw_Bps
 
 
 def corun_slowdown(cluster, profile: HardwareProfile, running: int) -> float:

@@ -13,7 +13,11 @@ the ClusterSpec's transport:
 
 Flows share resources: a resource carrying L bytes is busy ``L / bw`` seconds. The analytic
 exchange time is the busiest resource plus the longest path latency (chunked messages pipeline
-the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth. CPU
+the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth.
+A shaped NIC (``network.burst_bytes``, the token bucket of an emulated link) passes its bucket as
+fast as the rest of the path allows: the analytic model takes every exchange to find the bucket
+full, so such a NIC is busy ``max(0, L - burst) / bw``; the simulator plays the bucket's drain and
+refill in time (:mod:`adaqp.simulator.fluid`). CPU
 ranks time-sharing a host's cores need at least the profile's measured ``sync_s`` per exchange
 (see :func:`host_sync_s`).
 """
@@ -34,6 +38,11 @@ class Resource:
     name: str
     bw_Bps: float
     latency_s: float
+    burst_bytes: float = 0.0  # token bucket of a shaped link (Network.burst_bytes)
+
+    def busy_s(self, nbytes):
+        """Seconds this resource is busy carrying ``nbytes``, the bucket (taken full) passed first."""
+        return np.maximum(np.asarray(nbytes, dtype=np.float64) - self.burst_bytes, 0.0) / self.bw_Bps
 
 
 def staged_measured(cluster: ClusterSpec, profile: HardwareProfile) -> LinkModel | None:
@@ -67,7 +76,7 @@ def resources(cluster: ClusterSpec, profile: HardwareProfile) -> dict[str, Resou
     out["endpoint"] = Resource("endpoint", net.bw_Bps, net.latency_s)
     if cluster.network is not None:
         n = cluster.network
-        out["nic"] = Resource("nic", n.bw_Bps / n.oversubscription, n.latency_s)
+        out["nic"] = Resource("nic", n.bw_Bps / n.oversubscription, n.latency_s, n.burst_bytes)
     il = cluster.intra_link
     out["intra"] = Resource("intra", il.bw_Bps, il.latency_s)
     for name in ("d2h", "h2d"):
@@ -148,7 +157,7 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
     loads, lat = exchange_loads(cluster, profile, nbytes)
     if not loads or not np.any(np.asarray(nbytes) > 0):
         return 0.0, "none"
-    busy = {k: float((v / r.bw_Bps).max()) for k, (v, r) in loads.items()}
+    busy = {k: float(r.busy_s(v).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
     sync = host_sync_s(cluster, profile, gap_s=gap_s)
     if sync > busy[worst]:
@@ -169,7 +178,8 @@ def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float, g
         return float(link_s(ar.latency_s, ar.bw_Bps, nbytes)) + host_sync_s(cluster, profile, "allreduce", gap_s)
     res = resources(cluster, profile)
     link = res["nic"] if cluster.nodes > 1 else (res["intra"] if cluster.transport == "nccl" else res["endpoint"])
-    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s) + host_sync_s(cluster, profile, "allreduce", gap_s)
+    t = ring_allreduce_s(nbytes, P, link.bw_Bps, link.latency_s, link.burst_bytes)
+    t += host_sync_s(cluster, profile, "allreduce", gap_s)
     if cluster.transport == "gloo-staged":  # gradients cross PCIe both ways
         t += float(link_s(res["d2h"].latency_s, res["d2h"].bw_Bps, nbytes))
         t += float(link_s(res["h2d"].latency_s, res["h2d"].bw_Bps, nbytes))

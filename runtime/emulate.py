@@ -28,33 +28,17 @@ import signal
 import subprocess
 import threading
 
+from adaqp.cluster import _QUEUE_S, tbf_params
 from adaqp.errors import AdaqpInputError
 
-__all__ = ["EmulatedNetwork", "check_available", "sweep_stale", "enter_netns", "measure_link", "IFNAME"]
+__all__ = ["EmulatedNetwork", "check_available", "sweep_stale", "enter_netns", "measure_link", "IFNAME", "tbf_params"]
 
 PREFIX = "adaqp-"
 IFNAME = "eth0"
 NETNS_DIR = "/var/run/netns"
 _OURS = re.compile(r"^adaqp-(\d+)-[\w-]+$")  # adaqp-<creator pid>-...
 _CLONE_NEWNET = 0x40000000
-_MTU_FRAME = 1514  # bytes tbf counts for one full Ethernet frame (MTU 1500 + 14 header)
-_HZ_TICK_S = 0.004  # 1/HZ of a HZ=250 kernel, the coarsest common timer tick
-_QUEUE_S = 0.05  # queueing tbf may add before it drops: ~50 ms, like a switch buffer
 _counter = itertools.count()
-
-
-def tbf_params(rate_bps: float) -> tuple[int, int]:
-    """(burst, limit) in bytes for a tbf of ``rate_bps`` bits/s.
-
-    burst: at least one timer tick of traffic (rate/HZ, the tc-tbf(8) rule: a smaller bucket cannot
-    reach the rate once the qdisc has to wait for a tick) and at least ~10 full frames, so that a TSO
-    segment splits without stalling; 16 KiB at 10mbit, 50 kB at 100mbit, 5 MB at 10gbit. A larger
-    burst would let short messages pass at memory speed and hide the link.
-    limit: burst plus ~50 ms of traffic at the rate, so TCP sees a buffer, not early drops.
-    """
-    rate_Bps = rate_bps / 8
-    burst = max(int(rate_Bps * _HZ_TICK_S), 16 * 1024, 10 * _MTU_FRAME)
-    return burst, burst + int(rate_Bps * _QUEUE_S)
 
 
 def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -73,7 +73,8 @@ class Epoch:
         self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
         self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
-        self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel)
+        self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel,
+                                self.layout.burst_bytes)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
         self.nodes: list[Node] = []
         self.last_node = [-1] * P

@@ -24,6 +24,12 @@ Sharing policies:
   ``simpy.Resource`` link), greedily: a message that is blocked on one hop leaves its other hops
   to later messages. Two equal messages on one link finish at t and 2t.
 
+Token buckets (shaped links, ``tc tbf``): a resource with ``burst_bytes > 0`` holds tokens, full at
+the start, refilled at its bandwidth, spent by the bytes it carries. While it holds tokens it
+limits no flow (the rest of each path does); when they run out it carries at most its bandwidth,
+and an update is scheduled for that instant. Tokens that gather while a drained bucket carries
+less than its bandwidth count from the next update on (a start or a drain).
+
 Latency is not a property of the fluid: the caller adds the path latency to each flow's drain
 time (the last byte leaves at drain, arrives one path latency later).
 """
@@ -105,7 +111,8 @@ def fifo_rates(hops: np.ndarray, cap: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 class FluidNetwork:
-    """Flows in flight over resource instances of capacity ``bw_Bps`` (bytes/s).
+    """Flows in flight over resource instances of capacity ``bw_Bps`` (bytes/s), each with a token
+    bucket of ``burst_bytes`` (0 or None: none).
 
     ``add(ids, hops, nbytes)`` starts flows now; ``on_drain(ids, bottlenecks)`` is called at the
     simulated time their last byte leaves. Starts at one instant are batched into one update.
@@ -113,11 +120,16 @@ class FluidNetwork:
     """
 
     def __init__(self, env: simpy.Environment, bw_Bps: np.ndarray, on_drain: Callable,
-                 sharing: str = "fair", merge_rel: float = 0.0):
+                 sharing: str = "fair", merge_rel: float = 0.0, burst_bytes: np.ndarray | None = None):
         require(sharing in SHARING, f"sharing must be one of {', '.join(SHARING)}, got {sharing!r}")
         require(0.0 <= merge_rel < 1.0, f"merge_rel must be in [0, 1), got {merge_rel}")
         self.env, self.on_drain, self.merge_rel = env, on_drain, merge_rel
         self.cap = np.append(np.asarray(bw_Bps, dtype=np.float64), np.inf)  # last: the pad
+        burst = np.zeros(self.cap.size - 1) if burst_bytes is None else np.asarray(burst_bytes, dtype=np.float64)
+        require(burst.shape == (self.cap.size - 1,) and bool(np.all(burst >= 0)),
+                "burst_bytes must give every resource a bucket of >= 0 bytes")
+        self.burst = np.append(burst, 0.0)
+        self.tokens = self.burst.copy()  # buckets start full: the links idled before
         self._rates = max_min_rates if sharing == "fair" else fifo_rates
         self.ids = np.zeros(0, np.int64)  # flows in flight, in posting order
         self.hops = np.zeros((0, 1), np.int32)
@@ -149,18 +161,43 @@ class FluidNetwork:
             return  # superseded by a later start
         self._queued = False
         now = self.env.now
+        self._spend(now - self._last)
         self.left -= self.rate * (now - self._last)
         self._last = now
         self._drain(now)
         self._admit()
         if self.ids.size:
             self.updates += 1
-            self.rate, self.bott = self._rates(self.hops, self.cap)
+            self.rate, self.bott = self._rates(self.hops, self._capacity())
             with np.errstate(divide="ignore"):
                 eta = np.where(self.rate > 0, self.left / self.rate, np.inf)
-            nxt = float(eta.min())
+            nxt = min(float(eta.min()), self._empties_in())
             require(np.isfinite(nxt), "flows in flight but none can move (a resource of zero bandwidth?)")
             self._wake_at(max(nxt, 0.0))
+
+    # ---- token buckets ---------------------------------------------------------------------------
+    def _load(self) -> np.ndarray:
+        """Bytes/s each resource carries at the current rates."""
+        return np.bincount(self.hops.ravel(), np.repeat(self.rate, self.hops.shape[1]), minlength=self.cap.size)
+
+    def _spend(self, dt: float) -> None:
+        """Tokens after ``dt`` seconds at the current rates: refilled at the bandwidth, spent by the
+        bytes carried; below a thousandth of the bucket counts as empty (rounding)."""
+        if dt <= 0 or not self.burst.any():
+            return
+        gain = np.where(self.burst > 0, (np.append(self.cap[:-1], 0.0) - self._load()) * dt, 0.0)
+        self.tokens = np.clip(self.tokens + gain, 0.0, self.burst)
+        self.tokens[self.tokens <= 1e-3 * self.burst] = 0.0
+
+    def _capacity(self) -> np.ndarray:
+        """A resource holding tokens limits no flow; an empty bucket leaves its bandwidth."""
+        return np.where(self.tokens > 0, np.inf, self.cap)
+
+    def _empties_in(self) -> float:
+        """Seconds until the first bucket that is being spent runs out (inf: none)."""
+        net = self._load() - np.append(self.cap[:-1], 0.0)
+        draining = (self.tokens > 0) & (net > 0)
+        return float((self.tokens[draining] / net[draining]).min()) if draining.any() else np.inf
 
     def _drain(self, now: float) -> None:
         # finished: less than a rounding error of bytes left (equal flows drain in one batch)

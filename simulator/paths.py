@@ -34,6 +34,7 @@ class NetworkLayout:
     bw_Bps: np.ndarray  # [R]
     hops: np.ndarray  # [P, P, H] int32
     latency_s: np.ndarray  # [P, P] path latency (one per link crossed, as exchange_loads adds it)
+    burst_bytes: np.ndarray  # [R] token bucket of a shaped link (Network.burst_bytes); 0: none
 
     @property
     def pad(self) -> int:
@@ -53,14 +54,16 @@ class _Builder:
         self.names: list[str] = []
         self.kinds: list[str] = []
         self.bw: list[float] = []
+        self.burst: list[float] = []
         self.cols: list[np.ndarray] = []  # [P, P] instance index or -1 (not crossed)
         self.lat = np.zeros((P, P))
 
-    def kind(self, kind: str, count: int, bw_Bps: float) -> int:
+    def kind(self, kind: str, count: int, bw_Bps: float, burst_bytes: float = 0.0) -> int:
         base = len(self.names)
         self.names += [f"{kind}[{i}]" for i in range(count)]
         self.kinds += [kind] * count
         self.bw += [bw_Bps] * count
+        self.burst += [burst_bytes] * count
         return base
 
     def hop(self, used: np.ndarray, instance: np.ndarray) -> None:
@@ -99,8 +102,8 @@ def network_layout(cluster: ClusterSpec, profile: HardwareProfile) -> NetworkLay
         b.hop(~cross, inn + rdev)
         b.lat += np.where(cross, 0.0, res["intra"].latency_s)
     if cross.any():
-        nout = b.kind("nic_out", cluster.nodes, res["nic"].bw_Bps)
-        nin = b.kind("nic_in", cluster.nodes, res["nic"].bw_Bps)
+        nout = b.kind("nic_out", cluster.nodes, res["nic"].bw_Bps, res["nic"].burst_bytes)
+        nin = b.kind("nic_in", cluster.nodes, res["nic"].bw_Bps, res["nic"].burst_bytes)
         b.hop(cross, nout + node)
         b.hop(cross, nin + rnode)
         b.lat += np.where(cross, res["nic"].latency_s, 0.0)
@@ -110,7 +113,7 @@ def network_layout(cluster: ClusterSpec, profile: HardwareProfile) -> NetworkLay
         h2d = b.kind("h2d", cluster.num_devices, res["h2d"].bw_Bps)
         b.hop(moved, h2d + rdev)
     return NetworkLayout(tuple(b.names), tuple(b.kinds), np.asarray(b.bw, dtype=np.float64),
-                         _pack(b.cols, len(b.names)), b.lat)
+                         _pack(b.cols, len(b.names)), b.lat, np.asarray(b.burst, dtype=np.float64))
 
 
 def _pack(cols: list[np.ndarray], pad: int) -> np.ndarray:

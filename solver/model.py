@@ -116,8 +116,8 @@ def _units(cluster, P: int) -> np.ndarray:
 
 def _pair_instances(cluster, profile, P: int):
     """Per ordered pair, the resource instances one byte of it loads: ``{(s, r): [(row, amount)]}``
-    and each instance's bandwidth, found by probing the (linear) ``exchange_loads``."""
-    index, bw, entries = {}, [], {}
+    and each instance's bandwidth and token bucket, found by probing the (linear) ``exchange_loads``."""
+    index, bw, burst, entries = {}, [], [], {}
     for s in range(P):
         for r in range(P):
             if s == r:
@@ -130,8 +130,9 @@ def _pair_instances(cluster, profile, P: int):
                     if (kind, i) not in index:
                         index[(kind, i)] = len(bw)
                         bw.append(res.bw_Bps)
+                        burst.append(res.burst_bytes)
                     entries.setdefault((s, r), []).append((index[(kind, int(i))], float(v[i])))
-    return entries, np.array(bw)
+    return entries, np.array(bw), np.array(burst)
 
 
 class _Builder:
@@ -142,7 +143,7 @@ class _Builder:
         self.layer, self.s, self.r = groups.attr(0), groups.attr(2), groups.attr(3)
         self.dir = np.array([c[1] for c in groups.channels])[groups.channel] if groups.channels else np.zeros(0, str)
         self.nbytes = groups.nbytes(self.bits)
-        self.entries, self.bw = _pair_instances(cluster, profile, self.P)
+        self.entries, self.bw, self.burst = _pair_instances(cluster, profile, self.P)
         self.ysets: list = []
         self.pieces: dict = {}  # (k, side) -> per rank (cols, vals)
 
@@ -164,7 +165,8 @@ class _Builder:
                     trip.append((np.full(sel.size, row), sel * self.nb + j,
                                  self.nbytes[sel, j] * amount / self.bw[row]))
         floor = max(floor, host_sync_s(self.cluster, self.profile, gap_s=gap_s) + float(lat.max()))  # network.exchange_s
-        return _term(floor, np.full(self.bw.size, float(lat.max())), trip, label)
+        # a shaped NIC is busy max(0, L - burst) / bw (Resource.busy_s): the 0 is under the floor
+        return _term(floor, float(lat.max()) - self.burst / self.bw, trip, label)
 
     def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):
         """Slowest unit of one compute segment: fixed compute + the coding pieces it holds."""

@@ -95,6 +95,28 @@ def test_nic_contention_across_nodes_by_hand():
     assert exchange_s(cl, p, B)[0] == pytest.approx(1e6 / 1e8 + 1e-5 + 1e-4)
 
 
+def test_a_shaped_nic_passes_its_bucket_first():
+    # 2 nodes x 1 rank, NICs of 100 MB/s with 0.5 MB token buckets: 0.4 MB fits the bucket (the
+    # endpoint's 1 GB/s is the bottleneck); 1.5 MB pays the rate for the 1 MB past it
+    net = Network(1e8, 1e-4, burst_bytes=0.5e6)
+    cl = ClusterSpec("two", nodes=2, devices_per_node=1, device="cpu", intra_link=Link("loopback", 1e9, 0.0),
+                     network=net)
+    p = _profile(net=(1e-5, 1e9))
+    B = np.array([[0.0, 0.4e6], [0.0, 0.0]])
+    assert exchange_s(cl, p, B) == (pytest.approx(0.4e6 / 1e9 + 1e-5 + 1e-4), "endpoint_tx")
+    B[0, 1] = 1.5e6
+    assert exchange_s(cl, p, B) == (pytest.approx(1e6 / 1e8 + 1e-5 + 1e-4), "nic_out")
+
+
+def test_a_ring_allreduce_over_shaped_links_passes_the_bucket_first():
+    from adaqp.costmodel.durations import ring_allreduce_s
+
+    # 2 ranks: 2 steps of nbytes / 2 each, 1 MB in all over the ring
+    assert ring_allreduce_s(1e6, 2, 1e8, 1e-4) == pytest.approx(2e-4 + 1e6 / 1e8)
+    assert ring_allreduce_s(1e6, 2, 1e8, 1e-4, burst_bytes=0.25e6) == pytest.approx(2e-4 + 0.75e6 / 1e8)
+    assert ring_allreduce_s(1e6, 2, 1e8, 1e-4, burst_bytes=2e6) == pytest.approx(2e-4)
+
+
 def test_staged_gpu_path_adds_both_pcie_hops():
     cl = ClusterSpec("gpu", nodes=1, devices_per_node=1, device="h200", ranks_per_device=2,
                      intra_link=Link("pcie", 5e10, 2e-6), transport="gloo-staged")

@@ -99,3 +99,25 @@ def test_contention_the_analytic_model_cannot_see(kit):
     r = simulate_program([Exchange(kit.traffic(B), None)], cluster, prof)
     assert r.epoch_time_s == pytest.approx(0.25, rel=1e-12)
     assert r.critical_path_lines()[0].endswith("1->0 via endpoint_rx[0]  (communicate 250.000 ms)")
+
+
+def test_shaped_links_drain_their_buckets_and_refill_during_compute(kit):
+    # 2 hosts, 1 MB/s NICs with 0.5 MB token buckets, 4 MB/s endpoints, no latency. 1.5 MB each way:
+    # 4 MB/s until the buckets empty (1/6 s), the rest at 1 MB/s: 1 s. 0.2 s of compute refills
+    # 0.2 MB, so the next 0.6 MB exchange takes 1/15 s + 1/3 s: the epoch ends at 1.6 s
+    import dataclasses
+
+    from adaqp.cluster import Network
+    from adaqp.costmodel.program import Compute, Exchange
+    from adaqp.simulator import simulate_program
+
+    cluster = dataclasses.replace(kit.cpu(nodes=2, ranks_per_node=1, nic=(0.0, 1e6)),
+                                  network=Network(1e6, 0.0, burst_bytes=0.5e6))
+    prof = kit.profile(net=(0.0, 4e6))
+    big, small = np.array([[0, 1.5e6], [1.5e6, 0]]), np.array([[0, 0.6e6], [0.6e6, 0]])
+    program = [Exchange(kit.traffic(big), None), Compute("central", np.array([0.2, 0.2])),
+               Exchange(kit.traffic(small, layer=1), None)]
+    r = simulate_program(program, cluster, prof)
+    assert r.epoch_time_s == pytest.approx(1.6, rel=1e-12)
+    no_bucket = dataclasses.replace(cluster, network=Network(1e6, 0.0))
+    assert simulate_program(program, no_bucket, prof).epoch_time_s == pytest.approx(1.5 + 0.2 + 0.6, rel=1e-12)

@@ -85,3 +85,53 @@ def test_merge_rel_drains_nearly_done_flows_together():
     env.run()
     # the second had 0.05 % of its bytes left when the first drained: it drains with it
     assert done == {0: pytest.approx(2.0), 1: pytest.approx(2.0)} and net.updates == 1
+
+
+def _run_bucket(flows, burst=0.5e6):
+    """Endpoint resource 0 (4 MB/s) then a shaped NIC 1 (1 MB/s, ``burst`` bytes of tokens)."""
+    env = simpy.Environment()
+    done = {}
+    net = FluidNetwork(env, np.array([4e6, 1e6]), lambda ids, _b: done.update({int(i): env.now for i in ids}),
+                       burst_bytes=np.array([0.0, burst]))
+
+    def post(i, start, nbytes):
+        yield env.timeout(start)
+        net.add(np.array([i]), np.array([[0, 1]]), np.array([float(nbytes)]))
+
+    for i, (start, nbytes) in enumerate(flows):
+        env.process(post(i, start, nbytes))
+    env.run()
+    return [done[i] for i in range(len(flows))], net
+
+
+def test_a_message_within_the_bucket_passes_at_the_rest_of_the_paths_speed():
+    # 0.4 MB < 0.5 MB of tokens: the endpoint's 4 MB/s is the only limit
+    assert _run_bucket([(0.0, 0.4e6)])[0] == [pytest.approx(0.1, rel=1e-12)]
+
+
+def test_a_message_past_the_bucket_drains_it_then_moves_at_the_rate():
+    # 4 MB/s while tokens last; they drain at 4 - 1 = 3 MB/s: empty at 1/6 s with 2/3 MB sent,
+    # the other 5/6 MB at 1 MB/s: done at exactly 1 s (without a bucket: 1.5 s)
+    (t,), net = _run_bucket([(0.0, 1.5e6)])
+    assert t == pytest.approx(1.0, rel=1e-12) and net.updates == 2
+    assert _run_bucket([(0.0, 1.5e6)], burst=0.0)[0] == [pytest.approx(1.5, rel=1e-12)]
+
+
+def test_the_bucket_refills_at_the_rate_while_the_link_idles():
+    # the first message empties the bucket at 1 s; 0.2 s idle refill 0.2 MB; the second (0.6 MB)
+    # at 1.2 s: 4 MB/s until the 0.2 MB are spent (1/15 s, 4/15 MB sent), then 1/3 MB at 1 MB/s
+    (t1, t2), _ = _run_bucket([(0.0, 1.5e6), (1.2, 0.6e6)])
+    assert (t1, t2) == (pytest.approx(1.0, rel=1e-12), pytest.approx(1.6, rel=1e-12))
+
+
+def test_a_bucket_never_holds_more_than_its_burst():
+    # idle for 10 s: still only 0.5 MB of tokens, so the second message takes as long as the first
+    (t1, t2), _ = _run_bucket([(0.0, 1.5e6), (11.0, 1.5e6)])
+    assert (t1, t2) == (pytest.approx(1.0, rel=1e-12), pytest.approx(12.0, rel=1e-12))
+
+
+def test_a_negative_bucket_is_refused():
+    from adaqp.errors import AdaqpInputError
+
+    with pytest.raises(AdaqpInputError, match="burst_bytes"):
+        FluidNetwork(simpy.Environment(), np.array([1e6]), lambda *_: None, burst_bytes=np.array([-1.0]))

@@ -15,6 +15,7 @@ def _clusters():
     return {
         "gloo-cpu one node": ClusterSpec("c1", 1, 1, "cpu", Link("loopback", 1e9, 1e-5), ranks_per_device=4),
         "gloo-cpu two nodes": ClusterSpec("c2", 2, 1, "cpu", Link("loopback", 1e9, 1e-5), net, ranks_per_device=2),
+        "gloo-cpu emulated hosts": ClusterSpec.emulated(4, 12.5e6),
         "nccl gdr off": ClusterSpec("n1", 2, 2, "v100", PCIE, Network(1.25e9, 3e-5, gdr=False)),
         "nccl gdr on": ClusterSpec("n2", 2, 2, "h100", Link("nvlink", 4.5e11, 3e-6), Network(25e9, 5e-6, gdr=True)),
         "gloo-staged shared gpu": ClusterSpec("s1", 1, 1, "h200", PCIE, ranks_per_device=4, transport="gloo-staged"),
@@ -38,7 +39,9 @@ def test_paths_sum_to_the_analytic_loads_and_latencies(name, kit):
     for kind, (per_instance, res) in loads.items():
         assert np.allclose(mine[kinds == kind], per_instance, rtol=1e-12, atol=0), kind
         assert np.all(layout.bw_Bps[kinds == kind] == res.bw_Bps), kind
+        assert np.all(layout.burst_bytes[kinds == kind] == res.burst_bytes), kind
     assert set(loads) == set(kinds[mine > 0])  # no kind the analytic model does not know
+    assert set(kinds[layout.burst_bytes > 0]) <= {"nic_out", "nic_in"}  # only shaped NICs have buckets
     assert np.allclose(np.where(B > 0, layout.latency_s, 0.0), lat, rtol=1e-12, atol=0)
 
 
