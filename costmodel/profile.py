@@ -117,6 +117,15 @@ class OpModel:
             require(list(self.xs) == sorted(self.xs), "loglog xs must be increasing")
 
     def seconds(self, **sizes):
+        """The op's seconds at ``sizes`` (scalars or per-rank arrays): the model's, except where
+        a measured point lies within :data:`MEASURED_REL` of the query in every size, which gives
+        its own median (scaled by the model's ratio between the two sizes): ``profile --for``
+        measures a workload's exact sizes, and a fitted line can miss a measured point by tens of
+        percent where the per-element cost changes with size."""
+        t = self._model_seconds(sizes)
+        return measured_seconds(self, sizes, t) if self.points else t
+
+    def _model_seconds(self, sizes):
         if self.kind == "linear":  # sizes may be numpy arrays: the cost model is vectorised
             t = sum(c * np.asarray(FEATURES[f](sizes), dtype=np.float64) for c, f in zip(self.coef, self.features))
             return float(t) if np.ndim(t) == 0 else t
@@ -189,6 +198,40 @@ def nearest_seconds(m: OpModel, sizes: Mapping[str, Any]):
     out = (w * y).sum(1) / w.sum(1)
     out = np.where(work_q > 0, out, 0.0).reshape(shape)
     return float(out) if out.ndim == 0 else out
+
+
+MEASURED_REL = 0.02  # sizes this close to a measured point are that point (profile --for merges them so)
+
+
+def measured_seconds(m: OpModel, sizes: Mapping[str, Any], model_s):
+    """``model_s`` with each query that lies within :data:`MEASURED_REL` of a measured point (in
+    every size the point and the query share) replaced by that point's median, scaled by the
+    model's ratio between the query and the point (1 at the point itself)."""
+    keys = [k for k in SIZE_KEYS if k in sizes and all(k in p for p in m.points)]
+    if not keys or not all("median_s" in p for p in m.points):
+        return model_s
+    arrays = np.broadcast_arrays(*(np.asarray(sizes[k], np.float64) for k in keys))
+    q = np.stack([a.reshape(-1) for a in arrays], axis=-1)  # [Q, K]
+    pts = np.array([[p[k] for k in keys] for p in m.points], np.float64)  # [N, K]
+    rel = np.abs(q[:, None, :] - pts[None, :, :]) / np.maximum(np.abs(pts[None, :, :]), 1.0)
+    close = (rel <= MEASURED_REL).all(-1)  # [Q, N]
+    if not close.any():
+        return model_s
+    hit = np.flatnonzero(close.any(1))
+    j = np.argmin(np.where(close, rel.max(-1), np.inf), axis=1)[hit]  # the closest measured point
+    at_pt = np.asarray(m._model_seconds({k: pts[j, i] for i, k in enumerate(keys)} | _implied(keys, pts[j])),
+                       np.float64).reshape(-1)
+    out = np.array(np.broadcast_to(np.asarray(model_s, np.float64), arrays[0].shape), dtype=np.float64).reshape(-1)
+    scale = np.where(at_pt > 0, out[hit] / np.where(at_pt > 0, at_pt, 1.0), 1.0)
+    out[hit] = np.array([m.points[i]["median_s"] for i in j]) * scale
+    out = out.reshape(arrays[0].shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def _implied(keys: list[str], pts: np.ndarray) -> dict:
+    """Sizes the features need that the points do not store apart (``elements`` = rows x width)."""
+    got = dict(zip(keys, pts.T))
+    return {"elements": got["rows"] * got["width"]} if "elements" not in got and {"rows", "width"} <= set(got) else {}
 
 
 def _work(m: OpModel, points) -> np.ndarray:

@@ -74,3 +74,15 @@ def _same(a: Mapping[str, int], b: Mapping[str, int], rel: float) -> bool:
 def count(shapes: Mapping[str, Sequence[dict]]) -> int:
     """How many sizes ``shapes`` holds over all ops."""
     return sum(len(v) for v in shapes.values())
+
+
+def corun_step(stats, width: int) -> dict[str, int]:
+    """The co-run benchmark's step at a workload's size (``runtime.profiling.ranks.corun_worker``,
+    a square SpMM then a dense layer): a typical rank's rows (the median over ranks of its own
+    nodes) and non-zeros (the median of its local edges, central and marginal), at ``width``
+    (the hidden width: most of an epoch's layers run at it)."""
+    rows = int(np.median(np.asarray(stats.inner)))
+    nnz = int(np.median(np.asarray(stats.nnz_central) + np.asarray(stats.nnz_marginal)))
+    require(rows > 0 and nnz > 0 and width > 0, f"corun_step: a rank needs rows, edges and a width, got "
+                                                f"{rows} rows, {nnz} non-zeros, width {width}")
+    return {"rows": rows, "nnz": nnz, "width": int(width)}

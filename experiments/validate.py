@@ -198,10 +198,12 @@ def plan_dir_for(work: Path, dataset: str, ranks: int) -> Path:
 
 
 def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None,
-             calls: list | None = None) -> list[dict]:
+             calls: list | None = None, corun: "Corun | None" = None) -> list[dict]:
     """Every workload and point of one (ranks, link) cell: measured, predicted, errors per phase.
     ``cluster``: the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one
-    GPU). ``calls`` collects the predictions' op evaluations (for the coverage check)."""
+    GPU). ``calls`` collects the predictions' op evaluations (for the coverage check). ``corun``:
+    the co-run slowdowns measured at each workload's step, right before it trains (CPU ranks
+    sharing the cores); without it the profile's table predicts."""
     from adaqp.runtime.run import run_configs
 
     if cluster is None:
@@ -214,9 +216,53 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
     for dataset in grid.datasets:
         cfgs = train_configs(grid, dataset, ranks, cluster_file)
         plan_dir = plan_dir_for(work, dataset, ranks)
+        factors = corun.before(cfgs[0], plan_dir, grid.hiddens) if corun is not None else {}
         results = (runner or run_configs)(cfgs, plan_dir, link)
-        rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls)
+        rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, factors)
     return rows
+
+
+class Corun:
+    """The co-run slowdown of ``ranks`` CPU ranks at each workload's own step
+    (:func:`adaqp.costmodel.shapes.corun_step`: its SpMM and dense layer at the hidden width),
+    measured by the co-run micro-benchmark (``measure``: ``runtime.profiling.ranks.measure_corun``)
+    the first time a (ranks, dataset, hidden) trains in a round, and kept for the round's other
+    link. Why here and not once in the profile: on a virtual machine the slowdown moves with the
+    load on its host (for 2 ranks from 1.0 to 1.3 within hours), and it depends on the working
+    set (a small partition's step stays in cache)."""
+
+    def __init__(self, measure=None, log=print):
+        self.measure, self.log = measure, log
+        self.factors: dict[tuple[str, int, int], float] = {}
+
+    def before(self, cfg, plan_dir: Path, hiddens) -> dict[int, float]:
+        """``{hidden: factor}`` for the workload ``cfg`` trains (partitioned here if not yet)."""
+        from adaqp.costmodel.shapes import corun_step
+        from adaqp.costmodel.workload import PlanStats
+        from adaqp.halo import HaloPlan
+        from adaqp.runtime.prepare import prepare_plan
+
+        dataset, ranks = cfg.dataset, cfg.nprocs
+        if ranks < 2:
+            return {}
+        plan_dir.mkdir(parents=True, exist_ok=True)
+        prepare_plan(cfg, plan_dir)  # the partition the runs then load
+        stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
+        for h in hiddens:
+            if (dataset, ranks, h) not in self.factors:
+                step = corun_step(stats, h)
+                f = self._measure(ranks, **step)
+                self.factors[(dataset, ranks, h)] = f
+                self.log(f"    co-run of {ranks} ranks at {_short(dataset)}'s step ({step['rows']} rows, "
+                         f"{step['nnz']} non-zeros, width {h}): {f:.3f}")
+        return {h: self.factors[(dataset, ranks, h)] for h in hiddens}
+
+    def _measure(self, ranks: int, rows: int, nnz: int, width: int) -> float:
+        if self.measure is not None:
+            return float(self.measure(ranks, rows, nnz, width))
+        from adaqp.runtime.profiling.ranks import measure_corun
+
+        return float(measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks])[str(ranks)])
 
 
 def model_shape(cfg, graph):
@@ -226,7 +272,7 @@ def model_shape(cfg, graph):
     return ModelShape.of(cfg.model, graph.num_features, graph.num_classes)
 
 
-def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> list[dict]:
+def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun=None) -> list[dict]:
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
@@ -239,14 +285,19 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls) -> li
         shape = model_shape(cfg, graph)
         meas = measured_phases([r for res in per_rank for r in res["records"]], grid.warmup,
                                Schedule.parse(cfg.schedule).overlap)
-        pred, used = predicted_phases(stats, shape, cfg.schedule, _bits_of(cfg, per_rank[0]), cluster, profile)
+        k = str(cfg.nprocs)
+        prof = profile
+        if corun and cfg.model.hidden in corun:  # measured at this workload's step just before it trained
+            prof = replace(profile, corun_by_ranks={**profile.corun_by_ranks, k: corun[cfg.model.hidden]})
+        pred, used = predicted_phases(stats, shape, cfg.schedule, _bits_of(cfg, per_rank[0]), cluster, prof)
         if calls is not None:
             calls.extend(used)
         row = {"dataset": dataset, "features": graph.num_features, "hidden": cfg.model.hidden,
                "ranks": cfg.nprocs, "link": link or "loopback", "model": cfg.model.model,
                "schedule": cfg.schedule, "bits": cfg.bits,
                "net_MBps": cluster.network.bw_Bps / 1e6 if cluster.network else None,
-               "net_latency_us": cluster.network.latency_s * 1e6 if cluster.network else None}
+               "net_latency_us": cluster.network.latency_s * 1e6 if cluster.network else None,
+               "corun": prof.corun_by_ranks.get(k) if grid.device == "cpu" else None}
         for ph in PHASES:
             row[f"{ph}_pred_ms"] = pred[ph] * 1e3
             row[f"{ph}_meas_ms"] = meas[ph] * 1e3
@@ -307,9 +358,11 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
     return replace(grid, profile=str(path))
 
 
-def run_grid(grid: Grid, work: Path, runner=None, log=print) -> tuple[list[dict], list[dict]]:
+def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None) -> tuple[list[dict], list[dict]]:
     """Profile for the grid (``grid.profile_for``), then every cell. Returns the rows and the
-    extrapolation records of the predictions (ops needed outside their measured range)."""
+    extrapolation records of the predictions (ops needed outside their measured range). On CPU
+    each workload's co-run slowdown is measured before it trains (:class:`Corun`; with a
+    ``runner`` standing in for training, only when ``corun_measure`` stands in for the benchmark)."""
     from adaqp.costmodel.coverage import warn_extrapolated
     from adaqp.costmodel.profile import load_profile
 
@@ -318,10 +371,12 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print) -> tuple[list[dict]
     rounds, calls = [], []
     for k in range(grid.rounds):
         rows = []
+        measure_corun = grid.device == "cpu" and (runner is None or corun_measure is not None)
+        corun = Corun(corun_measure, log) if measure_corun else None  # measured again every round
         for i, (ranks, link) in enumerate(grid.cells()):
             log(f"[{i + 1}/{len(grid.cells())}{f', round {k + 1}/{grid.rounds}' if grid.rounds > 1 else ''}] "
                 f"{ranks} ranks, link {link or 'loopback'}: {len(grid.workloads()) * len(grid.points())} configurations")
-            cell = run_cell(grid, ranks, link, work, runner, calls=calls)
+            cell = run_cell(grid, ranks, link, work, runner, calls=calls, corun=corun)
             for r in cell:
                 log(f"    {_short(r['dataset']):>6s} h{r['hidden']:<4d} {r['model']:4s} {r['schedule']:7s} "
                     f"bits {r['bits']:>8s}: measured {r['epoch_meas_ms']:9.1f} ms, predicted "
@@ -348,7 +403,7 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
     for rs in by_key.values():
         row = dict(rs[0])
         for k, v in rs[0].items():
-            if k.endswith(("_ms", "_MiB", "_MBps")) and isinstance(v, (int, float)):
+            if (k.endswith(("_ms", "_MiB", "_MBps")) or k == "corun") and isinstance(v, (int, float)):
                 row[k] = statistics.median(r[k] for r in rs)
         for pred, meas, err in [*((f"{ph}_pred_ms", f"{ph}_meas_ms", f"{ph}_err_pct") for ph in PHASES),
                                 ("mem_pred_MiB", "mem_meas_MiB", "mem_err_pct")]:

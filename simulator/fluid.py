@@ -191,10 +191,12 @@ class FluidNetwork:
 
     def _capacity(self) -> np.ndarray:
         """A resource holding tokens limits no flow; an empty bucket leaves its bandwidth."""
-        return np.where(self.tokens > 0, np.inf, self.cap)
+        return np.where(self.tokens > 0, np.inf, self.cap) if self.tokens.any() else self.cap
 
     def _empties_in(self) -> float:
         """Seconds until the first bucket that is being spent runs out (inf: none)."""
+        if not self.tokens.any():
+            return np.inf
         net = self._load() - np.append(self.cap[:-1], 0.0)
         draining = (self.tokens > 0) & (net > 0)
         return float((self.tokens[draining] / net[draining]).min()) if draining.any() else np.inf

@@ -231,6 +231,26 @@ def _update(args) -> int:
     return 0
 
 
+def _corun_for(prof, stats, parts: int, hidden: int):
+    """``prof`` with ``corun_by_ranks[parts]`` measured at the workload's own step
+    (``costmodel.shapes.corun_step``), the sizes and the figure it replaces recorded in the
+    latest ``meta.measured_for`` entry."""
+    from dataclasses import replace
+
+    from adaqp.cli.report import stage
+    from adaqp.costmodel.shapes import corun_step
+    from adaqp.runtime.profiling.ranks import measure_corun
+
+    step = corun_step(stats, hidden)
+    with stage(f"co-run slowdown of {parts} ranks at the workload's step ({step['rows']} rows, "
+               f"{step['nnz']} non-zeros, width {hidden})"):
+        got = measure_corun(parts, ranks=[parts], **step)
+    entries = list(prof.meta.get("measured_for", []))
+    entries[-1] = {**entries[-1], "corun": {"ranks": parts, "step": step, "factor": got[str(parts)],
+                                            "before": prof.corun_by_ranks.get(str(parts))}}
+    return replace(prof, corun_by_ranks={**prof.corun_by_ranks, **got}, meta={**prof.meta, "measured_for": entries})
+
+
 def _for(args) -> int:
     """``--for``: the workload's op sizes (``costmodel.shapes.workload_shapes``), measured and
     merged into the base profile (``profiler.measure_shapes``)."""
@@ -278,6 +298,8 @@ def _for(args) -> int:
               f"(a rank here would get {mine})", file=sys.stderr)
     print(f"· measuring {count(shapes)} op sizes for {note} into {prof.name} ...", file=sys.stderr, flush=True)
     new = measure_shapes(prof, shapes, args.device, args.nprocs, progress=True, note=note, name=args.name)
+    if args.device == "cpu" and parts >= 2:
+        new = _corun_for(new, PlanStats.from_halo_plan(plan), parts, hidden)
     with stage(f"writing {args.out}"):
         new.save(args.out)
     loo = loo_rows(new)

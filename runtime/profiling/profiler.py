@@ -290,7 +290,8 @@ METHOD = (
     "SpMM time with this rank's async all_to_all in flight / without, all ranks computing, median of the "
     "pooled per-rep ratios, clamped below at 1.0; corun = interference.corun_factor = SpMM with "
     "all ranks computing / with the others idle, the way ops are profiled; corun_by_ranks = the same for k = 2 .. "
-    "2 x cores ranks at once (a SpMM + dense step, per-rank medians, median over ranks; cores / k threads each), "
+    "2 x cores ranks at once (a SpMM + dense step run back to back for a window, alone in turn and all at once, "
+    "seconds per step together / alone per round, median over ranks and rounds; cores / k threads each), "
     "applied to the ranks computing at each instant (durations.corun_slowdown). fit_err_pct = max |relative "
     "error| over the points (compute ops: leave-one-size-out); fit_errors holds [median, max] %.")
 
@@ -370,7 +371,9 @@ def corun_table(grid: Grid, max_ranks: int) -> dict[str, float]:
     from adaqp.runtime.profiling import ranks
 
     ic = grid.interference
-    return ranks.measure_corun(max_ranks, reps=max(3, ic["reps"]), rows=ic["rows"], nnz=ic["nnz"], width=ic["width"])
+    return ranks.measure_corun(max_ranks, rows=ic["rows"], nnz=ic["nnz"], width=ic["width"],
+                               rounds=min(ranks.CORUN_ROUNDS, max(1, ic["reps"])),
+                               window_s=ic.get("corun_window_s", ranks.CORUN_WINDOW_S))
 
 
 def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress: bool = True,

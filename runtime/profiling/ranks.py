@@ -401,63 +401,69 @@ def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dic
 
 
 CORUN_ROUNDS = 5  # alternations of alone / together in one co-run measurement
+CORUN_WINDOW_S = 0.25  # each rank's steps are counted over this long
 
 
 def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, list[float]]:
-    """A training-like step (a SpMM, then a dense layer) timed with the other ranks idle (each rank
-    in turn, the way ops are profiled) and with every rank running it at once (each rank's
-    per-step times, median): their ratio is how much slower a rank computes beside ``world - 1``
-    others on this host: memory bandwidth and caches shared, and cores time-sliced past their
-    count."""
+    """A training-like step (a SpMM, then a dense layer) run back to back for a window of
+    ``window_s``, by each rank in turn with the others idle (the way ops are profiled) and by
+    every rank at once; per round, the ratio of the seconds per step together to alone is how
+    much slower a rank computes beside ``world - 1`` others on this host: memory bandwidth and
+    caches shared, and cores time-sliced past their count.
+
+    Throughput over a window, not one step timed after a barrier: a step of a small graph is
+    shorter than a scheduler slice, so ranks time-sharing a core would take turns and each
+    step, timed alone, would read no slowdown. The steps run warm, one after another as the
+    ops of an epoch do; evicting the caches before each step would make one rank's eviction
+    traffic part of another's step."""
     from adaqp.runtime.aggregate import csr_tensor, spmm
-    from adaqp.runtime.profiling.profiler import evict_caches
 
     a = csr_tensor(*random_csr(cfg["rows"], cfg["nnz"], seed=rank), (cfg["rows"], cfg["rows"]), "cpu")
     x = torch.randn(cfg["rows"], cfg["width"], generator=torch.Generator().manual_seed(rank))
     lin = torch.nn.Linear(cfg["width"], cfg["width"])
 
-    def step(together: bool = False) -> float:
-        evict_caches()  # cold, as the profile's ops are timed
-        if together:
-            dist.barrier()
-        t0 = time.perf_counter()
+    def per_step() -> float:
+        n, t0 = 0, time.perf_counter()
         with torch.no_grad():
-            lin(spmm(a, x))
-        return time.perf_counter() - t0
+            while True:
+                lin(spmm(a, x))
+                n += 1
+                took = time.perf_counter() - t0
+                if took >= cfg["window_s"]:
+                    return took / n
 
-    for _ in range(3):
-        step()
+    with torch.no_grad():
+        for _ in range(3):
+            lin(spmm(a, x))
     # rounds of (alone, together): a ratio per round, so that a drift of the machine's speed
-    # (other tenants of a virtual machine, the scheduler placing two ranks on one core for a
-    # while) moves one round, not the whole figure; the caller takes the median of all rounds
-    rounds, per = CORUN_ROUNDS, max(1, cfg["reps"] // CORUN_ROUNDS)
+    # (other tenants of a virtual machine) moves one round, not the whole figure
     ratios = []
-    for _ in range(rounds):
-        solo = []
+    for _ in range(cfg["rounds"]):
+        solo = 0.0
         for r in range(world):
             dist.barrier()
             if r == rank:
-                solo = [step() for _ in range(per)]
+                solo = per_step()
         dist.barrier()
-        together = [step(True) for _ in range(per)]
-        ratios.append(float(np.median(together) / np.median(solo)))
+        ratios.append(per_step() / solo)
     return {"ratios": ratios}
 
 
-def measure_corun(max_ranks: int, reps: int = 30, rows: int = 50_000, nnz: int = 400_000,
-                  width: int = 64) -> dict[str, float]:
-    """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (each with
-    cores / k threads, as the launcher gives them), the median over ranks of how much slower a
-    rank's compute runs while all of them compute (:func:`corun_worker`; the median over every
-    rank's rounds), at least 1."""
+def measure_corun(max_ranks: int, rows: int = 50_000, nnz: int = 400_000, width: int = 64,
+                  ranks=None, rounds: int = CORUN_ROUNDS, window_s: float = CORUN_WINDOW_S) -> dict[str, float]:
+    """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (or the rank
+    counts ``ranks``), each with cores / k threads as the launcher gives them, the median over
+    every rank's rounds of how much slower a rank computes while all of them compute
+    (:func:`corun_worker`, a SpMM of ``rows`` x ``rows`` with ``nnz`` non-zeros at ``width``), at
+    least 1."""
     import os
 
     from adaqp.runtime.launch import spawn
 
     cores = os.cpu_count() or 1
-    cfg = {"rows": rows, "nnz": nnz, "width": width, "reps": reps}
+    cfg = {"rows": rows, "nnz": nnz, "width": width, "rounds": rounds, "window_s": window_s}
     out = {}
-    for k in range(2, max_ranks + 1):
+    for k in (ranks if ranks is not None else range(2, max_ranks + 1)):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
         got = spawn("adaqp.runtime.profiling.ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
         # clamped at 1: a rank does not run faster because others compute (below 1 is noise)

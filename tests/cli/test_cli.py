@@ -131,9 +131,17 @@ def test_epoch_exchange_bytes_by_hand():
 TINY_SBM = "sbm:nodes=300,classes=3,feat=700,deg=5,seed=1"
 
 
-def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys):
+def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys, monkeypatch):
     from adaqp.costmodel.profile import load_profile
+    from adaqp.runtime.profiling import ranks
 
+    asked = {}
+
+    def corun(max_ranks, rows, nnz, width, ranks):  # the bookkeeping; the benchmark: test_profiler
+        asked.update(ranks=ranks, rows=rows, width=width)
+        return {"2": 1.07}
+
+    monkeypatch.setattr(ranks, "measure_corun", corun)
     out = tmp_path / "mine.json"
     assert main(["profile", "--for", TINY_SBM, "--parts", "2", "--layers", "2", "--hidden", "32",
                  "--bits", "4", "--out", str(out)]) == 0
@@ -146,6 +154,10 @@ def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys):
     assert any(pt["in_dim"] == 700 and pt["out_dim"] == 32 for pt in p.ops["gemm_fwd"].points)
     assert len(p.ops["spmm_fwd"].points) > len(base.ops["spmm_fwd"].points)
     assert p.ops["quantize_b2"] == base.ops["quantize_b2"] and p.links["net"] == base.links["net"]
+    # the co-run slowdown of 2 ranks at the workload's step (a rank's ~150 rows, the hidden width)
+    assert asked["ranks"] == [2] and 100 <= asked["rows"] <= 200 and asked["width"] == 32
+    assert p.corun_by_ranks == {**base.corun_by_ranks, "2": 1.07}
+    assert entry["corun"]["factor"] == 1.07 and entry["corun"]["before"] == base.corun_by_ranks["2"]
     assert "wrote" in capsys.readouterr().out
 
 

@@ -12,6 +12,7 @@ import pytest
 from adaqp.errors import AdaqpInputError
 from adaqp.experiments.validate import PHASES, Grid, combine_rounds, quick, run_grid
 from adaqp.experiments.validate_report import summarize
+from adaqp.runtime.model import ModelConfig
 
 TINY = Grid(datasets=("cora",), ranks=(2,), links=(None,), schedules=("vanilla", "adaqp"), bits=("4", "adaptive"),
             models=("gcn",), epochs=4, warmup=2, hiddens=(16,), layers=2, profile_for=False)
@@ -57,7 +58,16 @@ def test_rounds_combine_into_medians_with_the_measured_spread():
 
 
 def test_tiny_grid_measures_and_predicts(tmp_path):
-    rows, extrapolated = run_grid(TINY, tmp_path, log=lambda m: None)
+    asked, logged = [], []
+
+    def corun(ranks, rows, nnz, width):  # the benchmark's bookkeeping (the benchmark: tests/runtime)
+        asked.append((ranks, width))
+        return 1.25
+
+    rows, extrapolated = run_grid(TINY, tmp_path, log=logged.append, corun_measure=corun)
+    assert asked == [(2, 16)]  # once per (ranks, dataset, hidden), before it trains
+    assert all(r["corun"] == 1.25 for r in rows) and any("co-run of 2 ranks" in m for m in logged)
+    _predicted_with_the_measured_corun(rows[0], tmp_path, 1.25)
     assert isinstance(extrapolated, list)
     assert [(r["schedule"], r["bits"]) for r in rows] == [("vanilla", "32"), ("adaqp", "4"), ("adaqp", "adaptive")]
     for r in rows:
@@ -70,6 +80,30 @@ def test_tiny_grid_measures_and_predicts(tmp_path):
     assert s["per_workload"]["cora h16"]["configs"] == 3
     assert s["oversubscribed"]["configs"] == 3 and s["within_cores"]["configs"] == 0  # 2 ranks > 1 core
     assert (tmp_path / "r2-loopback" / "cluster.yaml").exists()
+
+
+def _predicted_with_the_measured_corun(row, work, factor):
+    """The row's prediction is the simulator's with the profile's co-run entry set to ``factor``."""
+    from dataclasses import replace
+
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.costmodel.program import ModelShape
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.experiments.validate import cluster_for, plan_dir_for, predicted_phases
+    from adaqp.halo import HaloPlan
+
+    g = load_dataset(row["dataset"])
+    stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir_for(work, row["dataset"], row["ranks"])))
+    shape = ModelShape.of(ModelConfig(row["model"], TINY.layers, row["hidden"]), g.num_features, g.num_classes)
+    prof = load_profile(TINY.profile)
+    k = str(row["ranks"])
+    pred = {}
+    for f in (factor, prof.corun_by_ranks[k]):
+        with_f = replace(prof, corun_by_ranks={**prof.corun_by_ranks, k: f})
+        pred[f] = predicted_phases(stats, shape, row["schedule"], 32, cluster_for(row["ranks"], None), with_f)[0]
+    assert row["compute_pred_ms"] == pytest.approx(pred[factor]["compute"] * 1e3, rel=1e-9)
+    assert pred[factor]["compute"] != pytest.approx(pred[prof.corun_by_ranks[k]]["compute"], rel=1e-3)
 
 
 def test_cli_writes_table_plot_and_summary(tmp_path):

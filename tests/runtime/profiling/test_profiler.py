@@ -2,6 +2,7 @@
 cpu-2core profile, and ``adaqp profile`` errors."""
 
 import json
+import os
 
 import pytest
 
@@ -15,7 +16,8 @@ TINY = Grid("tiny", spmm=((1000, 4000, 16), (2000, 40_000, 32), (8000, 32_000, 6
             elementwise=((500, 16), (4000, 32), (20_000, 64)), adam=(1000, 30_000, 300_000),
             link_bytes=(1024, 65_536, 1 << 20), allreduce_bytes=(4096, 65_536, 1 << 20),
             warmup=1, reps=3, budget_s=0.05, sync_reps=30,
-            interference={"rows": 20_000, "nnz": 100_000, "width": 32, "reps": 3, "max_bytes": 8 << 20})
+            interference={"rows": 20_000, "nnz": 100_000, "width": 32, "reps": 3, "max_bytes": 8 << 20,
+                          "corun_window_s": 0.05})
 
 # a "small" and a "large" call of every op: the large one does >= 50x the work on every feature
 SMALL = dict(rows=1000, nnz=4000, width=16, in_dim=16, out_dim=16, elements=16_000)
@@ -40,6 +42,8 @@ def test_tiny_measure_is_a_valid_complete_profile(tiny_profile):
     assert set(net.pairs) == {"0->1", "1->0"} and net.bw_Bps > 0 and net.latency_s >= 0
     assert [pt["nbytes"] for pt in net.points] == list(TINY.link_bytes)
     assert 0 <= p.meta["interference"]["per_rank"][0]["comm_outlasted_frac"] <= 1
+    ks = {str(k) for k in range(2, max(2, 2 * (os.cpu_count() or 1)) + 1)}  # up to 2 x cores ranks
+    assert set(p.corun_by_ranks) == ks and min(p.corun_by_ranks.values()) >= 1.0
 
 
 def test_tiny_profile_round_trips_through_json(tiny_profile, tmp_path):

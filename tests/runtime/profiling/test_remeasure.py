@@ -87,7 +87,7 @@ def test_corun_re_measures_the_co_run_table_for_the_rank_counts_held(monkeypatch
 
     asked = {}
 
-    def fake(max_ranks, reps, rows, nnz, width):  # the bookkeeping, not the benchmark (slow)
+    def fake(max_ranks, rows, nnz, width, rounds, window_s):  # the bookkeeping, not the benchmark (slow)
         asked.update(max_ranks=max_ranks, rows=rows)
         return {str(k): 1.0 + k / 10 for k in range(2, max_ranks + 1)}
 
