@@ -198,12 +198,13 @@ def plan_dir_for(work: Path, dataset: str, ranks: int) -> Path:
 
 
 def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None,
-             calls: list | None = None, corun: "Corun | None" = None) -> list[dict]:
+             calls: list | None = None, corun=None) -> list[dict]:
     """Every workload and point of one (ranks, link) cell: measured, predicted, errors per phase.
     ``cluster``: the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one
     GPU). ``calls`` collects the predictions' op evaluations (for the coverage check). ``corun``:
-    the co-run slowdowns measured at each workload's step, right before it trains (CPU ranks
-    sharing the cores); without it the profile's table predicts."""
+    the co-run slowdowns measured at each workload's step, right before it trains (a
+    :class:`.validate_corun.Corun`; CPU ranks sharing the cores); without it the profile's table
+    predicts."""
     from adaqp.runtime.run import run_configs
 
     if cluster is None:
@@ -220,49 +221,6 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
         results = (runner or run_configs)(cfgs, plan_dir, link)
         rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, factors)
     return rows
-
-
-class Corun:
-    """The co-run slowdown of ``ranks`` CPU ranks at each workload's own step
-    (:func:`adaqp.costmodel.shapes.corun_step`: its SpMM and dense layer at the hidden width),
-    measured by the co-run micro-benchmark (``measure``: ``runtime.profiling.ranks.measure_corun``)
-    the first time a (ranks, dataset, hidden) trains in a round, and kept for the round's other
-    link. Why here and not once in the profile: on a virtual machine the slowdown moves with the
-    load on its host (for 2 ranks from 1.0 to 1.3 within hours), and it depends on the working
-    set (a small partition's step stays in cache)."""
-
-    def __init__(self, measure=None, log=print):
-        self.measure, self.log = measure, log
-        self.factors: dict[tuple[str, int, int], float] = {}
-
-    def before(self, cfg, plan_dir: Path, hiddens) -> dict[int, float]:
-        """``{hidden: factor}`` for the workload ``cfg`` trains (partitioned here if not yet)."""
-        from adaqp.costmodel.shapes import corun_step
-        from adaqp.costmodel.workload import PlanStats
-        from adaqp.halo import HaloPlan
-        from adaqp.runtime.prepare import prepare_plan
-
-        dataset, ranks = cfg.dataset, cfg.nprocs
-        if ranks < 2:
-            return {}
-        plan_dir.mkdir(parents=True, exist_ok=True)
-        prepare_plan(cfg, plan_dir)  # the partition the runs then load
-        stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
-        for h in hiddens:
-            if (dataset, ranks, h) not in self.factors:
-                step = corun_step(stats, h)
-                f = self._measure(ranks, **step)
-                self.factors[(dataset, ranks, h)] = f
-                self.log(f"    co-run of {ranks} ranks at {_short(dataset)}'s step ({step['rows']} rows, "
-                         f"{step['nnz']} non-zeros, width {h}): {f:.3f}")
-        return {h: self.factors[(dataset, ranks, h)] for h in hiddens}
-
-    def _measure(self, ranks: int, rows: int, nnz: int, width: int) -> float:
-        if self.measure is not None:
-            return float(self.measure(ranks, rows, nnz, width))
-        from adaqp.runtime.profiling.ranks import measure_corun
-
-        return float(measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks])[str(ranks)])
 
 
 def model_shape(cfg, graph):
@@ -361,10 +319,11 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
 def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None) -> tuple[list[dict], list[dict]]:
     """Profile for the grid (``grid.profile_for``), then every cell. Returns the rows and the
     extrapolation records of the predictions (ops needed outside their measured range). On CPU
-    each workload's co-run slowdown is measured before it trains (:class:`Corun`; with a
+    each workload's co-run slowdown is measured before it trains (``Corun``; with a
     ``runner`` standing in for training, only when ``corun_measure`` stands in for the benchmark)."""
     from adaqp.costmodel.coverage import warn_extrapolated
     from adaqp.costmodel.profile import load_profile
+    from adaqp.experiments.validate_corun import Corun
 
     if grid.profile_for:
         grid = profile_for_grid(grid, work, log)
