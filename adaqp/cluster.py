@@ -146,8 +146,8 @@ class Link:
         return d
 
 
-def tbf_params(rate_bps: float) -> tuple[int, int]:
-    """(burst, limit) in bytes for a tbf of ``rate_bps`` bits/s.
+def tbf_params(rate_bps: float, burst_bytes: int | None = None) -> tuple[int, int]:
+    """(burst, limit) in bytes for a tbf of ``rate_bps`` bits/s (``burst_bytes``: that burst instead).
 
     burst: at least one timer tick of traffic (rate/HZ, the tc-tbf(8) rule: a smaller bucket cannot
     reach the rate once the qdisc has to wait for a tick) and at least ~10 full frames, so that a TSO
@@ -157,7 +157,7 @@ def tbf_params(rate_bps: float) -> tuple[int, int]:
     limit: burst plus ~50 ms of traffic at the rate, so TCP sees a buffer, not early drops.
     """
     rate_Bps = rate_bps / 8
-    burst = max(int(rate_Bps * _HZ_TICK_S), 16 * 1024, 10 * _MTU_FRAME)
+    burst = max(int(rate_Bps * _HZ_TICK_S), 16 * 1024, 10 * _MTU_FRAME) if burst_bytes is None else int(burst_bytes)
     return burst, burst + int(rate_Bps * _QUEUE_S)
 
 

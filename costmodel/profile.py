@@ -16,6 +16,7 @@ import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -125,6 +126,15 @@ class OpModel:
         t = self._model_seconds(sizes)
         return measured_seconds(self, sizes, t) if self.points else t
 
+    @cached_property
+    def _measured(self) -> dict:
+        """What :func:`measured_seconds` asks of the points on every call, built once: the size
+        keys every point holds (none unless every point has a median), the points' sizes as an
+        array per key tuple, and the model's own seconds at each point."""
+        ok = all("median_s" in p for p in self.points)
+        keys = set.intersection(*(set(p) for p in self.points)) if ok and self.points else set()
+        return {"keys": keys, "arrays": {}, "at": {}}
+
     def _model_seconds(self, sizes):
         if self.kind == "linear":  # sizes may be numpy arrays: the cost model is vectorised
             t = sum(c * np.asarray(FEATURES[f](sizes), dtype=np.float64) for c, f in zip(self.coef, self.features))
@@ -207,31 +217,30 @@ def measured_seconds(m: OpModel, sizes: Mapping[str, Any], model_s):
     """``model_s`` with each query that lies within :data:`MEASURED_REL` of a measured point (in
     every size the point and the query share) replaced by that point's median, scaled by the
     model's ratio between the query and the point (1 at the point itself)."""
-    keys = [k for k in SIZE_KEYS if k in sizes and all(k in p for p in m.points)]
-    if not keys or not all("median_s" in p for p in m.points):
+    cache = m._measured
+    keys = tuple(k for k in SIZE_KEYS if k in sizes and k in cache["keys"])
+    if not keys:
         return model_s
+    if keys not in cache["arrays"]:
+        cache["arrays"][keys] = np.array([[p[k] for k in keys] for p in m.points], np.float64)
+    pts = cache["arrays"][keys]  # [N, K]
     arrays = np.broadcast_arrays(*(np.asarray(sizes[k], np.float64) for k in keys))
     q = np.stack([a.reshape(-1) for a in arrays], axis=-1)  # [Q, K]
-    pts = np.array([[p[k] for k in keys] for p in m.points], np.float64)  # [N, K]
     rel = np.abs(q[:, None, :] - pts[None, :, :]) / np.maximum(np.abs(pts[None, :, :]), 1.0)
     close = (rel <= MEASURED_REL).all(-1)  # [Q, N]
     if not close.any():
         return model_s
     hit = np.flatnonzero(close.any(1))
     j = np.argmin(np.where(close, rel.max(-1), np.inf), axis=1)[hit]  # the closest measured point
-    at_pt = np.asarray(m._model_seconds({k: pts[j, i] for i, k in enumerate(keys)} | _implied(keys, pts[j])),
-                       np.float64).reshape(-1)
+    for i in set(j.tolist()):
+        if i not in cache["at"]:
+            cache["at"][i] = float(m._model_seconds(m.points[i]))
+    at_pt = np.array([cache["at"][i] for i in j])
     out = np.array(np.broadcast_to(np.asarray(model_s, np.float64), arrays[0].shape), dtype=np.float64).reshape(-1)
     scale = np.where(at_pt > 0, out[hit] / np.where(at_pt > 0, at_pt, 1.0), 1.0)
     out[hit] = np.array([m.points[i]["median_s"] for i in j]) * scale
     out = out.reshape(arrays[0].shape)
     return float(out) if out.ndim == 0 else out
-
-
-def _implied(keys: list[str], pts: np.ndarray) -> dict:
-    """Sizes the features need that the points do not store apart (``elements`` = rows x width)."""
-    got = dict(zip(keys, pts.T))
-    return {"elements": got["rows"] * got["width"]} if "elements" not in got and {"rows", "width"} <= set(got) else {}
 
 
 def _work(m: OpModel, points) -> np.ndarray:

@@ -330,8 +330,8 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
     rounds, calls = [], []
     for k in range(grid.rounds):
         rows = []
-        measure_corun = grid.device == "cpu" and (runner is None or corun_measure is not None)
-        corun = Corun(corun_measure, log) if measure_corun else None  # measured again every round
+        with_corun = grid.device == "cpu" and (runner is None or corun_measure is not None)
+        corun = Corun(corun_measure, log) if with_corun else None  # measured again every round
         for i, (ranks, link) in enumerate(grid.cells()):
             log(f"[{i + 1}/{len(grid.cells())}{f', round {k + 1}/{grid.rounds}' if grid.rounds > 1 else ''}] "
                 f"{ranks} ranks, link {link or 'loopback'}: {len(grid.workloads()) * len(grid.points())} configurations")

@@ -15,6 +15,8 @@ class Corun:
     set (a small partition's step stays in cache)."""
 
     def __init__(self, measure=None, log=print):
+        if measure is None:
+            from adaqp.runtime.profiling.ranks import corun_at as measure
         self.measure, self.log = measure, log
         self.factors: dict[tuple[str, int, int], float] = {}
 
@@ -28,21 +30,14 @@ class Corun:
         dataset, ranks = cfg.dataset, cfg.nprocs
         if ranks < 2:
             return {}
-        plan_dir.mkdir(parents=True, exist_ok=True)
-        prepare_plan(cfg, plan_dir)  # the partition the runs then load
-        stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
-        for h in hiddens:
-            if (dataset, ranks, h) not in self.factors:
-                step = corun_step(stats, h)
-                f = self._measure(ranks, **step)
-                self.factors[(dataset, ranks, h)] = f
-                self.log(f"    co-run of {ranks} ranks at {dataset.split(':')[0]}'s step ({step['rows']} rows, "
-                         f"{step['nnz']} non-zeros, width {h}): {f:.3f}")
+        todo = [h for h in hiddens if (dataset, ranks, h) not in self.factors]
+        if todo:  # the round's other link finds them all measured: no partition to load
+            plan_dir.mkdir(parents=True, exist_ok=True)
+            prepare_plan(cfg, plan_dir)  # the partition the runs then load
+            stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
+        for h in todo:
+            step = corun_step(stats, h)
+            f = self.factors[(dataset, ranks, h)] = float(self.measure(ranks, **step))
+            self.log(f"    co-run of {ranks} ranks at {dataset.split(':')[0]}'s step ({step['rows']} rows, "
+                     f"{step['nnz']} non-zeros, width {h}): {f:.3f}")
         return {h: self.factors[(dataset, ranks, h)] for h in hiddens}
-
-    def _measure(self, ranks: int, rows: int, nnz: int, width: int) -> float:
-        if self.measure is not None:
-            return float(self.measure(ranks, rows, nnz, width))
-        from adaqp.runtime.profiling.ranks import measure_corun
-
-        return float(measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks])[str(ranks)])

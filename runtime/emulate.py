@@ -28,7 +28,7 @@ import signal
 import subprocess
 import threading
 
-from adaqp.cluster import _QUEUE_S, tbf_params
+from adaqp.cluster import tbf_params
 from adaqp.errors import AdaqpInputError
 
 __all__ = ["EmulatedNetwork", "check_available", "sweep_stale", "enter_netns", "measure_link", "IFNAME", "tbf_params"]
@@ -119,10 +119,7 @@ class EmulatedNetwork:
         if not rate_bps > 0:
             raise AdaqpInputError(f"link rate must be positive, got {rate_bps!r} bit/s")
         self.rate_bps = float(rate_bps)
-        self.burst_bytes, self.limit_bytes = tbf_params(self.rate_bps)
-        if burst_bytes is not None:
-            self.burst_bytes = int(burst_bytes)
-            self.limit_bytes = self.burst_bytes + int(self.rate_bps / 8 * _QUEUE_S)
+        self.burst_bytes, self.limit_bytes = tbf_params(self.rate_bps, burst_bytes)
         self.ifname = IFNAME
         self._pid = os.getpid()
         n = next(_counter)

@@ -129,6 +129,7 @@ class FluidNetwork:
         require(burst.shape == (self.cap.size - 1,) and bool(np.all(burst >= 0)),
                 "burst_bytes must give every resource a bucket of >= 0 bytes")
         self.burst = np.append(burst, 0.0)
+        self.refill = np.where(self.burst > 0, np.append(self.cap[:-1], 0.0), 0.0)  # tokens/s: the bandwidth
         self.tokens = self.burst.copy()  # buckets start full: the links idled before
         self._rates = max_min_rates if sharing == "fair" else fifo_rates
         self.ids = np.zeros(0, np.int64)  # flows in flight, in posting order
@@ -185,8 +186,7 @@ class FluidNetwork:
         bytes carried; below a thousandth of the bucket counts as empty (rounding)."""
         if dt <= 0 or not self.burst.any():
             return
-        gain = np.where(self.burst > 0, (np.append(self.cap[:-1], 0.0) - self._load()) * dt, 0.0)
-        self.tokens = np.clip(self.tokens + gain, 0.0, self.burst)
+        self.tokens = np.clip(self.tokens + (self.refill - self._load()) * dt, 0.0, self.burst)
         self.tokens[self.tokens <= 1e-3 * self.burst] = 0.0
 
     def _capacity(self) -> np.ndarray:
@@ -197,7 +197,7 @@ class FluidNetwork:
         """Seconds until the first bucket that is being spent runs out (inf: none)."""
         if not self.tokens.any():
             return np.inf
-        net = self._load() - np.append(self.cap[:-1], 0.0)
+        net = self._load() - self.refill
         draining = (self.tokens > 0) & (net > 0)
         return float((self.tokens[draining] / net[draining]).min()) if draining.any() else np.inf
 

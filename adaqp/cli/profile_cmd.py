@@ -239,16 +239,17 @@ def _corun_for(prof, stats, parts: int, hidden: int):
 
     from adaqp.cli.report import stage
     from adaqp.costmodel.shapes import corun_step
-    from adaqp.runtime.profiling.ranks import measure_corun
+    from adaqp.runtime.profiling.ranks import corun_at
 
     step = corun_step(stats, hidden)
     with stage(f"co-run slowdown of {parts} ranks at the workload's step ({step['rows']} rows, "
                f"{step['nnz']} non-zeros, width {hidden})"):
-        got = measure_corun(parts, ranks=[parts], **step)
+        factor = corun_at(parts, **step)
+    k = str(parts)
     entries = list(prof.meta.get("measured_for", []))
-    entries[-1] = {**entries[-1], "corun": {"ranks": parts, "step": step, "factor": got[str(parts)],
-                                            "before": prof.corun_by_ranks.get(str(parts))}}
-    return replace(prof, corun_by_ranks={**prof.corun_by_ranks, **got}, meta={**prof.meta, "measured_for": entries})
+    entries[-1] = {**entries[-1], "corun": {"ranks": parts, "step": step, "factor": factor,
+                                            "before": prof.corun_by_ranks.get(k)}}
+    return replace(prof, corun_by_ranks={**prof.corun_by_ranks, k: factor}, meta={**prof.meta, "measured_for": entries})
 
 
 def _for(args) -> int:

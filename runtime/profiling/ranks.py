@@ -469,3 +469,8 @@ def measure_corun(max_ranks: int, rows: int = 50_000, nnz: int = 400_000, width:
         # clamped at 1: a rank does not run faster because others compute (below 1 is noise)
         out[str(k)] = r4(max(1.0, float(np.median([x for g in got for x in g["ratios"]]))))
     return out
+
+
+def corun_at(ranks: int, rows: int, nnz: int, width: int) -> float:
+    """``corun_by_ranks[ranks]`` at one step size (a workload's: ``costmodel.shapes.corun_step``)."""
+    return measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks])[str(ranks)]
