@@ -102,6 +102,23 @@ def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exc
     return profile.sync(cluster.ranks_per_node, step, gap_s) if cluster.transport == "gloo-staged" else 0.0
 
 
+def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
+    """Whether the host delay (:func:`host_sync_s`) holds up the rank that posts last, too.
+
+    With a core per rank (CPU ranks x ``meta.compute_threads`` within ``meta.cores``) the last
+    rank to post finds its peers' data sent: they posted before they blocked. Only the ranks that
+    waited must be woken and scheduled again. Two ranks of one thread on two cores: the rank
+    that posted last left a 64-byte exchange 0.2-0.3 ms after its post, as on an idle host, while
+    the same loop with equal ranks ran 1.3-1.9 ms slower per step than without the exchange
+    (``tests``: the simulator's exact times; figures: docs/contention.md). Past the cores, the
+    last poster's own transport threads and its peers' share the cores: every rank pays."""
+    if cluster.device != "cpu":
+        return True
+    cores = profile.meta.get("cores")
+    threads = float(profile.meta.get("compute_threads") or 1)
+    return not cores or cluster.cpu_sharing * threads > float(cores)
+
+
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(group, weights=values, minlength=n)
 

@@ -11,7 +11,11 @@
   its second stream — on the same shared compute resource. ``hidden`` already includes the
   profile's interference factor (build_program applies it, as the analytic model does). The rank goes on when every flow it
   sends or receives has *arrived* (a send completes when the receiver holds the data, as with
-  NCCL's rendezvous) and its hidden compute is done.
+  NCCL's rendezvous) and its hidden compute is done. Ranks sharing a host pay its measured delay
+  (:func:`~adaqp.costmodel.network.host_sync_s`): past the cores, every flow arrives no sooner
+  than that long after its post; with a core per rank, only a rank that arrived no later than its
+  last peer's post waits it, from that post (it blocked and must be woken; the last poster finds
+  its peers' data sent, :func:`~adaqp.costmodel.network.last_poster_waits`).
 - ``AllReduce(nbytes)``: a barrier, then one global span of ``network.allreduce_s`` (a collective,
   not flows: it does not load the flow resources).
 
@@ -28,7 +32,7 @@ import simpy
 
 from adaqp.cluster import ClusterSpec
 from adaqp.costmodel.durations import corun_slowdown
-from adaqp.costmodel.network import allreduce_s, host_sync_s
+from adaqp.costmodel.network import allreduce_s, host_sync_s, last_poster_waits
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.program import AllReduce, Compute, Exchange
 from adaqp.errors import require
@@ -73,6 +77,7 @@ class Epoch:
         self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
         self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
+        self.flow_floor = last_poster_waits(cluster, profile)  # host delay on every flow, or on waiters
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel,
                                 self.layout.burst_bytes)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
@@ -185,11 +190,12 @@ class Epoch:
     def _exchange(self, rank: int, k: int, step: Exchange):
         arrived, before = self.env.now, self.last_node[rank]
         self.arrival_node[k, rank] = before
+        delay = host_sync_s(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
         lo, hi = self.rowptr[k, rank], self.rowptr[k, rank + 1]
         if hi > lo:
             ids = np.arange(lo, hi)
             self.start[ids] = arrived
-            self.floor[ids] = host_sync_s(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
+            self.floor[ids] = delay if self.flow_floor else 0.0
             hops = self.layout.hops[rank, self.dst[ids]]
             self.net.add(ids, hops, self.size[ids])
             self.carried += np.bincount(hops.ravel(), np.repeat(self.size[ids], hops.shape[1]),
@@ -200,6 +206,9 @@ class Epoch:
         if self.pending[k, rank] > 0:
             ev = self.waiting[(k, rank)] = self.env.event()
             yield ev
+        wake = -np.inf if self.flow_floor else self._wake_at(k, rank, arrived, delay)
+        if wake > self.env.now:
+            yield self.env.timeout(wake - self.env.now)
         comm_end = self.synced[rank] = self.env.now
         hidden_node = (yield hidden) if hidden is not None else -1
         if comm_end > arrived:
@@ -207,16 +216,31 @@ class Epoch:
         if hidden_node >= 0 and self.nodes[hidden_node].end >= comm_end:
             self.last_node[rank] = hidden_node  # the hidden compute, not the messages, ended it
         elif comm_end > arrived:  # we waited for messages: the one that arrived last gated us
-            self.last_node[rank] = self._flow_node(k, rank, hidden_node)
+            self.last_node[rank] = self._flow_node(k, rank, hidden_node, comm_end)
         # else: nothing to wait for (no flows, or all arrived before we did): keep the gate
 
-    def _flow_node(self, k: int, rank: int, hidden_node: int) -> int:
+    def _wake_at(self, k: int, rank: int, arrived: float, delay: float) -> float:
+        """When a rank that blocked in exchange ``k`` runs again (a core per rank): its last peer's
+        post plus the host ``delay``, if it arrived no later than that post; -inf if it did not wait."""
+        if delay <= 0:
+            return -np.inf
+        lo, hi = self.rowptr[k, 0], self.rowptr[k, self.P]
+        inbound = self.start[lo:hi][self.dst[lo:hi] == rank]
+        if inbound.size == 0 or inbound.max() < arrived:
+            return -np.inf
+        return float(inbound.max()) + delay
+
+    def _flow_node(self, k: int, rank: int, hidden_node: int, end: float) -> int:
+        """The flow that gated ``rank``'s exchange ``k``, spanning to ``end`` (past its arrival when
+        the rank waited for the host to wake it)."""
         f = int(self.gate_flow[k, rank])
         s, r = int(self.src[f]), int(self.dst[f])
         h = self.nodes[hidden_node] if hidden_node >= 0 else None
         t = self.exchanges[k]
         where = f"L{t.layer} {t.direction} {s}->{r} via {self.layout.names[self.bott[f]]}"
-        return self._node(Node("flow", "communicate", rank, float(self.start[f]), float(self.arrive[f]),
+        if end > self.arrive[f]:
+            where += " + host wake"
+        return self._node(Node("flow", "communicate", rank, float(self.start[f]), max(end, float(self.arrive[f])),
                                int(self.arrival_node[k, s]), where, (h.start, h.end, h.phase) if h else ()))
 
     def _allreduce(self, rank: int, step: int, nbytes: float):

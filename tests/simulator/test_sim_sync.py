@@ -95,3 +95,67 @@ def test_the_allreduce_delay_follows_its_own_table(kit):
     base = simulate_program(prog, cluster, plain).epoch_time_s
     # one measured gap: its figure at every gap
     assert simulate_program(prog, cluster, prof).epoch_time_s == pytest.approx(base + 0.2, rel=1e-9)
+
+
+# ---- a core per rank: only the ranks that waited pay the host delay --------------------------
+
+def _cores(prof, cores, threads=1):
+    return dataclasses.replace(prof, meta={"cores": cores, "compute_threads": threads})
+
+
+@pytest.mark.parametrize("cores, threads, expect", [
+    (2, 1, False),    # two ranks of one thread on two cores: the last poster finds the data sent
+    (1, 1, True),     # two ranks time-sharing one core: every rank pays
+    (2, 2, True),     # two threads each on two cores: past the cores
+    (None, 1, True),  # a profile that states no cores: as past the cores
+])
+def test_last_poster_waits_past_the_cores(kit, cores, threads, expect):
+    from adaqp.costmodel.network import last_poster_waits
+
+    prof = _cores(_prof(kit, 0.5), cores, threads)
+    assert last_poster_waits(kit.cpu(), prof) is expect
+
+
+def test_with_a_core_per_rank_the_last_poster_goes_on_at_once(kit):
+    # rank 1 posts at 0.3 s; 1 kB at 1 MB/s arrives 1 ms later. Rank 0 waited from 0: it runs
+    # again at 0.3 + 0.5 = 0.8 s. Rank 1 goes on at 0.301 s and computes 0.6 s more: 0.901 s.
+    from adaqp.costmodel.program import Compute
+
+    swap = kit.traffic([[0, 1e3], [1e3, 0]])
+    prog = [Compute("dense", np.array([0.0, 0.3])), Exchange(swap, None), Compute("dense", np.array([0.0, 0.6]))]
+    r = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 2))
+    assert r.epoch_time_s == pytest.approx(0.901, rel=1e-9)
+    comm = {rank: [(e["start_ns"], e["end_ns"]) for e in ev if e["name"] == "communicate"] for rank, ev in enumerate(r.events)}
+    assert comm == {0: [(0, 800_000_000)], 1: [(300_000_000, 301_000_000)]}
+    path = [(seg.start_s, seg.end_s, seg.kind) for seg in r.critical_path]  # rank 1's own steps
+    assert path == [(0.0, pytest.approx(0.3), "compute"), (pytest.approx(0.3), pytest.approx(0.301), "exchange"),
+                    (pytest.approx(0.301), pytest.approx(0.901), "compute")]
+    assert r.phases_s["communicate"] == pytest.approx(1e-3, rel=1e-9)
+    # past the cores every flow takes the delay from its post: rank 1 goes on at 0.8 s
+    shared = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 1))
+    assert shared.epoch_time_s == pytest.approx(1.4, rel=1e-9)
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_ranks_posting_together_both_pay_the_delay(kit, cores):
+    # a tie: each rank arrived no later than its peer's post, so both waited (as the analytic model takes it)
+    swap = kit.traffic([[0, 1e3], [1e3, 0]])
+    r = simulate_program([Exchange(swap, None)], kit.cpu(), _cores(_prof(kit, 0.5), cores))
+    assert r.epoch_time_s == pytest.approx(0.5, rel=1e-9)
+    assert exchange_s(kit.cpu(), _cores(_prof(kit, 0.5), cores), swap.nbytes)[0] == pytest.approx(0.5, rel=1e-9)
+
+
+def test_a_woken_rank_on_the_critical_path_owns_its_wait(kit):
+    # rank 1 posts at 0.3 s; rank 0 (waiting from 0) runs again at 0.8 s and computes 0.6 s: the
+    # path is rank 1's compute, then the flow into rank 0 up to its wake, then rank 0's compute
+    from adaqp.costmodel.program import Compute
+
+    swap = kit.traffic([[0, 1e3], [1e3, 0]])
+    prog = [Compute("dense", np.array([0.0, 0.3])), Exchange(swap, None), Compute("dense", np.array([0.6, 0.0]))]
+    r = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 2))
+    assert r.epoch_time_s == pytest.approx(1.4, rel=1e-9)
+    assert [(s.kind, s.start_s, s.end_s) for s in r.critical_path] == [
+        ("compute", 0.0, pytest.approx(0.3)), ("exchange", pytest.approx(0.3), pytest.approx(0.8)),
+        ("compute", pytest.approx(0.8), pytest.approx(1.4))]
+    assert r.critical_path[1].where.endswith("+ host wake")
+    assert r.phases_s["communicate"] == pytest.approx(0.5, rel=1e-9)
