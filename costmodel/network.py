@@ -108,10 +108,10 @@ def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
     With a core per rank (CPU ranks x ``meta.compute_threads`` within ``meta.cores``) the last
     rank to post finds its peers' data sent: they posted before they blocked. Only the ranks that
     waited must be woken and scheduled again. Two ranks of one thread on two cores: the rank
-    that posted last left a 64-byte exchange 0.2-0.3 ms after its post, as on an idle host, while
-    the same loop with equal ranks ran 1.3-1.9 ms slower per step than without the exchange
-    (``tests``: the simulator's exact times; figures: docs/contention.md). Past the cores, the
-    last poster's own transport threads and its peers' share the cores: every rank pays."""
+    that posted last left a 64-byte exchange 0.2-0.4 ms after its post, as on an idle host, while
+    the same loop with equal ranks ran 0.8-1.9 ms slower per step than without the exchange
+    (figures: docs/contention.md; exact times: tests/simulator/test_sim_sync.py). Past the cores,
+    the last poster's own transport threads and its peers' share the cores: every rank pays."""
     if cluster.device != "cpu":
         return True
     cores = profile.meta.get("cores")
