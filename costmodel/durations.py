@@ -94,14 +94,12 @@ def corun_slowdown(cluster, profile: HardwareProfile, running: int) -> float:
     table = {int(k): float(v) for k, v in profile.corun_by_ranks.items()}
     if running in table:
         return table[running]
-    cores = profile.meta.get("cores")
-    if not cores:
+    load = profile.core_load(running)
+    if load is None:
         return 1.0
-    threads = float(profile.meta.get("compute_threads") or 1)
     if table and running > max(table):  # past the table: its largest entry, time-sliced further
-        top = max(table)
-        return table[top] * max(1.0, running * threads / float(cores)) / max(1.0, top * threads / float(cores))
-    return profile.corun * max(1.0, running * threads / float(cores))
+        return table[max(table)] * max(1.0, load) / max(1.0, profile.core_load(max(table)))
+    return profile.corun * max(1.0, load)
 
 
 def compute_scale(cluster, profile: HardwareProfile) -> float:

@@ -114,9 +114,8 @@ def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
     the last poster's own transport threads and its peers' share the cores: every rank pays."""
     if cluster.device != "cpu":
         return True
-    cores = profile.meta.get("cores")
-    threads = float(profile.meta.get("compute_threads") or 1)
-    return not cores or cluster.cpu_sharing * threads > float(cores)
+    load = profile.core_load(cluster.cpu_sharing)
+    return load is None or load > 1.0
 
 
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

@@ -356,6 +356,14 @@ class HardwareProfile:
         top = max(table)
         return table[top] * ranks / top if ranks > top else 0.0
 
+    def core_load(self, running: int) -> float | None:
+        """Threads per core with ``running`` ranks computing at once (``meta.compute_threads``
+        each, over ``meta.cores``); None for a profile that states no core count."""
+        cores = self.meta.get("cores")
+        if not cores:
+            return None
+        return running * float(self.meta.get("compute_threads") or 1) / float(cores)
+
     def net_for(self, ranks: int) -> LinkModel:
         """The "net" link measured with ``ranks`` ranks on the host ("net@K"), else "net"."""
         return self.links.get(f"net@{ranks}", self.links["net"])

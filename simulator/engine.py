@@ -117,6 +117,7 @@ class Epoch:
         np.add.at(self.pending, (self.fk, self.src), 1)
         np.add.at(self.pending, (self.fk, self.dst), 1)
         self.gate_flow = np.full((K, P), -1, np.int64)
+        self.last_in_post = np.full((K, P), -np.inf)  # latest post of a flow into each rank (_wake_at)
         self.arrival_node = np.full((K, P), -1, np.int64)
         self.waiting: dict[tuple[int, int], simpy.Event] = {}
 
@@ -196,6 +197,7 @@ class Epoch:
             ids = np.arange(lo, hi)
             self.start[ids] = arrived
             self.floor[ids] = delay if self.flow_floor else 0.0
+            np.maximum.at(self.last_in_post[k], self.dst[ids], arrived)
             hops = self.layout.hops[rank, self.dst[ids]]
             self.net.add(ids, hops, self.size[ids])
             self.carried += np.bincount(hops.ravel(), np.repeat(self.size[ids], hops.shape[1]),
@@ -222,13 +224,8 @@ class Epoch:
     def _wake_at(self, k: int, rank: int, arrived: float, delay: float) -> float:
         """When a rank that blocked in exchange ``k`` runs again (a core per rank): its last peer's
         post plus the host ``delay``, if it arrived no later than that post; -inf if it did not wait."""
-        if delay <= 0:
-            return -np.inf
-        lo, hi = self.rowptr[k, 0], self.rowptr[k, self.P]
-        inbound = self.start[lo:hi][self.dst[lo:hi] == rank]
-        if inbound.size == 0 or inbound.max() < arrived:
-            return -np.inf
-        return float(inbound.max()) + delay
+        last = self.last_in_post[k, rank]  # every peer has posted by now: the rank's flows all arrived
+        return float(last) + delay if delay > 0 and last >= arrived else -np.inf
 
     def _flow_node(self, k: int, rank: int, hidden_node: int, end: float) -> int:
         """The flow that gated ``rank``'s exchange ``k``, spanning to ``end`` (past its arrival when
