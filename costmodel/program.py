@@ -131,7 +131,12 @@ def build_program(stats: PlanStats, shape: ModelShape, schedule: Schedule | str,
             stale.append(ex[key])
             step("central", overlapped)
             return
-        prog.append(Exchange(ex[key], overlapped * compute_scale * interference if sched.overlap else None))
+        t = ex[key]
+        # only a rank with bytes in flight computes beside an exchange; one with none (a part with
+        # no halo, or a single rank) runs its hidden compute at full speed
+        moving = (t.nbytes.sum(0) + t.nbytes.sum(1)) > 0
+        slowed = overlapped * compute_scale * np.where(moving, interference, 1.0)
+        prog.append(Exchange(t, slowed if sched.overlap else None))
         if not sched.overlap:
             step("central", overlapped)
 

@@ -62,6 +62,26 @@ def test_overlap_hides_the_central_aggregation_by_hand():
     assert e.exposed_comm_s == pytest.approx(ALLREDUCE)
 
 
+def test_a_rank_with_no_bytes_in_flight_computes_beside_the_exchange_at_full_speed():
+    from adaqp.costmodel.program import Exchange, build_program
+
+    slow = _profile(spmm_per_nnz_w=1e-3, net=(1e-6, 1e9))
+    # ranks 0 and 2 swap a row; rank 1 sends and receives nothing: its central aggregation
+    # (2 rows, 3 edges and 2 self loops, width 4) is not slowed
+    stats = PlanStats(inner=np.array([3, 2, 3]), central=np.array([1, 2, 1]), marginal=np.array([2, 0, 2]),
+                      halo=np.array([1, 0, 1]), nnz_central=np.array([2, 3, 2]), nnz_marginal=np.array([3, 0, 3]),
+                      nnz_marginal_halo=np.array([1, 0, 1]), pair_rows=np.array([[0, 0, 1], [0, 0, 0], [1, 0, 0]]))
+    hidden = next(s for s in build_program(stats, SHAPE, "overlap", slow) if isinstance(s, Exchange)).hidden
+    assert hidden.tolist() == pytest.approx([3 * 4 * 1e-3 * 1.5, 5 * 4 * 1e-3, 3 * 4 * 1e-3 * 1.5])
+    # one rank alone: the epoch is the vanilla one
+    one = PlanStats(inner=np.array([3]), central=np.array([3]), marginal=np.array([0]), halo=np.array([0]),
+                    nnz_central=np.array([6]), nnz_marginal=np.array([0]), nnz_marginal_halo=np.array([0]),
+                    pair_rows=np.zeros((1, 1), int))
+    solo = _local(1)
+    assert estimate(one, SHAPE, "overlap", solo, slow).epoch_time_s == pytest.approx(
+        estimate(one, SHAPE, "vanilla", solo, slow).epoch_time_s, rel=1e-12)
+
+
 def test_quantized_bytes_and_coding_costs_by_hand():
     # 8-bit rows of width 4: 4 B payload + 4 B header; quantize 1 us per row, dequantize 2 us per row
     p = _profile(quantize_b8=(0.0, 0.0, 1 * US), dequantize_b8=(0.0, 0.0, 2 * US))
