@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--schedules", type=_csv, default=None, help="e.g. vanilla,overlap,quant,adaqp")
     p.add_argument("--bits", type=_csv, default=None, help="widths of the quantizing schedules, e.g. 2,4,8,adaptive")
     p.add_argument("--models", type=_csv, default=None, help="gcn,sage")
-    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per configuration (default: 8)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per configuration (default: 16)")
     p.add_argument("--warmup", type=positive_int, default=None, help="epochs left out of the median (default: 3)")
     p.add_argument("--rounds", type=positive_int, default=None,
                    help="measure the whole grid this many times, one round after another, and report each "
