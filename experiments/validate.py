@@ -36,6 +36,8 @@ import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from adaqp.errors import require
 from adaqp.schedule import Schedule
 
@@ -168,8 +170,12 @@ def measured_phases(records: list[dict], warmup: int, overlap: bool) -> dict:
         return statistics.median(max(fn(r) for r in by_epoch[e]) for e in kept)
 
     exposed = lambda r: r.get("wait_s" if overlap else "communicate_s", 0.0) + r.get("allreduce_s", 0.0)  # noqa: E731
+    epochs = [max(r["epoch_time_s"] for r in by_epoch[e]) for e in kept]
+    q1, q3 = np.percentile(epochs, [25, 75])
     return {"epoch": med(lambda r: r["epoch_time_s"]), "comm": med(exposed),
-            "compute": med(lambda r: r["epoch_time_s"] - exposed(r))}
+            "compute": med(lambda r: r["epoch_time_s"] - exposed(r)),
+            # how much the measured epochs themselves vary: the interquartile range over the median
+            "epoch_iqr_pct": float(q3 - q1) / statistics.median(epochs) * 100}
 
 
 def predicted_phases(stats, shape, schedule: str, bits, cluster, profile) -> tuple[dict, list]:
@@ -260,6 +266,7 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun
             row[f"{ph}_pred_ms"] = pred[ph] * 1e3
             row[f"{ph}_meas_ms"] = meas[ph] * 1e3
             row[f"{ph}_err_pct"] = (pred[ph] / meas[ph] - 1) * 100 if meas[ph] > 0 else float("nan")
+        row["epoch_meas_iqr_pct"] = meas["epoch_iqr_pct"]
         row.update(memory_row(stats, shape, _bits_of(cfg, per_rank[0]), per_rank, grid.device, first=i == 0,
                               adaptive=cfg.adaptive))
         rows.append(row)
@@ -362,7 +369,7 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
     for rs in by_key.values():
         row = dict(rs[0])
         for k, v in rs[0].items():
-            if (k.endswith(("_ms", "_MiB", "_MBps")) or k == "corun") and isinstance(v, (int, float)):
+            if (k.endswith(("_ms", "_MiB", "_MBps")) or k in ("corun", "epoch_meas_iqr_pct")) and isinstance(v, (int, float)):
                 row[k] = statistics.median(r[k] for r in rs)
         for pred, meas, err in [*((f"{ph}_pred_ms", f"{ph}_meas_ms", f"{ph}_err_pct") for ph in PHASES),
                                 ("mem_pred_MiB", "mem_meas_MiB", "mem_err_pct")]:

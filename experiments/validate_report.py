@@ -73,6 +73,8 @@ def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
             "memory": error_stats([r for r in rows if "mem_err_pct" in r], "mem_err_pct"),
             # with rounds > 1: how far one configuration's measured epoch moved between rounds
             "measured_spread_pct": _spread([r["epoch_meas_spread_pct"] for r in rows if "epoch_meas_spread_pct" in r]),
+            # within one run: the interquartile range of a configuration's measured epochs / median
+            "epoch_iqr_pct": _spread([r["epoch_meas_iqr_pct"] for r in rows if "epoch_meas_iqr_pct" in r]),
             "grid": {k: v for k, v in grid.__dict__.items()}}
 
 

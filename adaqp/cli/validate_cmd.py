@@ -105,6 +105,10 @@ def run(args) -> int:
     if m["configs"]:
         print(f"peak memory, busiest rank ({m['configs']} configurations): median |error| "
               f"{m['median_abs_err_pct']:.1f} %, max {m['max_abs_err_pct']:.1f} % (predicted vs measured)")
+    if summary.get("epoch_iqr_pct"):
+        iq = summary["epoch_iqr_pct"]
+        print(f"measured epochs within a run: interquartile range median {iq['median']:.1f} %, max {iq['max']:.1f} % "
+              f"of each configuration's median epoch")
     if summary["measured_spread_pct"]:
         sp = summary["measured_spread_pct"]
         print(f"measured epoch between {grid.rounds} rounds: spread median {sp['median']:.1f} %, max {sp['max']:.1f} % "

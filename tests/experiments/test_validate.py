@@ -45,16 +45,32 @@ def _row(meas, pred, mem=(100.0, 90.0), **key):
 
 
 def test_rounds_combine_into_medians_with_the_measured_spread():
-    rounds = [[_row((100.0, 40.0, 60.0), (90.0, 30.0, 60.0)), _row((10.0, 5.0, 5.0), (10.0, 5.0, 5.0), bits="4")],
-              [_row((120.0, 50.0, 70.0), (95.0, 35.0, 60.0))],
-              [_row((80.0, 30.0, 50.0), (100.0, 40.0, 60.0), mem=(110.0, 90.0))]]
+    rounds = [[_row((100.0, 40.0, 60.0), (90.0, 30.0, 60.0), epoch_meas_iqr_pct=4.0),
+               _row((10.0, 5.0, 5.0), (10.0, 5.0, 5.0), bits="4")],
+              [_row((120.0, 50.0, 70.0), (95.0, 35.0, 60.0), epoch_meas_iqr_pct=9.0)],
+              [_row((80.0, 30.0, 50.0), (100.0, 40.0, 60.0), mem=(110.0, 90.0), epoch_meas_iqr_pct=2.0)]]
     a, b = combine_rounds(rounds)
     assert (a["bits"], a["rounds"], b["bits"], b["rounds"]) == ("32", 3, "4", 1)
     assert (a["epoch_meas_ms"], a["epoch_pred_ms"], a["comm_meas_ms"], a["comm_pred_ms"]) == (100.0, 95.0, 40.0, 35.0)
     assert a["epoch_err_pct"] == pytest.approx(-5.0) and a["comm_err_pct"] == pytest.approx(-12.5)
     assert a["epoch_meas_spread_pct"] == pytest.approx(40.0)  # (120 - 80) / 100
     assert a["mem_meas_MiB"] == 100.0 and a["mem_err_pct"] == pytest.approx(-10.0)
+    assert a["epoch_meas_iqr_pct"] == 4.0  # the median of the rounds' own spreads
     assert b["epoch_meas_spread_pct"] == 0.0 and b["epoch_err_pct"] == 0.0
+
+
+def test_measured_phases_take_the_slowest_rank_after_warmup_and_the_epochs_spread():
+    from adaqp.experiments.validate import measured_phases
+
+    # epoch 0 is warm-up; then the slowest rank's epochs are 10, 20, 30, 40, 50 ms
+    recs = [{"epoch": 0, "rank": 0, "epoch_time_s": 1.0, "communicate_s": 0.5}]
+    for e, t in enumerate((0.010, 0.020, 0.030, 0.040, 0.050), start=1):
+        recs += [{"epoch": e, "rank": 0, "epoch_time_s": t, "communicate_s": 0.004, "allreduce_s": 0.001},
+                 {"epoch": e, "rank": 1, "epoch_time_s": t / 2, "communicate_s": 0.002}]
+    m = measured_phases(recs, warmup=1, overlap=False)
+    assert m["epoch"] == pytest.approx(0.030) and m["comm"] == pytest.approx(0.005)
+    assert m["compute"] == pytest.approx(0.025)
+    assert m["epoch_iqr_pct"] == pytest.approx((0.040 - 0.020) / 0.030 * 100)  # quartiles 20 and 40 ms
 
 
 def test_tiny_grid_measures_and_predicts(tmp_path):
