@@ -18,8 +18,7 @@ A shaped NIC (``network.burst_bytes``, the token bucket of an emulated link) pas
 fast as the rest of the path allows: the analytic model takes every exchange to find the bucket
 full, so such a NIC is busy ``max(0, L - burst) / bw``; the simulator plays the bucket's drain and
 refill in time (:mod:`adaqp.simulator.fluid`). CPU
-ranks time-sharing a host's cores need at least the profile's measured ``sync_s`` per exchange
-(see :func:`host_sync_s`).
+ranks sharing a host pay the profile's measured ``sync_s`` per exchange (see :func:`host_sync_s`).
 """
 
 from __future__ import annotations
@@ -93,25 +92,35 @@ def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exc
     """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
     (see ``HardwareProfile.sync_s``), or for GPU ranks staging through the host (gloo-staged: a
     stream synchronisation and a thread hand-off per exchange, peers time-sharing the GPU); 0 for
-    NCCL. An exchange's flows cannot complete sooner than this after they are posted (peers must
-    get the CPU to send and to receive), but a transfer that takes longer hides it: it is a floor
-    on each flow's duration, not a term added to it. ``gap_s``: the compute since the last
-    synchronising step, where the profile measured the delay by it (``sync_by_gap``)."""
+    NCCL. How an exchange pays it depends on the cores (:func:`last_poster_waits`): past them,
+    flows cannot complete sooner than this after they are posted (peers must get the CPU to send
+    and to receive) and a longer transfer hides it, a floor; with a core per rank, the flows a
+    waiting peer receives start this much later, a term added to the transfer. ``gap_s``: the
+    compute since the last synchronising step, where the profile measured the delay by it
+    (``sync_by_gap``)."""
     if cluster.device == "cpu":
         return profile.sync(cluster.cpu_sharing, step, gap_s)
     return profile.sync(cluster.ranks_per_node, step, gap_s) if cluster.transport == "gloo-staged" else 0.0
 
 
 def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
-    """Whether the host delay (:func:`host_sync_s`) holds up the rank that posts last, too.
+    """Whether the host delay (:func:`host_sync_s`) is a floor on every flow (True), or, with a
+    core per rank (CPU ranks x ``meta.compute_threads`` within ``meta.cores``), the least a rank
+    waits for a later peer (False): a flow into a rank that posted ``behind`` seconds before its
+    sender starts moving ``max(0, delay - behind)`` after the sender's post. Ranks posting
+    together pay the delay and then the transfer; a peer later than the delay pays nothing more.
 
-    With a core per rank (CPU ranks x ``meta.compute_threads`` within ``meta.cores``) the last
-    rank to post finds its peers' data sent: they posted before they blocked. Only the ranks that
-    waited must be woken and scheduled again. Two ranks of one thread on two cores: the rank
-    that posted last left a 64-byte exchange 0.2-0.4 ms after its post, as on an idle host, while
-    the same loop with equal ranks ran 0.8-1.9 ms slower per step than without the exchange
-    (figures: docs/contention.md; exact times: tests/simulator/test_sim_sync.py). Past the cores,
-    the last poster's own transport threads and its peers' share the cores: every rank pays."""
+    With a core per rank the last rank to post finds its peers' data sent: they posted before
+    they blocked. Two ranks of one thread on two cores: the rank that posted last left a 64-byte
+    exchange 0.2-0.4 ms after its post, as on an idle host, while the same loop with equal ranks
+    ran 0.8-1.9 ms slower per step than without the exchange. What the waiting rank pays is its
+    peer's lateness: ranks the model sees arrive together arrive milliseconds apart, and the late
+    one's bytes start moving only then, so a large message pays the delay and its transfer one
+    after the other. After 10 ms of compute, two such ranks swapped 1 MB each over a 1 Gbit/s
+    shaped link in 8.7 ms, 5.1 ms when a barrier lined them up after the compute, and a 64-byte
+    swap took 2.35 ms against 0.43 ms (figures: docs/contention.md; exact times:
+    tests/simulator/test_sim_sync.py). Past the cores, the last poster's own transport threads
+    and its peers' share the cores: every rank pays, a floor a longer transfer hides."""
     if cluster.device != "cpu":
         return True
     load = profile.core_load(cluster.cpu_sharing)
@@ -176,6 +185,8 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
     busy = {k: float(r.busy_s(v).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
     sync = host_sync_s(cluster, profile, gap_s=gap_s)
+    if sync > 0 and not last_poster_waits(cluster, profile):  # ranks posting together: a late peer
+        return sync + busy[worst] + float(lat.max()), worst
     if sync > busy[worst]:
         return sync + float(lat.max()), "host scheduling"
     return busy[worst] + float(lat.max()), worst

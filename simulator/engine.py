@@ -13,9 +13,9 @@
   sends or receives has *arrived* (a send completes when the receiver holds the data, as with
   NCCL's rendezvous) and its hidden compute is done. Ranks sharing a host pay its measured delay
   (:func:`~adaqp.costmodel.network.host_sync_s`): past the cores, every flow arrives no sooner
-  than that long after its post; with a core per rank, only a rank that arrived no later than its
-  last peer's post waits it, from that post (it blocked and must be woken; the last poster finds
-  its peers' data sent, :func:`~adaqp.costmodel.network.last_poster_waits`).
+  than that long after its post; with a core per rank, a flow into a rank that posted earlier
+  starts moving no sooner than that long after the receiver's post (the peer a rank waits for is
+  late by at least that much; :func:`~adaqp.costmodel.network.last_poster_waits`).
 - ``AllReduce(nbytes)``: a barrier, then one global span of ``network.allreduce_s`` (a collective,
   not flows: it does not load the flow resources).
 
@@ -117,7 +117,8 @@ class Epoch:
         np.add.at(self.pending, (self.fk, self.src), 1)
         np.add.at(self.pending, (self.fk, self.dst), 1)
         self.gate_flow = np.full((K, P), -1, np.int64)
-        self.last_in_post = np.full((K, P), -np.inf)  # latest post of a flow into each rank (_wake_at)
+        self.posted = np.full((K, P), np.inf)  # when each rank posted each exchange
+        self.held = np.zeros(n, bool)  # a flow that left only after the host delay (a core per rank)
         self.arrival_node = np.full((K, P), -1, np.int64)
         self.waiting: dict[tuple[int, int], simpy.Event] = {}
 
@@ -192,14 +193,26 @@ class Epoch:
         arrived, before = self.env.now, self.last_node[rank]
         self.arrival_node[k, rank] = before
         delay = host_sync_s(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
+        self.posted[k, rank] = arrived
         lo, hi = self.rowptr[k, rank], self.rowptr[k, rank + 1]
         if hi > lo:
             ids = np.arange(lo, hi)
             self.start[ids] = arrived
             self.floor[ids] = delay if self.flow_floor else 0.0
-            np.maximum.at(self.last_in_post[k], self.dst[ids], arrived)
             hops = self.layout.hops[rank, self.dst[ids]]
-            self.net.add(ids, hops, self.size[ids])
+            # a core per rank (network.last_poster_waits): a flow into a rank that posted before
+            # this one leaves no sooner than the host delay after that rank's post
+            waited = self.posted[k, self.dst[ids]]  # inf: the receiver has not posted yet
+            hold = np.zeros(len(ids)) if self.flow_floor else np.where(
+                waited <= arrived, np.maximum(0.0, waited + delay - arrived), 0.0)
+            self.held[ids] = hold > 0
+            for h in np.unique(hold):
+                sel = hold == h
+                flows = (ids[sel], hops[sel], self.size[ids[sel]])
+                if h > 0:
+                    self.env.timeout(float(h)).callbacks.append(lambda _e, f=flows: self.net.add(*f))
+                else:
+                    self.net.add(*flows)
             self.carried += np.bincount(hops.ravel(), np.repeat(self.size[ids], hops.shape[1]),
                                         minlength=self.carried.size)
         hidden = None
@@ -208,9 +221,6 @@ class Epoch:
         if self.pending[k, rank] > 0:
             ev = self.waiting[(k, rank)] = self.env.event()
             yield ev
-        wake = -np.inf if self.flow_floor else self._wake_at(k, rank, arrived, delay)
-        if wake > self.env.now:
-            yield self.env.timeout(wake - self.env.now)
         comm_end = self.synced[rank] = self.env.now
         hidden_node = (yield hidden) if hidden is not None else -1
         if comm_end > arrived:
@@ -221,22 +231,15 @@ class Epoch:
             self.last_node[rank] = self._flow_node(k, rank, hidden_node, comm_end)
         # else: nothing to wait for (no flows, or all arrived before we did): keep the gate
 
-    def _wake_at(self, k: int, rank: int, arrived: float, delay: float) -> float:
-        """When a rank that blocked in exchange ``k`` runs again (a core per rank): its last peer's
-        post plus the host ``delay``, if it arrived no later than that post; -inf if it did not wait."""
-        last = self.last_in_post[k, rank]  # every peer has posted by now: the rank's flows all arrived
-        return float(last) + delay if delay > 0 and last >= arrived else -np.inf
-
     def _flow_node(self, k: int, rank: int, hidden_node: int, end: float) -> int:
-        """The flow that gated ``rank``'s exchange ``k``, spanning to ``end`` (past its arrival when
-        the rank waited for the host to wake it)."""
+        """The flow that gated ``rank``'s exchange ``k``, from its post to ``end``."""
         f = int(self.gate_flow[k, rank])
         s, r = int(self.src[f]), int(self.dst[f])
         h = self.nodes[hidden_node] if hidden_node >= 0 else None
         t = self.exchanges[k]
         where = f"L{t.layer} {t.direction} {s}->{r} via {self.layout.names[self.bott[f]]}"
-        if end > self.arrive[f]:
-            where += " + host wake"
+        if self.held[f]:
+            where += " after the host delay"
         return self._node(Node("flow", "communicate", rank, float(self.start[f]), max(end, float(self.arrive[f])),
                                int(self.arrival_node[k, s]), where, (h.start, h.end, h.phase) if h else ()))
 

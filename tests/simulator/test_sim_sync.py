@@ -1,5 +1,6 @@
-"""Ranks time-sharing a CPU: each exchange takes at least the profile's measured ``sync_s``
-(a floor, hidden by a longer transfer), the all-reduce pays it once. Exact times, tiny cases."""
+"""Ranks sharing a CPU pay the profile's measured ``sync_s`` per exchange: past the cores a floor
+(hidden by a longer transfer), with a core per rank the least a rank waits for a later peer
+(the delay, then the transfer); the all-reduce pays it once. Exact times, tiny cases."""
 
 import dataclasses
 
@@ -97,7 +98,7 @@ def test_the_allreduce_delay_follows_its_own_table(kit):
     assert simulate_program(prog, cluster, prof).epoch_time_s == pytest.approx(base + 0.2, rel=1e-9)
 
 
-# ---- a core per rank: only the ranks that waited pay the host delay --------------------------
+# ---- a core per rank: the peer a rank waits for is late by at least the delay -----------------
 
 def _cores(prof, cores, threads=1):
     return dataclasses.replace(prof, meta={"cores": cores, "compute_threads": threads})
@@ -116,46 +117,55 @@ def test_last_poster_waits_past_the_cores(kit, cores, threads, expect):
     assert last_poster_waits(kit.cpu(), prof) is expect
 
 
-def test_with_a_core_per_rank_the_last_poster_goes_on_at_once(kit):
-    # rank 1 posts at 0.3 s; 1 kB at 1 MB/s arrives 1 ms later. Rank 0 waited from 0: it runs
-    # again at 0.3 + 0.5 = 0.8 s. Rank 1 goes on at 0.301 s and computes 0.6 s more: 0.901 s.
+def test_with_a_core_per_rank_a_late_peer_pays_what_the_delay_exceeds_its_lateness(kit):
+    # rank 0 posts at 0, rank 1 at 0.3 s. Rank 0 waits for a peer late by at least the 0.5 s
+    # delay: rank 1's kB leaves at 0.5 s and lands 1 ms later; rank 1 holds until its send lands,
+    # then computes 0.6 s more: 1.101 s. Rank 0's kB left at once (rank 1 had not posted).
     from adaqp.costmodel.program import Compute
 
     swap = kit.traffic([[0, 1e3], [1e3, 0]])
     prog = [Compute("dense", np.array([0.0, 0.3])), Exchange(swap, None), Compute("dense", np.array([0.0, 0.6]))]
     r = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 2))
-    assert r.epoch_time_s == pytest.approx(0.901, rel=1e-9)
+    assert r.epoch_time_s == pytest.approx(1.101, rel=1e-9)
     comm = {rank: [(e["start_ns"], e["end_ns"]) for e in ev if e["name"] == "communicate"] for rank, ev in enumerate(r.events)}
-    assert comm == {0: [(0, 800_000_000)], 1: [(300_000_000, 301_000_000)]}
+    assert comm == {0: [(0, 501_000_000)], 1: [(300_000_000, 501_000_000)]}
     path = [(seg.start_s, seg.end_s, seg.kind) for seg in r.critical_path]  # rank 1's own steps
-    assert path == [(0.0, pytest.approx(0.3), "compute"), (pytest.approx(0.3), pytest.approx(0.301), "exchange"),
-                    (pytest.approx(0.301), pytest.approx(0.901), "compute")]
-    assert r.phases_s["communicate"] == pytest.approx(1e-3, rel=1e-9)
-    # past the cores every flow takes the delay from its post: rank 1 goes on at 0.8 s
+    assert path == [(0.0, pytest.approx(0.3), "compute"), (pytest.approx(0.3), pytest.approx(0.501), "exchange"),
+                    (pytest.approx(0.501), pytest.approx(1.101), "compute")]
+    assert r.critical_path[1].where.endswith("after the host delay")
+    # a peer later than the delay pays nothing more: rank 1 posts at 0.7 s, its kB lands at 0.701 s
+    late = [Compute("dense", np.array([0.0, 0.7])), Exchange(swap, None), Compute("dense", np.array([0.0, 0.6]))]
+    assert simulate_program(late, kit.cpu(), _cores(_prof(kit, 0.5), 2)).epoch_time_s == pytest.approx(1.301, rel=1e-9)
+    # past the cores every flow takes the delay from its post, a floor: rank 1 goes on at 0.8 s
     shared = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 1))
     assert shared.epoch_time_s == pytest.approx(1.4, rel=1e-9)
 
 
-@pytest.mark.parametrize("cores", [1, 2])
-def test_ranks_posting_together_both_pay_the_delay(kit, cores):
-    # a tie: each rank arrived no later than its peer's post, so both waited (as the analytic model takes it)
-    swap = kit.traffic([[0, 1e3], [1e3, 0]])
-    r = simulate_program([Exchange(swap, None)], kit.cpu(), _cores(_prof(kit, 0.5), cores))
-    assert r.epoch_time_s == pytest.approx(0.5, rel=1e-9)
-    assert exchange_s(kit.cpu(), _cores(_prof(kit, 0.5), cores), swap.nbytes)[0] == pytest.approx(0.5, rel=1e-9)
+@pytest.mark.parametrize("cores, nbytes, expect", [
+    (2, 1e3, 0.501),  # a core per rank: the delay, then the transfer
+    (2, 2e6, 2.5),
+    (1, 1e3, 0.5),    # past the cores: a floor the transfer hides
+    (1, 2e6, 2.0),
+])
+def test_ranks_posting_together_pay_the_delay_as_the_analytic_model_does(kit, cores, nbytes, expect):
+    swap = kit.traffic([[0, nbytes], [nbytes, 0]])
+    prof = _cores(_prof(kit, 0.5), cores)
+    r = simulate_program([Exchange(swap, None)], kit.cpu(), prof)
+    assert r.epoch_time_s == pytest.approx(expect, rel=1e-9)
+    assert exchange_s(kit.cpu(), prof, swap.nbytes)[0] == pytest.approx(expect, rel=1e-9)
 
 
-def test_a_woken_rank_on_the_critical_path_owns_its_wait(kit):
-    # rank 1 posts at 0.3 s; rank 0 (waiting from 0) runs again at 0.8 s and computes 0.6 s: the
-    # path is rank 1's compute, then the flow into rank 0 up to its wake, then rank 0's compute
+def test_a_waiting_rank_on_the_critical_path_owns_its_wait(kit):
+    # rank 1 posts at 0.3 s; its kB into rank 0 (waiting from 0) leaves at 0.5 s and lands at
+    # 0.501 s; rank 0 computes 0.6 s more: the path is rank 1's compute, the held flow, rank 0's compute
     from adaqp.costmodel.program import Compute
 
     swap = kit.traffic([[0, 1e3], [1e3, 0]])
     prog = [Compute("dense", np.array([0.0, 0.3])), Exchange(swap, None), Compute("dense", np.array([0.6, 0.0]))]
     r = simulate_program(prog, kit.cpu(), _cores(_prof(kit, 0.5), 2))
-    assert r.epoch_time_s == pytest.approx(1.4, rel=1e-9)
+    assert r.epoch_time_s == pytest.approx(1.101, rel=1e-9)
     assert [(s.kind, s.start_s, s.end_s) for s in r.critical_path] == [
-        ("compute", 0.0, pytest.approx(0.3)), ("exchange", pytest.approx(0.3), pytest.approx(0.8)),
-        ("compute", pytest.approx(0.8), pytest.approx(1.4))]
-    assert r.critical_path[1].where.endswith("+ host wake")
-    assert r.phases_s["communicate"] == pytest.approx(0.5, rel=1e-9)
+        ("compute", 0.0, pytest.approx(0.3)), ("exchange", pytest.approx(0.3), pytest.approx(0.501)),
+        ("compute", pytest.approx(0.501), pytest.approx(1.101))]
+    assert r.critical_path[1].where.endswith("after the host delay")
+    assert r.phases_s["communicate"] == pytest.approx(0.201, rel=1e-9)
