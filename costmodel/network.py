@@ -92,7 +92,7 @@ def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exc
     """The profile's measured delay per synchronising step for CPU ranks time-sharing one host
     (see ``HardwareProfile.sync_s``), or for GPU ranks staging through the host (gloo-staged: a
     stream synchronisation and a thread hand-off per exchange, peers time-sharing the GPU); 0 for
-    NCCL. How an exchange pays it depends on the cores (:func:`last_poster_waits`): past them,
+    NCCL. How an exchange pays it depends on the cores (:func:`sync_is_floor`): past them,
     flows cannot complete sooner than this after they are posted (peers must get the CPU to send
     and to receive) and a longer transfer hides it, a floor; with a core per rank, the flows a
     waiting peer receives start this much later, a term added to the transfer. ``gap_s``: the
@@ -103,7 +103,7 @@ def host_sync_s(cluster: ClusterSpec, profile: HardwareProfile, step: str = "exc
     return profile.sync(cluster.ranks_per_node, step, gap_s) if cluster.transport == "gloo-staged" else 0.0
 
 
-def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
+def sync_is_floor(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
     """Whether the host delay (:func:`host_sync_s`) is a floor on every flow (True), or, with a
     core per rank (CPU ranks x ``meta.compute_threads`` within ``meta.cores``), the least a rank
     waits for a later peer (False): a flow into a rank that posted ``behind`` seconds before its
@@ -113,12 +113,12 @@ def last_poster_waits(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
     With a core per rank the last rank to post finds its peers' data sent: they posted before
     they blocked. Two ranks of one thread on two cores: the rank that posted last left a 64-byte
     exchange 0.2-0.4 ms after its post, as on an idle host, while the same loop with equal ranks
-    ran 0.8-1.9 ms slower per step than without the exchange. What the waiting rank pays is its
+    ran 0.8-1.9 ms slower per step than without the exchange. What a waiting rank pays is its
     peer's lateness: ranks the model sees arrive together arrive milliseconds apart, and the late
     one's bytes start moving only then, so a large message pays the delay and its transfer one
-    after the other. After 10 ms of compute, two such ranks swapped 1 MB each over a 1 Gbit/s
-    shaped link in 8.7 ms, 5.1 ms when a barrier lined them up after the compute, and a 64-byte
-    swap took 2.35 ms against 0.43 ms (figures: docs/contention.md; exact times:
+    after the other. After equal compute, two such ranks swapped 1 MB each over a 1 Gbit/s shaped
+    link in 7.56-8.29 ms, and in 5.17-5.21 ms when a barrier lined them up first: 2.35-3.12 ms more,
+    as a 64-byte swap lost the same way, 2.23-2.45 ms (figures: docs/contention.md; exact times:
     tests/simulator/test_sim_sync.py). Past the cores, the last poster's own transport threads
     and its peers' share the cores: every rank pays, a floor a longer transfer hides."""
     if cluster.device != "cpu":
@@ -185,7 +185,7 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
     busy = {k: float(r.busy_s(v).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
     sync = host_sync_s(cluster, profile, gap_s=gap_s)
-    if sync > 0 and not last_poster_waits(cluster, profile):  # ranks posting together: a late peer
+    if sync > 0 and not sync_is_floor(cluster, profile):  # ranks posting together: a late peer
         return sync + busy[worst] + float(lat.max()), worst
     if sync > busy[worst]:
         return sync + float(lat.max()), "host scheduling"

@@ -12,7 +12,7 @@ training does not. Printed, per size, the median over the steps of the exchange'
 ``free - aligned`` of the tiny exchange is what the ranks' lateness costs. If a large exchange's
 ``free - aligned`` is about the same, lateness and transfer add up (a late peer's bytes start
 moving only when it posts): the simulator's rule with a core per rank
-(``costmodel.network.last_poster_waits``). If it is about zero, a longer transfer hides it.
+(``costmodel.network.sync_is_floor``). If it is about zero, a longer transfer hides it.
 docs/contention.md gives the figures measured on the 2-core machine.
 """
 

@@ -15,7 +15,7 @@
   (:func:`~adaqp.costmodel.network.host_sync_s`): past the cores, every flow arrives no sooner
   than that long after its post; with a core per rank, a flow into a rank that posted earlier
   starts moving no sooner than that long after the receiver's post (the peer a rank waits for is
-  late by at least that much; :func:`~adaqp.costmodel.network.last_poster_waits`).
+  late by at least that much; :func:`~adaqp.costmodel.network.sync_is_floor`).
 - ``AllReduce(nbytes)``: a barrier, then one global span of ``network.allreduce_s`` (a collective,
   not flows: it does not load the flow resources).
 
@@ -32,7 +32,7 @@ import simpy
 
 from adaqp.cluster import ClusterSpec
 from adaqp.costmodel.durations import corun_slowdown
-from adaqp.costmodel.network import allreduce_s, host_sync_s, last_poster_waits
+from adaqp.costmodel.network import allreduce_s, host_sync_s, sync_is_floor
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.program import AllReduce, Compute, Exchange
 from adaqp.errors import require
@@ -77,7 +77,7 @@ class Epoch:
         self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
         self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
-        self.flow_floor = last_poster_waits(cluster, profile)  # host delay on every flow, or on waiters
+        self.flow_floor = sync_is_floor(cluster, profile)  # host delay a floor on every flow, or a hold
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel,
                                 self.layout.burst_bytes)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
@@ -200,7 +200,7 @@ class Epoch:
             self.start[ids] = arrived
             self.floor[ids] = delay if self.flow_floor else 0.0
             hops = self.layout.hops[rank, self.dst[ids]]
-            # a core per rank (network.last_poster_waits): a flow into a rank that posted before
+            # a core per rank (network.sync_is_floor): a flow into a rank that posted before
             # this one leaves no sooner than the host delay after that rank's post
             waited = self.posted[k, self.dst[ids]]  # inf: the receiver has not posted yet
             hold = np.zeros(len(ids)) if self.flow_floor else np.where(

@@ -110,11 +110,11 @@ def _cores(prof, cores, threads=1):
     (2, 2, True),     # two threads each on two cores: past the cores
     (None, 1, True),  # a profile that states no cores: as past the cores
 ])
-def test_last_poster_waits_past_the_cores(kit, cores, threads, expect):
-    from adaqp.costmodel.network import last_poster_waits
+def test_the_delay_is_a_floor_past_the_cores(kit, cores, threads, expect):
+    from adaqp.costmodel.network import sync_is_floor
 
     prof = _cores(_prof(kit, 0.5), cores, threads)
-    assert last_poster_waits(kit.cpu(), prof) is expect
+    assert sync_is_floor(kit.cpu(), prof) is expect
 
 
 def test_with_a_core_per_rank_a_late_peer_pays_what_the_delay_exceeds_its_lateness(kit):
