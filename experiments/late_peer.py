@@ -1,13 +1,13 @@
 """Does a peer's lateness add to a large exchange, or hide under it? (a core per rank)
 
-    python3 -m adaqp.experiments.late_peer [--link 1gbit] [--kbytes 0.064 1000] [--spmms 8]
+    python3 -m adaqp.experiments.late_peer [--link 1gbit] [--kbytes 0.064 1000] [--spmms 8] [--ranks 2]
 
-Two CPU ranks of one thread each on emulated hosts behind shaped links (needs root). Each step,
-both run the same SpMMs (``--spmms`` of a 6,000-row graph with 60,000 edges, width 64: a few
-milliseconds, as between two exchanges of a training step), then swap ``kbytes`` with each
-other; ``aligned`` adds a barrier between the compute and the exchange, ``free`` does not, as
-training does not. Printed, per size, the median over the steps of the exchange's seconds
-(MAX over the two ranks, from each rank's own post).
+CPU ranks of one thread each (two by default) on emulated hosts behind shaped links (needs
+root). Each step, all run the same SpMMs (``--spmms`` of a 6,000-row graph with 60,000 edges,
+width 64: a few milliseconds, as between two exchanges of a training step), then swap
+``kbytes`` with every peer; ``aligned`` adds a barrier between the compute and the exchange,
+``free`` does not, as training does not. Printed, per size, the median over the steps of the
+exchange's seconds (MAX over the ranks, from each rank's own post).
 
 ``free - aligned`` of the tiny exchange is what the ranks' lateness costs. If a large exchange's
 ``free - aligned`` is about the same, lateness and transfer add up (a late peer's bytes start
@@ -67,18 +67,19 @@ def main(argv=None) -> None:
     ap.add_argument("--kbytes", type=float, nargs="+", default=[0.064, 1000.0], help="kB to the peer")
     ap.add_argument("--spmms", type=int, default=8, help="SpMMs of compute before each exchange")
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--ranks", type=int, default=2, help="emulated hosts, one rank each (default: 2)")
     args = ap.parse_args(argv)
     sizes = [max(1, int(k * 1e3)) for k in args.kbytes]
     rate_bps = parse_bandwidth_Bps(args.link, "--link") * 8
     cfg = {"sizes": sizes, "spmms": args.spmms, "steps": args.steps}
-    with EmulatedNetwork(2, rate_bps) as net:
-        got = spawn(worker, 2, (cfg,), netns=net.namespaces, master_addr=net.addresses[0],
+    with EmulatedNetwork(args.ranks, rate_bps) as net:
+        got = spawn(worker, args.ranks, (cfg,), netns=net.namespaces, master_addr=net.addresses[0],
                     env={"OMP_NUM_THREADS": "1"}, timeout_s=600.0)[0]
-    print(f"2 ranks behind {args.link}, {args.spmms} SpMMs before each exchange; medians (ms)")
-    print("      kB   aligned      free   free - aligned")
+    print(f"{args.ranks} ranks behind {args.link}, {args.spmms} SpMMs before each exchange; medians (ms)")
+    print("kB per peer   aligned      free   free - aligned")
     for nb in sizes:
         a, f = got[f"aligned:{nb}"] * 1e3, got[f"free:{nb}"] * 1e3
-        print(f"{nb / 1e3:8.3f} {a:9.2f} {f:9.2f} {f - a:16.2f}")
+        print(f"{nb / 1e3:11.3f} {a:9.2f} {f:9.2f} {f - a:16.2f}")
 
 
 if __name__ == "__main__":
