@@ -59,6 +59,27 @@ def test_linear_model_is_the_analytic_epoch_time_over_shaped_links(setup):
                                                    rel=1e-12)
 
 
+def test_linear_model_is_the_analytic_epoch_time_with_a_core_per_rank(setup):
+    """2 ranks of one thread on 2 cores: the host delay comes before each transfer
+    (network.sync_is_floor), in the solver's terms as in the analytic model."""
+    from adaqp.cluster import ClusterSpec
+    from adaqp.costmodel.network import sync_is_floor
+
+    g = setup[0]
+    halo = build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes"))
+    stats = PlanStats.from_halo_plan(halo)
+    cluster = ClusterSpec.emulated(2, 12.5e6)
+    profile = dataclasses.replace(load_profile(cluster.profile), sync_by_gap={})
+    assert not sync_is_floor(cluster, profile) and profile.sync(2) > 0
+    groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
+    model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
+    for b in (0, 2):
+        choice = np.full(groups.num_groups, b)
+        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
+        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
+                                                   rel=1e-12)
+
+
 def test_group_variance_is_the_reference_formula(setup):
     g, halo, *_ = setup
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
