@@ -127,6 +127,15 @@ def sync_is_floor(cluster: ClusterSpec, profile: HardwareProfile) -> bool:
     return load is None or load > 1.0
 
 
+def host_delay_terms(cluster: ClusterSpec, profile: HardwareProfile, gap_s: float | None = None
+                     ) -> tuple[float, float]:
+    """``(floor_s, before_s)`` of an exchange's host delay (:func:`host_sync_s`), by
+    :func:`sync_is_floor`: a floor no flow ends before, or a wait before the transfer starts
+    (for ranks posting together; the simulator holds each flow ``max(0, before_s - behind)``)."""
+    sync = host_sync_s(cluster, profile, gap_s=gap_s)
+    return (sync, 0.0) if sync_is_floor(cluster, profile) else (0.0, sync)
+
+
 def _sum_by(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(group, weights=values, minlength=n)
 
@@ -184,12 +193,10 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
         return 0.0, "none"
     busy = {k: float(r.busy_s(v).max()) for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
-    sync = host_sync_s(cluster, profile, gap_s=gap_s)
-    if sync > 0 and not sync_is_floor(cluster, profile):  # ranks posting together: a late peer
-        return sync + busy[worst] + float(lat.max()), worst
-    if sync > busy[worst]:
-        return sync + float(lat.max()), "host scheduling"
-    return busy[worst] + float(lat.max()), worst
+    floor, before = host_delay_terms(cluster, profile, gap_s)
+    if floor > busy[worst]:
+        return floor + float(lat.max()), "host scheduling"
+    return before + busy[worst] + float(lat.max()), worst
 
 
 def allreduce_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: float, gap_s: float | None = None) -> float:

@@ -32,7 +32,7 @@ import simpy
 
 from adaqp.cluster import ClusterSpec
 from adaqp.costmodel.durations import corun_slowdown
-from adaqp.costmodel.network import allreduce_s, host_sync_s, sync_is_floor
+from adaqp.costmodel.network import allreduce_s, host_delay_terms
 from adaqp.costmodel.profile import HardwareProfile
 from adaqp.costmodel.program import AllReduce, Compute, Exchange
 from adaqp.errors import require
@@ -77,7 +77,6 @@ class Epoch:
         self.compute = [SharedCompute(self.env, slowdown) for _ in self.compute_names]
         self.layout = network_layout(cluster, profile)
         self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
-        self.flow_floor = sync_is_floor(cluster, profile)  # host delay a floor on every flow, or a hold
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel,
                                 self.layout.burst_bytes)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
@@ -192,19 +191,18 @@ class Epoch:
     def _exchange(self, rank: int, k: int, step: Exchange):
         arrived, before = self.env.now, self.last_node[rank]
         self.arrival_node[k, rank] = before
-        delay = host_sync_s(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
+        floor_s, late_s = host_delay_terms(self.cluster, self.profile, gap_s=arrived - self.synced[rank])
         self.posted[k, rank] = arrived
         lo, hi = self.rowptr[k, rank], self.rowptr[k, rank + 1]
         if hi > lo:
             ids = np.arange(lo, hi)
             self.start[ids] = arrived
-            self.floor[ids] = delay if self.flow_floor else 0.0
+            self.floor[ids] = floor_s
             hops = self.layout.hops[rank, self.dst[ids]]
             # a core per rank (network.sync_is_floor): a flow into a rank that posted before
             # this one leaves no sooner than the host delay after that rank's post
             waited = self.posted[k, self.dst[ids]]  # inf: the receiver has not posted yet
-            hold = np.zeros(len(ids)) if self.flow_floor else np.where(
-                waited <= arrived, np.maximum(0.0, waited + delay - arrived), 0.0)
+            hold = np.where(waited <= arrived, np.maximum(0.0, waited + late_s - arrived), 0.0)
             self.held[ids] = hold > 0
             for h in np.unique(hold):
                 sel = hold == h

@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from adaqp.costmodel import durations as D
 from adaqp.costmodel.analytic import device_max
-from adaqp.costmodel.network import allreduce_s, exchange_loads, host_sync_s, sync_is_floor
+from adaqp.costmodel.network import allreduce_s, exchange_loads, host_delay_terms
 from adaqp.costmodel.program import AllReduce, Compute, Exchange, build_program
 from adaqp.solver.groups import Groups
 
@@ -164,12 +164,10 @@ class _Builder:
                 for j in range(self.nb):
                     trip.append((np.full(sel.size, row), sel * self.nb + j,
                                  self.nbytes[sel, j] * amount / self.bw[row]))
-        sync = host_sync_s(self.cluster, self.profile, gap_s=gap_s)
-        floor = max(floor, sync + float(lat.max()))  # network.exchange_s
-        # with a core per rank the delay comes before the transfer (network.sync_is_floor)
-        late = 0.0 if sync_is_floor(self.cluster, self.profile) else sync
+        host_floor, before = host_delay_terms(self.cluster, self.profile, gap_s)  # as network.exchange_s
+        floor = max(floor, host_floor + before + float(lat.max()))
         # a shaped NIC is busy max(0, L - burst) / bw (Resource.busy_s): the 0 is under the floor
-        return _term(floor, float(lat.max()) + late - self.burst / self.bw, trip, label)
+        return _term(floor, float(lat.max()) + before - self.burst / self.bw, trip, label)
 
     def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):
         """Slowest unit of one compute segment: fixed compute + the coding pieces it holds."""
