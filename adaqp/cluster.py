@@ -15,10 +15,11 @@ import math
 import numbers
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import yaml
 
 from adaqp.errors import AdaqpInputError, require
@@ -167,13 +168,20 @@ class Network:
 
     ``burst_bytes``: the token bucket of a shaped link (``tc tbf``, as on emulated hosts): a NIC
     side that idled passes up to this many bytes as fast as the rest of the path allows before
-    ``bw_Bps`` applies; the bucket refills at ``bw_Bps``. 0 (the default) for a physical NIC."""
+    ``bw_Bps`` applies; the bucket refills at ``bw_Bps``. 0 (the default) for a physical NIC.
+
+    ``bw_crowded``: ``{n: bytes/s}``, what the NIC carries each way while its node sends to n >= 2
+    peers and receives from n at once (measured: an all-to-all of n + 1 nodes); ``bw_Bps`` is the
+    measured rate of one flow each way. TCP streams behind a ``tc tbf`` shaper lose rate when a
+    link carries several streams out and the acknowledgements of several in (see
+    :func:`Network.crowd_factor`). Empty (the default): every flow count gets ``bw_Bps``."""
 
     bw_Bps: float
     latency_s: float | None = None
     gdr: bool = False
     oversubscription: float = 1.0
     burst_bytes: float = 0.0
+    bw_crowded: Mapping[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         lat = DEFAULT_LATENCY_S["network"] if self.latency_s is None else self.latency_s
@@ -188,17 +196,46 @@ class Network:
         ok = isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) and b >= 0
         require(ok, f"network.burst_bytes must be a number of bytes >= 0, got {b!r}")
         _fix(self, burst_bytes=float(b))
+        c = self.bw_crowded
+        require(isinstance(c, Mapping), f"network.bw_crowded must map a flow count to a bandwidth, got {c!r}")
+        crowded = {}
+        for n, bw in c.items():
+            n = int(n) if isinstance(n, str) and n.isdigit() else n  # JSON keys are strings
+            ok = isinstance(n, int) and not isinstance(n, bool) and n >= 2
+            require(ok, f"network.bw_crowded: flow counts must be integers >= 2, got {n!r}")
+            crowded[n] = parse_bandwidth_Bps(bw, f"network.bw_crowded[{n}]")
+        _fix(self, bw_crowded=dict(sorted(crowded.items())))
+
+    def crowd_factor(self, n_out, n_in) -> np.ndarray:
+        """The share of ``bw_Bps`` a NIC carries each way while its node has ``n_out`` flows out
+        and ``n_in`` in (arrays or numbers): 1 below two each way; else ``bw_crowded`` at
+        n = min(n_out, n_in), the largest measured count beyond the table, interpolated between
+        1 (one flow) and the table's counts within it.
+
+        Why the smaller count: on emulated hosts behind 100 Mbit/s shapers, 1.25 MB per flow, one
+        node sending to two (or three) at once, or receiving from them, kept the full rate, as did
+        a ring (one flow out, one in, each node); every node sending to and receiving from two
+        (an all-to-all of 3) took 1.19-1.30x the full rate's time, of 4: 1.29x (docs/cost-model.md)."""
+        n = np.minimum(np.asarray(n_out, dtype=np.float64), np.asarray(n_in, dtype=np.float64))
+        if not self.bw_crowded:
+            return np.ones_like(n)
+        xs = [1.0] + [float(k) for k in self.bw_crowded]
+        ys = [1.0] + [v / self.bw_Bps for v in self.bw_crowded.values()]
+        return np.where(n < 2, 1.0, np.interp(n, xs, ys))
 
     def to_dict(self) -> dict[str, Any]:
         d = {"bw": self.bw_Bps, "latency": self.latency_s, "gdr": self.gdr,
              "oversubscription": self.oversubscription}
+        if self.bw_crowded:
+            d["bw_crowded"] = {int(k): float(v) for k, v in self.bw_crowded.items()}
         return {**d, "burst_bytes": self.burst_bytes} if self.burst_bytes else d
 
 
 _LINK_KEYS = {"kind": "kind", "bw": "bw_Bps", "latency": "latency_s", "pcie_gen": "pcie_gen",
               "lanes": "lanes"}
 _NET_KEYS = {"bw": "bw_Bps", "latency": "latency_s", "gdr": "gdr",
-             "oversubscription": "oversubscription", "burst_bytes": "burst_bytes"}
+             "oversubscription": "oversubscription", "burst_bytes": "burst_bytes",
+             "bw_crowded": "bw_crowded"}
 _TOP_KEYS = ("name", "nodes", "devices_per_node", "ranks_per_device", "device", "profile",
              "transport", "shared_host", "intra_link", "network")
 

@@ -14,10 +14,11 @@ the ClusterSpec's transport:
 Flows share resources: a resource carrying L bytes is busy ``L / bw`` seconds. The analytic
 exchange time is the busiest resource plus the longest path latency (chunked messages pipeline
 the hops); with one flow per resource that is exactly latency + bytes / slowest bandwidth.
-A shaped NIC (``network.burst_bytes``, the token bucket of an emulated link) passes its bucket as
-fast as the rest of the path allows: the analytic model takes every exchange to find the bucket
-full, so such a NIC is busy ``max(0, L - burst) / bw``; the simulator plays the bucket's drain and
-refill in time (:mod:`adaqp.simulator.fluid`). CPU
+A NIC with ``network.bw_crowded`` carries less while its node sends to and receives from several
+nodes at once (:func:`nic_crowding`). A shaped NIC (``network.burst_bytes``, the token bucket of
+an emulated link) passes its bucket as fast as the rest of the path allows: the analytic model
+takes every exchange to find the bucket full, so such a NIC is busy ``max(0, L - burst) / bw``;
+the simulator plays the bucket's drain and refill in time (:mod:`adaqp.simulator.fluid`). CPU
 ranks sharing a host pay the profile's measured ``sync_s`` per exchange (see :func:`host_sync_s`).
 """
 
@@ -184,6 +185,20 @@ def exchange_loads(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.nd
     return loads, np.where(B > 0, lat, 0.0)
 
 
+def nic_crowding(cluster: ClusterSpec, nbytes: np.ndarray) -> np.ndarray:
+    """Per node, the share of its NIC's bandwidth an exchange ``nbytes[s, r]`` gets, counting
+    every cross-node flow as in flight for the whole exchange (``Network.crowd_factor``); the
+    simulator counts the flows in flight at each instant instead, so a crowd that thins as small
+    flows drain speeds the rest up there and not here."""
+    if cluster.network is None or not cluster.network.bw_crowded:
+        return np.ones(cluster.nodes)
+    node = np.arange(cluster.num_ranks) // cluster.ranks_per_node
+    flows = (np.asarray(nbytes) > 0) & (node[:, None] != node[None, :])
+    n_out = _sum_by(node, flows.sum(1).astype(float), cluster.nodes)
+    n_in = _sum_by(node, flows.sum(0).astype(float), cluster.nodes)
+    return cluster.network.crowd_factor(n_out, n_in)
+
+
 def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarray,
                gap_s: float | None = None) -> tuple[float, str]:
     """Analytic duration of one all-to-all exchange, and the name of its bottleneck resource
@@ -191,7 +206,9 @@ def exchange_s(cluster: ClusterSpec, profile: HardwareProfile, nbytes: np.ndarra
     loads, lat = exchange_loads(cluster, profile, nbytes)
     if not loads or not np.any(np.asarray(nbytes) > 0):
         return 0.0, "none"
-    busy = {k: float(r.busy_s(v).max()) for k, (v, r) in loads.items()}
+    crowd = nic_crowding(cluster, nbytes)
+    busy = {k: float((r.busy_s(v) / (crowd if k.startswith("nic_") else 1.0)).max())
+            for k, (v, r) in loads.items()}
     worst = max(busy, key=busy.get)
     floor, before = host_delay_terms(cluster, profile, gap_s)
     if floor > busy[worst]:

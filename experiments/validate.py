@@ -20,10 +20,11 @@ are micro-benchmarked on synthetic tensors and merged into a copy of ``--profile
 that still need an op outside its measured range are named on stderr and in ``extrapolated``.
 
 The emulated network of each cell is characterised first by a micro-benchmark of the runtime's
-exchange on it (dummy bytes, before any training; ``runtime.profiling.ranks.measure_exchange``): its
-effective per-host bandwidth and latency go into the cell's ClusterSpec, as a measured profile
-would, instead of the nominal tbf rate (TCP headers, contention of several flows for one NIC and
-of the hosts for this machine's cores all take their share).
+exchange on it (dummy bytes, before any training; ``runtime.profiling.ranks.measure_exchange``): the
+per-host bandwidth of two hosts swapping and of all-to-alls of 3 .. k hosts go into the cell's
+ClusterSpec (``network.bw``, ``network.bw_crowded``), as a measured profile would, instead of the
+nominal tbf rate (TCP headers, several flows crowding one NIC each way and the hosts contending
+for this machine's cores all take their share).
 
 ``rounds`` > 1 measures the whole grid that many times, one round after another, and reports
 each configuration's median (:func:`combine_rounds`) with the measured epoch's spread: on a
@@ -103,9 +104,9 @@ class Grid:
         return len(self.cells()) * len(self.workloads()) * len(self.points())
 
 
-def cluster_for(ranks: int, link: str | None, measured: tuple[float, float] | None = None):
+def cluster_for(ranks: int, link: str | None, measured: tuple | None = None):
     """The ClusterSpec of what runs: loopback ranks, or one emulated host per rank, with the
-    network's ``(latency_s, bw_Bps)`` as measured when given, else the nominal link."""
+    network's ``(latency_s, bw_Bps, bw_crowded)`` as measured when given, else the nominal link."""
     from adaqp.cluster import ClusterSpec, parse_bandwidth_Bps
 
     if link is None:  # the bundled spec of this machine (its measured loopback), resized
@@ -114,13 +115,17 @@ def cluster_for(ranks: int, link: str | None, measured: tuple[float, float] | No
         return load_cluster("local-cpu").with_ranks(ranks)
     if measured is None:
         return ClusterSpec.emulated(ranks, parse_bandwidth_Bps(link, "--link"))
-    # only the bandwidth: the intercept of a fit over 10-100 ms messages is no per-message latency
+    # only the bandwidths: the intercept of a fit over 10-100 ms messages is no per-message latency
     # (it soaks up TCP's ramp); small messages pay the profile's measured endpoint latency instead
-    return replace(ClusterSpec.emulated(ranks, measured[1]), name=f"local-cpu-{link}-measured")
+    spec = ClusterSpec.emulated(ranks, measured[1])
+    crowded = measured[2] if len(measured) > 2 else {}
+    return replace(spec, name=f"local-cpu-{link}-measured", network=replace(spec.network, bw_crowded=crowded))
 
 
-def measure_network(ranks: int, link: str) -> tuple[float, float]:
-    """``(latency_s, bw_Bps)`` of the runtime's exchange on a fresh emulated network of this cell.
+def measure_network(ranks: int, link: str) -> tuple[float, float, dict[int, float]]:
+    """``(latency_s, bw_Bps, bw_crowded)`` of the runtime's exchange on a fresh emulated network
+    of this cell: two of its hosts swapping (one flow each way: ``bw_Bps``), and all-to-alls of
+    3 .. ``ranks`` of them (n = hosts - 1 flows each way: ``bw_crowded[n]``, ``Network.bw_crowded``).
 
     Messages of 10 to 100 ms of traffic per peer: smaller ones fit tbf's token bucket and pass at
     memory speed. A fitted rate above the tbf rate is a measurement artefact (a shaped link cannot
@@ -133,13 +138,19 @@ def measure_network(ranks: int, link: str) -> tuple[float, float]:
 
     rate_Bps = parse_bandwidth_Bps(link, "--link")
     sizes = tuple(int(rate_Bps * t) for t in (0.01, 0.03, 0.1))
+    fits = {}
     with EmulatedNetwork(ranks, rate_Bps * 8) as net:
-        lat, bw, _ = measure_exchange(ranks, sizes, netns=net.namespaces, master_addr=net.addresses[0])
-    if bw > rate_Bps:
-        print(f"validate: the exchange on {ranks} hosts at {link} fitted {bw / 1e6:.1f} MB/s, above the "
-              f"link's {rate_Bps / 1e6:.1f} MB/s; using the link rate", file=sys.stderr)
-        bw = rate_Bps
-    return lat, bw
+        for hosts in range(2, ranks + 1):
+            fits[hosts] = measure_exchange(hosts, sizes, netns=net.namespaces[:hosts],
+                                           master_addr=net.addresses[0])[:2]
+    capped = {}
+    for hosts, (_lat, bw) in fits.items():
+        if bw > rate_Bps:
+            print(f"validate: the exchange on {hosts} of {ranks} hosts at {link} fitted {bw / 1e6:.1f} MB/s, "
+                  f"above the link's {rate_Bps / 1e6:.1f} MB/s; using the link rate", file=sys.stderr)
+        capped[hosts] = min(bw, rate_Bps)
+    crowded = {hosts - 1: bw for hosts, bw in capped.items() if hosts > 2}
+    return fits[2][0], capped[2], crowded
 
 
 def train_configs(grid: Grid, dataset: str, ranks: int, cluster_file: str | None):
@@ -261,6 +272,9 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun
                "ranks": cfg.nprocs, "link": link or "loopback", "model": cfg.model.model,
                "schedule": cfg.schedule, "bits": cfg.bits,
                "net_MBps": cluster.network.bw_Bps / 1e6 if cluster.network else None,
+               # what each host's link carried in an all-to-all of every host (bw_crowded)
+               "net_all_MBps": (cluster.network.bw_crowded.get(cfg.nprocs - 1, cluster.network.bw_Bps) / 1e6
+                                if cluster.network else None),
                "net_latency_us": cluster.network.latency_s * 1e6 if cluster.network else None,
                "corun": prof.corun_by_ranks.get(k) if grid.device == "cpu" else None}
         for ph in PHASES:

@@ -78,7 +78,7 @@ class Epoch:
         self.layout = network_layout(cluster, profile)
         self.synced = np.zeros(P)  # when each rank's last synchronising step ended (sync_by_gap)
         self.net = FluidNetwork(self.env, self.layout.bw_Bps, self._on_drain, sharing, merge_rel,
-                                self.layout.burst_bytes)
+                                self.layout.burst_bytes, self.layout.partner, self.layout.crowd)
         self.carried = np.zeros(len(self.layout.names) + 1)  # bytes over each instance (+ the pad)
         self.nodes: list[Node] = []
         self.last_node = [-1] * P

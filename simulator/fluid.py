@@ -30,6 +30,11 @@ limits no flow (the rest of each path does); when they run out it carries at mos
 and an update is scheduled for that instant. Tokens that gather while a drained bucket carries
 less than its bandwidth count from the next update on (a start or a drain).
 
+Crowded NICs (``Network.bw_crowded``): a resource with a partner (a NIC's other direction) carries
+``crowd[min(n, len - 1)]`` of its bandwidth, n the smaller of the flows in flight on it and on
+its partner; re-evaluated at every update, so a crowd that thins as flows drain gives the rest
+the full rate back. Its bucket still refills at the full bandwidth (the shaper's rate).
+
 Latency is not a property of the fluid: the caller adds the path latency to each flow's drain
 time (the last byte leaves at drain, arrives one path latency later).
 """
@@ -120,7 +125,8 @@ class FluidNetwork:
     """
 
     def __init__(self, env: simpy.Environment, bw_Bps: np.ndarray, on_drain: Callable,
-                 sharing: str = "fair", merge_rel: float = 0.0, burst_bytes: np.ndarray | None = None):
+                 sharing: str = "fair", merge_rel: float = 0.0, burst_bytes: np.ndarray | None = None,
+                 partner: np.ndarray | None = None, crowd: np.ndarray | None = None):
         require(sharing in SHARING, f"sharing must be one of {', '.join(SHARING)}, got {sharing!r}")
         require(0.0 <= merge_rel < 1.0, f"merge_rel must be in [0, 1), got {merge_rel}")
         self.env, self.on_drain, self.merge_rel = env, on_drain, merge_rel
@@ -131,6 +137,12 @@ class FluidNetwork:
         self.burst = np.append(burst, 0.0)
         self.refill = np.where(self.burst > 0, np.append(self.cap[:-1], 0.0), 0.0)  # tokens/s: the bandwidth
         self.tokens = self.burst.copy()  # buckets start full: the links idled before
+        R = self.cap.size - 1
+        self.partner = np.full(R, -1, np.int64) if partner is None else np.asarray(partner, np.int64)
+        require(self.partner.shape == (R,), "partner must name one instance (or -1) per resource")
+        self.crowd = np.ones(1) if crowd is None else np.asarray(crowd, dtype=np.float64)
+        require(self.crowd.ndim == 1 and self.crowd.size >= 1 and bool(np.all(self.crowd > 0)),
+                "crowd must be a non-empty list of bandwidth shares > 0")
         self._rates = max_min_rates if sharing == "fair" else fifo_rates
         self.ids = np.zeros(0, np.int64)  # flows in flight, in posting order
         self.hops = np.zeros((0, 1), np.int32)
@@ -190,8 +202,20 @@ class FluidNetwork:
         self.tokens[self.tokens <= 1e-3 * self.burst] = 0.0
 
     def _capacity(self) -> np.ndarray:
-        """A resource holding tokens limits no flow; an empty bucket leaves its bandwidth."""
-        return np.where(self.tokens > 0, np.inf, self.cap) if self.tokens.any() else self.cap
+        """A resource holding tokens limits no flow; an empty bucket leaves its bandwidth, the
+        crowded share of it for a NIC carrying several flows each way."""
+        cap = self._crowded()
+        return np.where(self.tokens > 0, np.inf, cap) if self.tokens.any() else cap
+
+    def _crowded(self) -> np.ndarray:
+        paired = np.flatnonzero(self.partner >= 0)
+        if self.crowd.size == 1 or not paired.size:
+            return self.cap
+        on = np.bincount(self.hops.ravel(), minlength=self.cap.size)
+        n = np.minimum(on[paired], on[self.partner[paired]])
+        cap = self.cap.copy()
+        cap[paired] *= self.crowd[np.minimum(n, self.crowd.size - 1)]
+        return cap
 
     def _empties_in(self) -> float:
         """Seconds until the first bucket that is being spent runs out (inf: none)."""

@@ -11,7 +11,7 @@ summing these paths reproduces ``exchange_loads`` exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,11 @@ class NetworkLayout:
     hops: np.ndarray  # [P, P, H] int32
     latency_s: np.ndarray  # [P, P] path latency (one per link crossed, as exchange_loads adds it)
     burst_bytes: np.ndarray  # [R] token bucket of a shaped link (Network.burst_bytes); 0: none
+    # a NIC side's other side (nic_out[i] <-> nic_in[i]), -1 for other instances, and the share of
+    # bandwidth a NIC keeps with n = min(flows out, flows in) in flight, crowd[min(n, len - 1)]
+    # (Network.crowd_factor); crowd = [1.0]: no crowding
+    partner: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    crowd: np.ndarray = field(default_factory=lambda: np.ones(1))
 
     @property
     def pad(self) -> int:
@@ -101,6 +106,7 @@ def network_layout(cluster: ClusterSpec, profile: HardwareProfile) -> NetworkLay
         b.hop(~cross, out + dev)
         b.hop(~cross, inn + rdev)
         b.lat += np.where(cross, 0.0, res["intra"].latency_s)
+    nout = None
     if cross.any():
         nout = b.kind("nic_out", cluster.nodes, res["nic"].bw_Bps, res["nic"].burst_bytes)
         nin = b.kind("nic_in", cluster.nodes, res["nic"].bw_Bps, res["nic"].burst_bytes)
@@ -112,8 +118,25 @@ def network_layout(cluster: ClusterSpec, profile: HardwareProfile) -> NetworkLay
     if staged:
         h2d = b.kind("h2d", cluster.num_devices, res["h2d"].bw_Bps)
         b.hop(moved, h2d + rdev)
+    partner, crowd = _crowding(cluster, len(b.names), nout)
     return NetworkLayout(tuple(b.names), tuple(b.kinds), np.asarray(b.bw, dtype=np.float64),
-                         _pack(b.cols, len(b.names)), b.lat, np.asarray(b.burst, dtype=np.float64))
+                         _pack(b.cols, len(b.names)), b.lat, np.asarray(b.burst, dtype=np.float64),
+                         partner, crowd)
+
+
+def _crowding(cluster: ClusterSpec, count: int, nout: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(partner, crowd)`` of :class:`NetworkLayout`: nic_out[i] and nic_in[i] (laid out one
+    kind after the other from ``nout``) pair up; ``crowd[n]`` is ``Network.crowd_factor(n, n)``
+    up to the largest flow count it was measured at."""
+    partner = np.full(count, -1, np.int64)
+    net = cluster.network
+    if nout is None or net is None or not net.bw_crowded:
+        return partner, np.ones(1)
+    n = cluster.nodes
+    partner[nout:nout + n] = np.arange(nout + n, nout + 2 * n)
+    partner[nout + n:nout + 2 * n] = np.arange(nout, nout + n)
+    top = max(net.bw_crowded)
+    return partner, net.crowd_factor(np.arange(top + 1), np.arange(top + 1))
 
 
 def _pack(cols: list[np.ndarray], pad: int) -> np.ndarray:

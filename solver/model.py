@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from adaqp.costmodel import durations as D
 from adaqp.costmodel.analytic import device_max
-from adaqp.costmodel.network import allreduce_s, exchange_loads, host_delay_terms
+from adaqp.costmodel.network import allreduce_s, exchange_loads, host_delay_terms, nic_crowding
 from adaqp.costmodel.program import AllReduce, Compute, Exchange, build_program
 from adaqp.solver.groups import Groups
 
@@ -116,8 +116,9 @@ def _units(cluster, P: int) -> np.ndarray:
 
 def _pair_instances(cluster, profile, P: int):
     """Per ordered pair, the resource instances one byte of it loads: ``{(s, r): [(row, amount)]}``
-    and each instance's bandwidth and token bucket, found by probing the (linear) ``exchange_loads``."""
-    index, bw, burst, entries = {}, [], [], {}
+    and each instance's bandwidth, token bucket and NIC node (-1: not a NIC), found by probing the
+    (linear) ``exchange_loads``."""
+    index, bw, burst, nic, entries = {}, [], [], [], {}
     for s in range(P):
         for r in range(P):
             if s == r:
@@ -131,8 +132,9 @@ def _pair_instances(cluster, profile, P: int):
                         index[(kind, i)] = len(bw)
                         bw.append(res.bw_Bps)
                         burst.append(res.burst_bytes)
+                        nic.append(int(i) if kind.startswith("nic_") else -1)
                     entries.setdefault((s, r), []).append((index[(kind, int(i))], float(v[i])))
-    return entries, np.array(bw), np.array(burst)
+    return entries, np.array(bw), np.array(burst), np.array(nic, dtype=np.int64)
 
 
 class _Builder:
@@ -143,7 +145,7 @@ class _Builder:
         self.layer, self.s, self.r = groups.attr(0), groups.attr(2), groups.attr(3)
         self.dir = np.array([c[1] for c in groups.channels])[groups.channel] if groups.channels else np.zeros(0, str)
         self.nbytes = groups.nbytes(self.bits)
-        self.entries, self.bw, self.burst = _pair_instances(cluster, profile, self.P)
+        self.entries, self.bw, self.burst, self.nic = _pair_instances(cluster, profile, self.P)
         self.ysets: list = []
         self.pieces: dict = {}  # (k, side) -> per rank (cols, vals)
 
@@ -157,17 +159,20 @@ class _Builder:
             return _term(floor, np.zeros(0), [], label)
         flows = self.stats.pair_rows if k[1] == "fwd" else self.stats.pair_rows.T
         _, lat = exchange_loads(self.cluster, self.profile, (flows > 0).astype(float))
+        # every flow of the plan carries bytes at any width: the NICs' crowding is a constant here
+        crowd = nic_crowding(self.cluster, flows)
+        bw = self.bw * np.where(self.nic >= 0, crowd[np.maximum(self.nic, 0)], 1.0)
         trip = []
         for (s, r), inst in self.entries.items():
             sel = gs[(self.s[gs] == s) & (self.r[gs] == r)]
             for row, amount in inst:
                 for j in range(self.nb):
                     trip.append((np.full(sel.size, row), sel * self.nb + j,
-                                 self.nbytes[sel, j] * amount / self.bw[row]))
+                                 self.nbytes[sel, j] * amount / bw[row]))
         host_floor, before = host_delay_terms(self.cluster, self.profile, gap_s)  # as network.exchange_s
         floor = max(floor, host_floor + before + float(lat.max()))
         # a shaped NIC is busy max(0, L - burst) / bw (Resource.busy_s): the 0 is under the floor
-        return _term(floor, float(lat.max()) + before - self.burst / self.bw, trip, label)
+        return _term(floor, float(lat.max()) + before - self.burst / bw, trip, label)
 
     def segment_term(self, fixed: np.ndarray, pieces, units: np.ndarray, label: str):
         """Slowest unit of one compute segment: fixed compute + the coding pieces it holds."""

@@ -29,8 +29,9 @@ def local_cluster(parts: int, use_link: bool):
             from adaqp.runtime.emulate import check_available
 
             check_available()
-            lat, bw = measure_network(parts, LINK)
-            return cluster_for(parts, LINK, (lat, bw)), LINK, (
+            measured = measure_network(parts, LINK)
+            bw = measured[1]
+            return cluster_for(parts, LINK, measured), LINK, (
                 f"{parts} emulated hosts behind {LINK} links; the exchange measured {bw / 1e6:.2f} MB/s "
                 f"per host ({bw * 8 / 1e6:.0f} Mbit/s of the nominal {LINK})")
         except AdaqpInputError as e:

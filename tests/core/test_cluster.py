@@ -1,5 +1,7 @@
 """ClusterSpec: unit parsing, validation errors that name their field, round trips, rank mapping."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -83,6 +85,21 @@ def test_dict_and_yaml_round_trip(tmp_path):
     assert ClusterSpec.from_yaml(local.to_yaml(tmp_path / "l.yaml")) == local
 
 
+def test_crowded_nic_share_by_flows_each_way(tmp_path):
+    net = Network(10e6, bw_crowded={3: 7e6, 2: "64mbit"})  # 8 MB/s at 2 flows each way, 7 at 3
+    assert list(net.bw_crowded) == [2, 3] and net.bw_crowded[2] == pytest.approx(8e6)
+    # the smaller of the two counts; below 2 the full rate; past the table its last share
+    got = net.crowd_factor([0, 5, 1, 2, 3, 2, 9], [7, 0, 4, 2, 3, 6, 9])
+    assert got.tolist() == pytest.approx([1.0, 1.0, 1.0, 0.8, 0.7, 0.8, 0.7])
+    # a table measured only at 3 flows: 2 lies between one flow (1.0) and it
+    assert Network(10e6, bw_crowded={3: 6e6}).crowd_factor(2, 2) == pytest.approx(0.8)
+    assert Network(10e6).crowd_factor(4, 4) == 1.0
+    c = ClusterSpec.emulated(3, 12.5e6)
+    c = dataclasses.replace(c, network=dataclasses.replace(c.network, bw_crowded={"2": 10e6}))
+    assert c.network.bw_crowded == {2: 10e6}  # JSON's string keys
+    assert ClusterSpec.from_yaml(c.to_yaml(tmp_path / "c.yaml")) == c
+
+
 def test_yaml_with_units_and_name_from_file(tmp_path):
     p = tmp_path / "lab.yaml"
     p.write_text("nodes: 1\ndevices_per_node: 1\nranks_per_device: 4\ndevice: H200\n"
@@ -114,6 +131,9 @@ def _with(path: str, value):
     ("network.burst_bytes", -1, "network.burst_bytes must be a number of bytes >= 0"),
     ("network.burst_bytes", "lots", "network.burst_bytes must be a number of bytes >= 0"),
     ("network.burst_bytes", 4096, "network.burst_bytes: a token bucket is modelled for the gloo transports"),
+    ("network.bw_crowded", {1: "20gbit"}, "network.bw_crowded: flow counts must be integers >= 2"),
+    ("network.bw_crowded", {2: "fast"}, r"network.bw_crowded\[2\]: cannot parse 'fast' as a bandwidth"),
+    ("network.bw_crowded", [2, 3], "network.bw_crowded must map a flow count to a bandwidth"),
     ("network.speed", 1, "unknown field network.speed"),
     ("network.bw", ..., "missing field network.bw"),
     ("network", ..., "network is required when nodes > 1"),

@@ -128,6 +128,21 @@ def test_a_shaped_nic_passes_its_bucket_first():
     assert exchange_s(cl, p, B) == (pytest.approx(1e6 / 1e8 + 1e-5 + 1e-4), "nic_out")
 
 
+def test_a_crowded_nic_counts_the_flows_each_way_by_hand():
+    # 3 nodes x 1 rank, NICs of 100 MB/s that carry 80 MB/s with 2 flows out and 2 in
+    net = Network(1e8, 1e-4, bw_crowded={2: 8e7})
+    cl = ClusterSpec("three", nodes=3, devices_per_node=1, device="cpu", intra_link=Link("loopback", 1e9, 0.0),
+                     network=net)
+    p = _profile(net=(1e-5, 1e9))
+    B = np.full((3, 3), 1e6)
+    np.fill_diagonal(B, 0.0)  # all-to-all: every NIC 2 MB each way at 80 MB/s
+    assert exchange_s(cl, p, B) == (pytest.approx(2e6 / 8e7 + 1e-5 + 1e-4), "nic_out")
+    B[2, 0] = 0.0  # node 0 (1 in) and node 2 (1 out) at the full rate: node 1, still 2 and 2, is slowest
+    assert exchange_s(cl, p, B)[0] == pytest.approx(2e6 / 8e7 + 1e-5 + 1e-4)
+    B[1, 0] = 0.0  # node 1 down to 1 flow out: nobody crowded, 2 MB at 100 MB/s
+    assert exchange_s(cl, p, B)[0] == pytest.approx(2e6 / 1e8 + 1e-5 + 1e-4)
+
+
 def test_a_ring_allreduce_over_shaped_links_passes_the_bucket_first():
     from adaqp.costmodel.durations import ring_allreduce_s
 

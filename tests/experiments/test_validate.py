@@ -156,10 +156,13 @@ def _can_emulate() -> bool:
 def test_measured_network_is_within_the_shaped_rate():
     from adaqp.experiments.validate import cluster_for, measure_network
 
-    lat, bw = measure_network(2, "100mbit")
+    lat, bw, crowded = measure_network(3, "100mbit")
     assert 0.5 * 12.5e6 < bw <= 12.5e6 and lat >= 0
-    spec = cluster_for(2, "100mbit", (lat, bw))
-    assert spec.network.bw_Bps == bw and spec.shared_host and spec.nodes == 2
+    # the all-to-all of 3 hosts (2 flows each way) carries at most the shaper's rate per host
+    assert list(crowded) == [2] and 0.5 * 12.5e6 < crowded[2] <= 12.5e6
+    spec = cluster_for(3, "100mbit", (lat, bw, crowded))
+    assert spec.network.bw_Bps == bw and spec.network.bw_crowded == crowded
+    assert spec.shared_host and spec.nodes == 3
 
 
 def test_profile_for_grid_measures_every_workloads_shapes_before_training(tmp_path, monkeypatch):

@@ -18,6 +18,9 @@ def _clusters():
         "cpu-4": ClusterSpec("cpu4", 1, 1, "cpu", Link("loopback", 1e9, 0.0), ranks_per_device=4),
         "cpu-2x2-1gbit": ClusterSpec("cpu2x2", 2, 1, "cpu", Link("loopback", 1e9, 0.0),
                                      Network("1gbit", 5e-5), ranks_per_device=2),
+        # NICs that carry 80 % with 2 flows each way: every NIC crowded all exchange long
+        "cpu-3x1-crowded": ClusterSpec("cpu3x1", 3, 1, "cpu", Link("loopback", 1e9, 0.0),
+                                       Network("1gbit", 5e-5, bw_crowded={2: "800mbit"})),
         "gpu-2x2-gdr-off": ClusterSpec("v100", 2, 2, "v100", PCIE, Network("10gbit", 3e-5)),
         "gpu-2x4-gdr-on": ClusterSpec("h100", 2, 4, "h100", Link("nvlink", 4.5e11, 3e-6),
                                       Network("200gbit", 5e-6, gdr=True)),

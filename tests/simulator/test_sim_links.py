@@ -135,3 +135,52 @@ def test_a_negative_bucket_is_refused():
 
     with pytest.raises(AdaqpInputError, match="burst_bytes"):
         FluidNetwork(simpy.Environment(), np.array([1e6]), lambda *_: None, burst_bytes=np.array([-1.0]))
+
+
+def _run_crowd(flows, crowd=(1.0, 1.0, 0.8)):
+    """Two NICs of 1 MB/s: 0 = nic_out, 1 = nic_in of one node (partners); crowd[n] with n =
+    min(flows out, flows in) in flight. flows: (hops, nbytes), all posted at 0."""
+    env = simpy.Environment()
+    done = {}
+    net = FluidNetwork(env, np.array([1e6, 1e6]), lambda ids, _b: done.update({int(i): env.now for i in ids}),
+                       partner=np.array([1, 0]), crowd=np.array(crowd))
+    net.add(np.arange(len(flows)), np.array([h for h, _ in flows]), np.array([float(b) for _, b in flows]))
+    env.run()
+    return [done[i] for i in range(len(flows))]
+
+
+def test_two_flows_each_way_share_a_crowded_nic():
+    # 2 out, 2 in: each side carries 0.8 MB/s, 0.4 MB/s per flow: 0.4 MB in exactly 1 s
+    t = _run_crowd([([0], 0.4e6), ([0], 0.4e6), ([1], 0.4e6), ([1], 0.4e6)])
+    assert t == [pytest.approx(1.0, rel=1e-12)] * 4
+
+
+def test_flows_one_way_only_keep_the_full_rate():
+    # 2 out, 0 in: n = 0, the full 1 MB/s: 0.5 MB each in 1 s (as with no crowding)
+    assert _run_crowd([([0], 0.5e6), ([0], 0.5e6)]) == [pytest.approx(1.0, rel=1e-12)] * 2
+    # one each way (a ring's node): full rate too
+    assert _run_crowd([([0], 1e6), ([1], 1e6)]) == [pytest.approx(1.0, rel=1e-12)] * 2
+
+
+def test_a_crowd_that_thins_gives_the_rest_the_full_rate():
+    # out: 0.1 MB and 0.5 MB; in: 0.5 MB and 0.5 MB. Crowded (0.4 MB/s per flow) until the small
+    # out-flow drains at 0.25 s; then n = min(1, 2) = 1: out 1 MB/s to its one flow, in 0.5 each.
+    # out-flow 2: 0.4 MB left at 1 MB/s -> 0.65 s; in-flows: 0.4 MB left each at 0.5 -> 1.05 s
+    t = _run_crowd([([0], 0.1e6), ([0], 0.5e6), ([1], 0.5e6), ([1], 0.5e6)])
+    assert t == [pytest.approx(0.25, rel=1e-12), pytest.approx(0.65, rel=1e-12),
+                 pytest.approx(1.05, rel=1e-12), pytest.approx(1.05, rel=1e-12)]
+
+
+def test_crowd_beyond_the_table_takes_its_last_share():
+    # 3 each way with crowd measured up to 2: the share at 2 (0.8): 0.8/3 MB/s per flow
+    t = _run_crowd([([0], 0.8e6)] * 3 + [([1], 0.8e6)] * 3)
+    assert t == [pytest.approx(3.0, rel=1e-12)] * 6
+
+
+def test_a_bad_crowd_table_is_refused():
+    from adaqp.errors import AdaqpInputError
+
+    with pytest.raises(AdaqpInputError, match="crowd"):
+        FluidNetwork(simpy.Environment(), np.array([1e6]), lambda *_: None, crowd=np.array([1.0, 0.0]))
+    with pytest.raises(AdaqpInputError, match="partner"):
+        FluidNetwork(simpy.Environment(), np.array([1e6]), lambda *_: None, partner=np.array([0, 1]))

@@ -1,5 +1,7 @@
 """The simulator's flow paths are the analytic model's: same loads per instance, same latencies."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,23 @@ def test_a_measured_staged_exchange_replaces_the_composed_path(kit):
     # for another rank count the measurement does not apply: the composed path, PCIe hops included
     loads2, _ = exchange_loads(replace(cluster, ranks_per_device=2, name="s2"), staged, B[:2, :2])
     assert {"d2h", "h2d"} <= set(loads2)
+
+
+def test_a_nics_two_sides_pair_up_for_crowding():
+    from adaqp.cluster import ClusterSpec
+    from adaqp.costmodel.profile import load_profile
+    from adaqp.simulator.paths import network_layout
+
+    c = ClusterSpec.emulated(3, 12.5e6)
+    plain = network_layout(c, load_profile(c.profile))
+    assert (plain.partner == -1).all() and plain.crowd.tolist() == [1.0]
+    c = dataclasses.replace(c, network=dataclasses.replace(c.network, bw_crowded={2: 10e6}))
+    lay = network_layout(c, load_profile(c.profile))
+    for i, name in enumerate(lay.names):
+        other = lay.partner[i]
+        if name.startswith("nic_"):  # nic_out[k] <-> nic_in[k]
+            side, k = name.split("[")
+            assert lay.names[other] == {"nic_out": "nic_in", "nic_in": "nic_out"}[side] + "[" + k
+        else:
+            assert other == -1
+    assert lay.crowd.tolist() == pytest.approx([1.0, 1.0, 10e6 / 12.5e6])

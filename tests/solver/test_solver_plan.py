@@ -59,6 +59,30 @@ def test_linear_model_is_the_analytic_epoch_time_over_shaped_links(setup):
                                                    rel=1e-12)
 
 
+def test_linear_model_is_the_analytic_epoch_time_over_crowded_links(setup):
+    """NICs that carry less with several flows each way (network.bw_crowded): a constant of the
+    plan's flows in the solver's terms, as in the analytic model."""
+    from adaqp.cluster import ClusterSpec
+    from adaqp.costmodel.network import nic_crowding
+
+    g, halo, stats, _, _ = setup
+    plain_net = dataclasses.replace(ClusterSpec.emulated(4, 12.5e6).network, burst_bytes=0.0)  # every byte at the rate
+    plain_cluster = dataclasses.replace(ClusterSpec.emulated(4, 12.5e6), network=plain_net)
+    cluster = dataclasses.replace(plain_cluster, network=dataclasses.replace(plain_net, bw_crowded={2: 10e6, 3: 9e6}))
+    assert nic_crowding(cluster, stats.pair_rows).min() < 1.0  # the plan's NICs are crowded
+    # no host delay: the transfers, not its floor, set the exchanges
+    profile = dataclasses.replace(load_profile(cluster.profile), sync_by_gap={}, sync_s={})
+    groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
+    model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
+    plain = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", plain_cluster, profile)
+    for b in (0, 2):
+        choice = np.full(groups.num_groups, b)
+        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
+        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
+                                                   rel=1e-12)
+    assert model.time(choice) > plain.time(choice)  # the crowded NICs cost time
+
+
 def test_linear_model_is_the_analytic_epoch_time_with_a_core_per_rank(setup):
     """2 ranks of one thread on 2 cores: the host delay comes before each transfer
     (network.sync_is_floor), in the solver's terms as in the analytic model."""
