@@ -291,7 +291,8 @@ METHOD = (
     "pooled per-rep ratios, clamped below at 1.0; corun = interference.corun_factor = SpMM with "
     "all ranks computing / with the others idle, the way ops are profiled; corun_by_ranks = the same for k = 2 .. "
     "2 x cores ranks at once (a SpMM + dense step run back to back for a window, alone in turn and all at once, "
-    "seconds per step together / alone per round, median over ranks and rounds; cores / k threads each), "
+    "per round k / sum over ranks of (alone / together), the median over the rounds (ranks.corun_factor); "
+    "cores / k threads each), "
     "applied to the ranks computing at each instant (durations.corun_slowdown). fit_err_pct = max |relative "
     "error| over the points (compute ops: leave-one-size-out); fit_errors holds [median, max] %.")
 

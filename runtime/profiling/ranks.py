@@ -400,7 +400,10 @@ def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dic
     return exchange, allreduce, by_gap
 
 
-CORUN_ROUNDS = 5  # alternations of alone / together in one co-run measurement
+# alternations of alone / together in one co-run measurement: a round's ratio of k ranks past
+# the cores is unstable (within a window one rank may hold a core alone while two share the
+# other), and 5 rounds moved the figure of 3 ranks at one step by 0.18 between sittings, 15 by 0.06
+CORUN_ROUNDS = 15
 CORUN_WINDOW_S = 0.25  # each rank's steps are counted over this long
 
 
@@ -452,10 +455,9 @@ def corun_worker(rank: int, world: int, cfg: dict) -> dict[str, list[float]]:
 def measure_corun(max_ranks: int, rows: int = 50_000, nnz: int = 400_000, width: int = 64,
                   ranks=None, rounds: int = CORUN_ROUNDS, window_s: float = CORUN_WINDOW_S) -> dict[str, float]:
     """``HardwareProfile.corun_by_ranks``: for 2 .. ``max_ranks`` ranks on this host (or the rank
-    counts ``ranks``), each with cores / k threads as the launcher gives them, the median over
-    every rank's rounds of how much slower a rank computes while all of them compute
-    (:func:`corun_worker`, a SpMM of ``rows`` x ``rows`` with ``nnz`` non-zeros at ``width``), at
-    least 1."""
+    counts ``ranks``), each with cores / k threads as the launcher gives them, how much slower a
+    rank computes while all of them compute (:func:`corun_worker`, a SpMM of ``rows`` x ``rows``
+    with ``nnz`` non-zeros at ``width``; :func:`corun_factor` of its rounds)."""
     import os
 
     from adaqp.runtime.launch import spawn
@@ -466,9 +468,23 @@ def measure_corun(max_ranks: int, rows: int = 50_000, nnz: int = 400_000, width:
     for k in (ranks if ranks is not None else range(2, max_ranks + 1)):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}
         got = spawn("adaqp.runtime.profiling.ranks:corun_worker", k, (cfg,), env=env, timeout_s=300.0)
-        # clamped at 1: a rank does not run faster because others compute (below 1 is noise)
-        out[str(k)] = r4(max(1.0, float(np.median([x for g in got for x in g["ratios"]]))))
+        out[str(k)] = r4(corun_factor([g["ratios"] for g in got]))
     return out
+
+
+def corun_factor(ratios) -> float:
+    """The co-run slowdown from ``ratios[rank][round]`` (seconds per step together / alone): per
+    round, the one slowdown that, given to every rank, does the same work in the same time as
+    the ranks did (k over the sum of their speeds, 1 / ratio); the median over the rounds, at
+    least 1 (a rank does not run faster because others compute: below 1 is noise).
+
+    Why not the median rank: k ranks past the cores are not shared evenly within a window (one
+    may hold a core alone while two share the other: ratios near 1, 2 and 2), and the median of
+    such a mix jumps between its modes from one sitting to the next; the simulator shares the
+    cores evenly among the ranks computing (``simulator.compute``), which is this figure."""
+    r = np.asarray(ratios, dtype=np.float64)
+    per_round = r.shape[0] / (1.0 / r).sum(0)
+    return max(1.0, float(np.median(per_round)))
 
 
 def corun_at(ranks: int, rows: int, nnz: int, width: int) -> float:

@@ -96,6 +96,18 @@ def test_interference_is_clamped_at_one_and_says_so():
     assert s["factor"] == pytest.approx(1.6) and not s["clamped"] and s["p10"] <= 1.6 <= s["p90"]
 
 
+def test_corun_factor_is_the_even_share_that_does_the_same_work():
+    from adaqp.runtime.profiling.ranks import corun_factor
+
+    # one rank alone on a core (1x), two sharing the other (2x each): 2 cores' worth of work for
+    # 3 ranks, i.e. 1.5x each if shared evenly - in every round, whichever rank held the core
+    assert corun_factor([[1.0, 2.0, 2.0], [2.0, 1.0, 2.0], [2.0, 2.0, 1.0]]) == pytest.approx(1.5)
+    # ratios[rank][round]; the median over the rounds: one round's spell (3x) does not move it
+    assert corun_factor([[1.0, 1.0, 3.0], [1.0, 1.0, 3.0]]) == pytest.approx(1.0)
+    assert corun_factor([[1.1, 1.2, 3.0], [1.1, 1.2, 3.0]]) == pytest.approx(1.2)
+    assert corun_factor([[0.9, 0.95], [0.95, 0.9]]) == 1.0  # faster together is noise: at least 1
+
+
 def test_bundled_cpu_2core_profile():
     p = load_profile("cpu-2core")
     assert (p.name, p.kind, p.device) == ("cpu-2core", "measured", "cpu")
