@@ -97,9 +97,9 @@ def main(argv=None) -> None:
     ap.add_argument("--kbytes", type=float, default=1250.0, help="kB per flow (default: 1250)")
     ap.add_argument("--reps", type=int, default=6)
     args = ap.parse_args(argv)
-    ap_error = [h for h in args.hosts if h < 3]
-    if ap_error:
-        ap.error(f"--hosts: every count must be >= 3 (the patterns use nodes 0, 1 and 2), got {ap_error}")
+    few = [h for h in args.hosts if h < 3]
+    if few:
+        ap.error(f"--hosts: every count must be >= 3 (the patterns use nodes 0, 1 and 2), got {few}")
     rate_Bps = parse_bandwidth_Bps(args.link, "--link")
     nbytes = max(1, int(args.kbytes * 1e3))
     for hosts in args.hosts:

@@ -104,7 +104,7 @@ class Grid:
         return len(self.cells()) * len(self.workloads()) * len(self.points())
 
 
-def cluster_for(ranks: int, link: str | None, measured: tuple | None = None):
+def cluster_for(ranks: int, link: str | None, measured: tuple[float, float, dict] | None = None):
     """The ClusterSpec of what runs: loopback ranks, or one emulated host per rank, with the
     network's ``(latency_s, bw_Bps, bw_crowded)`` as measured when given, else the nominal link."""
     from adaqp.cluster import ClusterSpec, parse_bandwidth_Bps
@@ -118,8 +118,7 @@ def cluster_for(ranks: int, link: str | None, measured: tuple | None = None):
     # only the bandwidths: the intercept of a fit over 10-100 ms messages is no per-message latency
     # (it soaks up TCP's ramp); small messages pay the profile's measured endpoint latency instead
     spec = ClusterSpec.emulated(ranks, measured[1])
-    crowded = measured[2] if len(measured) > 2 else {}
-    return replace(spec, name=f"local-cpu-{link}-measured", network=replace(spec.network, bw_crowded=crowded))
+    return replace(spec, name=f"local-cpu-{link}-measured", network=replace(spec.network, bw_crowded=measured[2]))
 
 
 def measure_network(ranks: int, link: str) -> tuple[float, float, dict[int, float]]:

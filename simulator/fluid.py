@@ -140,6 +140,7 @@ class FluidNetwork:
         R = self.cap.size - 1
         self.partner = np.full(R, -1, np.int64) if partner is None else np.asarray(partner, np.int64)
         require(self.partner.shape == (R,), "partner must name one instance (or -1) per resource")
+        self._paired = np.flatnonzero(self.partner >= 0)  # the NIC sides that crowding can slow
         self.crowd = np.ones(1) if crowd is None else np.asarray(crowd, dtype=np.float64)
         require(self.crowd.ndim == 1 and self.crowd.size >= 1 and bool(np.all(self.crowd > 0)),
                 "crowd must be a non-empty list of bandwidth shares > 0")
@@ -208,7 +209,7 @@ class FluidNetwork:
         return np.where(self.tokens > 0, np.inf, cap) if self.tokens.any() else cap
 
     def _crowded(self) -> np.ndarray:
-        paired = np.flatnonzero(self.partner >= 0)
+        paired = self._paired
         if self.crowd.size == 1 or not paired.size:
             return self.cap
         on = np.bincount(self.hops.ravel(), minlength=self.cap.size)

@@ -41,6 +41,15 @@ def test_linear_model_is_the_analytic_epoch_time(setup):
                                                    rel=1e-12)
 
 
+def _assert_uniform_widths_are_analytic(model, groups, stats, cluster, profile):
+    """At 2 and at 8 bits everywhere, the solver's linear time is the analytic epoch time."""
+    for b in (0, 2):
+        choice = np.full(groups.num_groups, b)
+        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
+        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
+                                                   rel=1e-12)
+
+
 def test_linear_model_is_the_analytic_epoch_time_over_shaped_links(setup):
     from adaqp.cluster import ClusterSpec
 
@@ -52,11 +61,7 @@ def test_linear_model_is_the_analytic_epoch_time_over_shaped_links(setup):
     profile = dataclasses.replace(load_profile(cluster.profile), sync_by_gap={})
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
-    for b in (0, 2):  # 2 bits: messages inside the bucket; 8 bits: past it
-        choice = np.full(groups.num_groups, b)
-        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
-        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
-                                                   rel=1e-12)
+    _assert_uniform_widths_are_analytic(model, groups, stats, cluster, profile)  # 2 bits: in the bucket; 8: past it
 
 
 def test_linear_model_is_the_analytic_epoch_time_over_crowded_links(setup):
@@ -75,12 +80,9 @@ def test_linear_model_is_the_analytic_epoch_time_over_crowded_links(setup):
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
     plain = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", plain_cluster, profile)
-    for b in (0, 2):
-        choice = np.full(groups.num_groups, b)
-        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
-        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
-                                                   rel=1e-12)
-    assert model.time(choice) > plain.time(choice)  # the crowded NICs cost time
+    _assert_uniform_widths_are_analytic(model, groups, stats, cluster, profile)
+    eight = np.full(groups.num_groups, 2)
+    assert model.time(eight) > plain.time(eight)  # the crowded NICs cost time
 
 
 def test_linear_model_is_the_analytic_epoch_time_with_a_core_per_rank(setup):
@@ -97,11 +99,7 @@ def test_linear_model_is_the_analytic_epoch_time_with_a_core_per_rank(setup):
     assert not sync_is_floor(cluster, profile) and profile.sync(2) > 0
     groups = build_groups(halo, SHAPE.widths[:-1], "gcn", features=g.features, max_groups=60)
     model = build_model(groups, (2, 4, 8), stats, SHAPE, "adaqp", cluster, profile)
-    for b in (0, 2):
-        choice = np.full(groups.num_groups, b)
-        plan = BitPlan.from_groups(stats.pair_rows, 3, groups.to_groups_spec(np.array([2, 4, 8])[choice]))
-        assert model.time(choice) == pytest.approx(estimate(stats, SHAPE, "adaqp", cluster, profile, plan).epoch_time_s,
-                                                   rel=1e-12)
+    _assert_uniform_widths_are_analytic(model, groups, stats, cluster, profile)
 
 
 def test_group_variance_is_the_reference_formula(setup):
