@@ -65,6 +65,7 @@ class Grid:
     device: str = "cpu"  # cuda: the ranks share the visible GPU(s) (experiments/gpu_check.py)
     timeout_s: float = 600.0  # per cell: a hung rank costs at most this
     rounds: int = 1  # the whole grid measured this many times, one round after another (noise)
+    corun_rounds: int = 15  # rounds of the co-run benchmark per workload (runtime.profiling.ranks.CORUN_ROUNDS)
 
     profile_for: bool = True  # measure the grid's op shapes into the profile before training
 
@@ -74,6 +75,8 @@ class Grid:
         require(self.ranks and min(self.ranks) >= 2, "validate needs ranks >= 2 (one rank sends nothing)")
         require(self.epochs > self.warmup >= 1, f"epochs ({self.epochs}) must exceed warmup ({self.warmup}) >= 1")
         require(isinstance(self.rounds, int) and self.rounds >= 1, f"rounds must be >= 1, got {self.rounds!r}")
+        require(isinstance(self.corun_rounds, int) and self.corun_rounds >= 1,
+                f"corun_rounds must be >= 1, got {self.corun_rounds!r}")
         for s in self.schedules:
             Schedule.parse(s)
         for b in self.bits:
@@ -352,7 +355,7 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
     for k in range(grid.rounds):
         rows = []
         with_corun = grid.device == "cpu" and (runner is None or corun_measure is not None)
-        corun = Corun(corun_measure, log) if with_corun else None  # measured again every round
+        corun = Corun(corun_measure, log, grid.corun_rounds) if with_corun else None  # again every round
         for i, (ranks, link) in enumerate(grid.cells()):
             log(f"[{i + 1}/{len(grid.cells())}{f', round {k + 1}/{grid.rounds}' if grid.rounds > 1 else ''}] "
                 f"{ranks} ranks, link {link or 'loopback'}: {len(grid.workloads()) * len(grid.points())} configurations")

@@ -14,10 +14,10 @@ class Corun:
     load on its host (for 2 ranks from 1.0 to 1.3 within hours), and it depends on the working
     set (a small partition's step stays in cache)."""
 
-    def __init__(self, measure=None, log=print):
+    def __init__(self, measure=None, log=print, rounds: int | None = None):
         if measure is None:
             from adaqp.runtime.profiling.ranks import corun_at as measure
-        self.measure, self.log = measure, log
+        self.measure, self.log, self.rounds = measure, log, rounds
         self.factors: dict[tuple[str, int, int], float] = {}
 
     def before(self, cfg, plan_dir: Path, hiddens) -> dict[int, float]:
@@ -37,7 +37,8 @@ class Corun:
             stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir))
         for h in todo:
             step = corun_step(stats, h)
-            f = self.factors[(dataset, ranks, h)] = float(self.measure(ranks, **step))
+            more = {} if self.rounds is None else {"rounds": self.rounds}
+            f = self.factors[(dataset, ranks, h)] = float(self.measure(ranks, **step, **more))
             self.log(f"    co-run of {ranks} ranks at {dataset.split(':')[0]}'s step ({step['rows']} rows, "
                      f"{step['nnz']} non-zeros, width {h}): {f:.3f}")
         return {h: self.factors[(dataset, ranks, h)] for h in hiddens}

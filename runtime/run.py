@@ -149,6 +149,7 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
                                         "`adaqp partition --out DIR` and pass --plan-dir DIR on every node")
         result = train_rank(rank, world, cfg.to_dict(), str(plan_dir))
     results = all_gather_json(result)
+    dist.barrier()  # no rank closes its sockets while a peer may still be reading the last gather
     dist.destroy_process_group()
     return summarize_and_write(cfg, results, out) if rank == 0 else None
 

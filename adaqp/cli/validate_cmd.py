@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
                    help="measure the whole grid this many times, one round after another, and report each "
                         "configuration's median with epoch_meas_spread_pct, its measured epoch's (max - min) / "
                         "median over the rounds (default: 1)")
+    p.add_argument("--corun-rounds", type=positive_int, default=None,
+                   help="rounds of the co-run micro-benchmark run before each workload trains on CPU ranks; "
+                        "fewer is faster and noisier (default: 15)")
     p.add_argument("--hidden", type=_ints, default=None, help="hidden widths, e.g. 64,128 (default: 64,128)")
     p.add_argument("--layers", type=positive_int, default=None, help="layers (default: 3)")
     p.add_argument("--profile", default=None,
@@ -58,7 +61,8 @@ def grid_from_args(args):
     over = {k: v for k, v in dict(datasets=tuple(args.dataset) if args.dataset else None, ranks=args.ranks,
                                   schedules=args.schedules, bits=args.bits, models=args.models,
                                   epochs=args.epochs, warmup=args.warmup, hiddens=args.hidden,
-                                  layers=args.layers, profile=args.profile, rounds=args.rounds).items()
+                                  layers=args.layers, profile=args.profile, rounds=args.rounds,
+                                  corun_rounds=args.corun_rounds).items()
             if v is not None}
     over["profile_for"] = args.profile_for
     if args.link is not None:

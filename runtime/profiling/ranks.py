@@ -487,6 +487,6 @@ def corun_factor(ratios) -> float:
     return max(1.0, float(np.median(per_round)))
 
 
-def corun_at(ranks: int, rows: int, nnz: int, width: int) -> float:
+def corun_at(ranks: int, rows: int, nnz: int, width: int, rounds: int = CORUN_ROUNDS) -> float:
     """``corun_by_ranks[ranks]`` at one step size (a workload's: ``costmodel.shapes.corun_step``)."""
-    return measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks])[str(ranks)]
+    return measure_corun(ranks, rows=rows, nnz=nnz, width=width, ranks=[ranks], rounds=rounds)[str(ranks)]

@@ -137,8 +137,8 @@ def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys, monkeypatch)
 
     asked = {}
 
-    def corun(max_ranks, rows, nnz, width, ranks):  # the bookkeeping; the benchmark: test_profiler
-        asked.update(ranks=ranks, rows=rows, width=width)
+    def corun(max_ranks, rows, nnz, width, ranks, rounds):  # the bookkeeping; the benchmark: test_profiler
+        asked.update(ranks=ranks, rows=rows, width=width, rounds=rounds)
         return {"2": 1.07}
 
     monkeypatch.setattr(ranks, "measure_corun", corun)
@@ -156,6 +156,7 @@ def test_profile_for_measures_the_workloads_sizes(tmp_path, capsys, monkeypatch)
     assert p.ops["quantize_b2"] == base.ops["quantize_b2"] and p.links["net"] == base.links["net"]
     # the co-run slowdown of 2 ranks at the workload's step (a rank's ~150 rows, the hidden width)
     assert asked["ranks"] == [2] and 100 <= asked["rows"] <= 200 and asked["width"] == 32
+    assert asked["rounds"] == ranks.CORUN_ROUNDS  # profile --for measures at full strength
     assert p.corun_by_ranks == {**base.corun_by_ranks, "2": 1.07}
     assert entry["corun"]["factor"] == 1.07 and entry["corun"]["before"] == base.corun_by_ranks["2"]
     assert "wrote" in capsys.readouterr().out

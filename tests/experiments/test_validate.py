@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -29,7 +30,7 @@ def test_grid_counts_default_and_quick():
 
 
 @pytest.mark.parametrize("bad", [dict(ranks=(1,)), dict(epochs=3, warmup=3), dict(bits=("3",)),
-                                 dict(models=("gin",)), dict(schedules=("fast",)), dict(rounds=0)])
+                                 dict(models=("gin",)), dict(schedules=("fast",)), dict(rounds=0), dict(corun_rounds=0)])
 def test_grid_refuses_bad_axes(bad):
     with pytest.raises(AdaqpInputError):
         Grid(**bad)
@@ -76,12 +77,12 @@ def test_measured_phases_take_the_slowest_rank_after_warmup_and_the_epochs_sprea
 def test_tiny_grid_measures_and_predicts(tmp_path):
     asked, logged = [], []
 
-    def corun(ranks, rows, nnz, width):  # the benchmark's bookkeeping (the benchmark: tests/runtime)
-        asked.append((ranks, width))
+    def corun(ranks, rows, nnz, width, rounds):  # the benchmark's bookkeeping (the benchmark: tests/runtime)
+        asked.append((ranks, width, rounds))
         return 1.25
 
     rows, extrapolated = run_grid(TINY, tmp_path, log=logged.append, corun_measure=corun)
-    assert asked == [(2, 16)]  # once per (ranks, dataset, hidden), before it trains
+    assert asked == [(2, 16, 15)]  # once per (ranks, dataset, hidden), before it trains
     assert all(r["corun"] == 1.25 for r in rows) and any("co-run of 2 ranks" in m for m in logged)
     _predicted_with_the_measured_corun(rows[0], tmp_path, 1.25)
     assert isinstance(extrapolated, list)
@@ -122,18 +123,34 @@ def _predicted_with_the_measured_corun(row, work, factor):
     assert pred[factor]["compute"] != pytest.approx(pred[prof.corun_by_ranks[k]]["compute"], rel=1e-3)
 
 
-def test_cli_writes_table_plot_and_summary(tmp_path):
-    out = tmp_path / "v"
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """One small ``adaqp validate`` run that the CLI tests read (a run costs two spawns)."""
+    out = tmp_path_factory.mktemp("cli") / "v"
     cmd = [sys.executable, "-m", "adaqp", "validate", "--dataset", "cora", "--ranks", "2", "--link", "none",
            "--schedules", "overlap", "--models", "sage", "--epochs", "3", "--warmup", "1", "--hidden", "8",
-           "--layers", "2", "--no-profile-for", "--out", str(out)]
+           "--layers", "2", "--no-profile-for", "--corun-rounds", "1", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    return out, r
+
+
+def test_cli_writes_table_plot_and_summary(cli_run):
+    out, r = cli_run
     s = json.loads((out / "summary.json").read_text())
     assert s["configs"] == 1 and set(s) >= {"configs", "median_abs_err_pct", "max_abs_err_pct", "per_workload",
                                             "oversubscribed", "extrapolated"}
     assert (out / "validate_scatter.png").stat().st_size > 1000
-    assert "median |error|" in r.stdout
+    assert "median |error|" in r.stdout and "co-run of 2 ranks" in r.stdout + r.stderr
+
+
+def test_cli_writes_memory_columns_and_line(cli_run):
+    out, r = cli_run
+    row = next(csv.DictReader((out / "validate.csv").open()))
+    assert float(row["mem_meas_MiB"]) > 0 and float(row["mem_pred_MiB"]) > 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["memory"]["configs"] == 1
+    assert "peak memory, busiest rank (1 configurations): median |error|" in r.stdout
 
 
 def test_cli_bad_ranks_is_one_line_exit_2(tmp_path):

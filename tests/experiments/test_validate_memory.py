@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 
@@ -39,17 +35,3 @@ def test_summary_has_the_memory_median():
              "schedule": "vanilla", "dataset": "cora", "hidden": 8, "mem_err_pct": e} for e in (-30.0, 10.0, 5.0)]
     m = summarize(rows, Grid(), cores=4)["memory"]
     assert m["configs"] == 3 and m["median_abs_err_pct"] == 10.0 and m["max_abs_err_pct"] == 30.0
-
-
-def test_cli_writes_memory_columns_and_line(tmp_path):
-    out = tmp_path / "v"
-    cmd = [sys.executable, "-m", "adaqp", "validate", "--dataset", "cora", "--ranks", "2", "--link", "none",
-           "--schedules", "vanilla", "--models", "gcn", "--epochs", "3", "--warmup", "1", "--hidden", "8",
-           "--layers", "2", "--no-profile-for", "--out", str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    row = next(csv.DictReader((out / "validate.csv").open()))
-    assert float(row["mem_meas_MiB"]) > 0 and float(row["mem_pred_MiB"]) > 0
-    s = json.loads((out / "summary.json").read_text())
-    assert s["memory"]["configs"] == 1
-    assert "peak memory, busiest rank (1 configurations): median |error|" in r.stdout

@@ -1,6 +1,7 @@
 """Training runs end to end: outputs, resume, a rank that dies, plans refused before launch."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def test_same_entry_point_runs_under_torchrun(tmp_path):
         "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-backend", "c10d",
         "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "adaqp", "train", SBM,
         "--launcher", "torchrun", "--epochs", "3", "--hidden", "8", "--layers", "2", "--out", str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # faulthandler: a rank that dies of a signal prints its Python threads' stacks
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    assert r.returncode == 0, r.stderr[-6000:]
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["nprocs"] == 2 and s["epochs"] == 3
     assert len((tmp_path / "epochs.csv").read_text().splitlines()) == 1 + 3 * 2
