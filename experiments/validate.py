@@ -6,7 +6,8 @@ One process group per (ranks, link) runs every configuration of that cell back t
 The prediction never sees the measured run: it comes from the halo plan, the model shape, the
 cluster spec of what ran (loopback, or the emulated hosts of ``--link``) and the profile that
 ``adaqp profile`` measured with micro-benchmarks. Adaptive configurations are predicted with the
-BitPlan the run actually solved (it depends on traced row ranges, known only after the fact).
+BitPlan the run actually solved (it depends on traced row ranges, known only after the fact); they
+solve once, after the warm-up epochs, so every measured epoch runs that one plan.
 
 Phases compared (medians over the measured epochs, slowest rank per epoch):
 - ``epoch``: wall time of the epoch;
@@ -165,7 +166,7 @@ def train_configs(grid: Grid, dataset: str, ranks: int, cluster_file: str | None
         cfgs.append(TrainConfig(
             dataset=dataset, nprocs=ranks, model=ModelConfig(model, grid.layers, hidden),
             epochs=grid.epochs, seed=grid.seed, schedule=schedule, bits=bits,
-            replan_every=grid.warmup, cluster=cluster_file or "local-cpu", profile=grid.profile,
+            replan_every=grid.warmup, max_replans=1, cluster=cluster_file or "local-cpu", profile=grid.profile,
             eval_every=grid.epochs, warmup_epochs=grid.warmup, progress=False, timeout_s=grid.timeout_s,
             device=grid.device))
     return cfgs

@@ -1,6 +1,7 @@
 """``--bits adaptive``: the first K epochs at 8 bits while row ranges are traced, then every K
 epochs a re-solve of the BitPlan on rank 0 (the solver, against the cost model), broadcast to all
-ranks. Solve time is reported separately from epoch time.
+ranks; ``TrainConfig.max_replans`` stops after that many (``adaqp validate`` solves once, so the
+measured epochs run the one plan it predicts). Solve time is reported separately from epoch time.
 
 The re-solve uses ``TrainConfig.time_budget`` (e.g. ``0.5x`` of the fp32 exchange time, or
 ``1.2s`` per epoch); without one it uses the reference's lambda form (lambda = 0.5), which needs no
@@ -27,13 +28,19 @@ class AdaptiveBits:
         self.tr, self.cfg, self.plan_dir = trainer, trainer.cfg, plan_dir
         self.every = self.cfg.replan_every
 
+    def solves_after(self, epoch: int) -> bool:
+        """Whether a re-solve follows ``epoch``: every K-th epoch but the last, at most
+        ``max_replans`` of them (counted by epoch number, so a resumed run keeps the count)."""
+        n, cap = (epoch + 1) // self.every, self.cfg.max_replans
+        return (epoch + 1) % self.every == 0 and epoch + 1 < self.cfg.epochs and (cap is None or n <= cap)
+
     def before_epoch(self, epoch: int) -> None:
         # trace only the epoch that feeds the next solve: tracing costs a max/min per message
-        self.tr.ctx.exchanger.trace_ranges = (epoch + 1) % self.every == 0
+        self.tr.ctx.exchanger.trace_ranges = self.solves_after(epoch)
 
     def after_epoch(self, epoch: int) -> float | None:
         """Re-solve after every K-th epoch (except the last); returns the solve time on rank 0."""
-        if (epoch + 1) % self.every or epoch + 1 >= self.cfg.epochs:
+        if not self.solves_after(epoch):
             return None
         ex = self.tr.ctx.exchanger
         # JSON keys are strings, so the tuple-keyed dicts travel as [key, array] pairs

@@ -23,6 +23,7 @@ class TrainConfig:
     schedule: str = "vanilla"
     bits: str = "32"  # 1|2|4|8|16|32, "adaptive", or a BitPlan file written by the solver
     replan_every: int = 50  # adaptive: epochs between re-solves (the first ones run at 8 bits)
+    max_replans: int | None = None  # adaptive: stop re-solving after this many (None: every K epochs)
     time_budget: str | None = None  # adaptive: e.g. "0.5x" or "1.2s"; None = the lambda form
     cluster: str = "local-cpu"  # adaptive: the cluster spec the solver plans for
     profile: str | None = None  # adaptive: hardware profile (default: the cluster's)
@@ -68,6 +69,7 @@ class TrainConfig:
             require(Schedule.parse(self.schedule).quantize, f"--bits adaptive needs a quantizing schedule "
                                                             f"(quant or adaqp), not {self.schedule}")
             require(self.replan_every >= 1, "replan_every must be >= 1")
+            require(self.max_replans is None or self.max_replans >= 1, "max_replans must be >= 1 (or unset)")
         elif not self.bits.isdigit():
             require(Path(self.bits).exists(), f"--bits: no BitPlan file at {self.bits}")
 
