@@ -67,7 +67,7 @@ def dry_plan() -> CheckPlan:
                 elementwise=((500, 16), (4000, 32)), adam=(1000, 30_000), link_bytes=(1024, 65_536),
                 allreduce_bytes=(4096, 65_536), copy_bytes=(4096, 65_536), warmup=1, reps=3, budget_s=0.02,
                 interference={"rows": 4000, "nnz": 20_000, "width": 16, "reps": 3, "max_bytes": 1 << 20,
-                                  "corun_window_s": 0.05})
+                              "corun_window_s": 0.05})
     return CheckPlan("sbm:nodes=2000,classes=4,feat=16,deg=8,homophily=0.9,seed=0", ranks=(2,), epochs=4,
                      warmup=1, hidden=16, layers=2, schedules=("vanilla", "adaqp"), timeout_s=120.0,
                      profile_grid=tiny)
