@@ -367,6 +367,9 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
                     f"{r['epoch_pred_ms']:9.1f} ms ({r['epoch_err_pct']:+.1f} %)")
             rows.extend(cell)
         rounds.append(rows)
+        if grid.rounds > 1 and rows:  # each round is what a one-round run would have reported
+            errs = sorted(abs(r["epoch_err_pct"]) for r in rows)
+            log(f"round {k + 1}/{grid.rounds}: median |error| {statistics.median(errs):.1f} %, max {errs[-1]:.1f} %")
     extrapolated = warn_extrapolated(load_profile(grid.profile), calls, log=lambda m: log(m))
     return (rounds[0] if grid.rounds == 1 else combine_rounds(rounds)), extrapolated
 
@@ -378,7 +381,11 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
     """One row per configuration from several rounds of the grid: the median over the rounds of
     every measured and predicted figure (each round measured its network again, so predictions
     move too), errors recomputed from those medians, and ``epoch_meas_spread_pct``: the measured
-    epoch's (max - min) / median over the rounds, the noise a single round carries."""
+    epoch's (max - min) / median over the rounds, the noise a single round carries;
+    ``epoch_meas_dev_pct``: the largest |round / median - 1| of the measured epoch, what a
+    prediction equal to the median measurement would miss by in its worst round (the floor no
+    prediction can beat in a one-round run); ``epoch_err_worst_round_pct``: the largest
+    single-round |epoch error| of the prediction."""
     by_key: dict[tuple, list[dict]] = {}
     for rows in rounds:
         for r in rows:
@@ -395,6 +402,9 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
                 row[err] = (row[pred] / row[meas] - 1) * 100 if row[meas] > 0 else float("nan")
         epochs = [r["epoch_meas_ms"] for r in rs]
         row["epoch_meas_spread_pct"] = (max(epochs) - min(epochs)) / row["epoch_meas_ms"] * 100
+        # the noise floor: a prediction equal to the median measurement, against its worst round
+        row["epoch_meas_dev_pct"] = max(abs(e / row["epoch_meas_ms"] - 1) for e in epochs) * 100
+        row["epoch_err_worst_round_pct"] = max(abs(r["epoch_err_pct"]) for r in rs)
         row["rounds"] = len(rs)
         out.append(row)
     return out

@@ -73,6 +73,11 @@ def summarize(rows: list[dict], grid: Grid, extrapolated: list | None = None,
             "memory": error_stats([r for r in rows if "mem_err_pct" in r], "mem_err_pct"),
             # with rounds > 1: how far one configuration's measured epoch moved between rounds
             "measured_spread_pct": _spread([r["epoch_meas_spread_pct"] for r in rows if "epoch_meas_spread_pct" in r]),
+            # with rounds > 1: each configuration's worst round, for the median measurement (the
+            # noise floor of a one-round run) and for the prediction
+            "noise_floor_pct": _spread([r["epoch_meas_dev_pct"] for r in rows if "epoch_meas_dev_pct" in r]),
+            "worst_round_err_pct": _spread([r["epoch_err_worst_round_pct"] for r in rows
+                                            if "epoch_err_worst_round_pct" in r]),
             # within one run: the interquartile range of a configuration's measured epochs / median
             "epoch_iqr_pct": _spread([r["epoch_meas_iqr_pct"] for r in rows if "epoch_meas_iqr_pct" in r]),
             "grid": {k: v for k, v in grid.__dict__.items()}}

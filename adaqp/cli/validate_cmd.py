@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--rounds", type=positive_int, default=None,
                    help="measure the whole grid this many times, one round after another, and report each "
                         "configuration's median with epoch_meas_spread_pct, its measured epoch's (max - min) / "
-                        "median over the rounds (default: 1)")
+                        "median over the rounds, and the noise floor: how far a single round sits from the "
+                        "median, which no prediction can beat in a one-round run (default: 1)")
     p.add_argument("--corun-rounds", type=positive_int, default=None,
                    help="rounds of the co-run micro-benchmark run before each workload trains on CPU ranks; "
                         "fewer is faster and noisier (default: 15)")
@@ -117,6 +118,10 @@ def run(args) -> int:
         sp = summary["measured_spread_pct"]
         print(f"measured epoch between {grid.rounds} rounds: spread median {sp['median']:.1f} %, max {sp['max']:.1f} % "
               "((max - min) / median of each configuration)")
+        fl, wr = summary["noise_floor_pct"], summary["worst_round_err_pct"]
+        print(f"one round against the median of the rounds (the noise floor of a one-round run): median "
+              f"{fl['median']:.1f} %, max {fl['max']:.1f} %; the prediction against its worst round: median "
+              f"{wr['median']:.1f} %, max {wr['max']:.1f} %")
     if o["configs"]:
         print(f"more ranks than the {summary['cores']} cores ({o['configs']} configurations): median "
               f"{o['median_abs_err_pct']:.1f} %, max {o['max_abs_err_pct']:.1f} %")

@@ -57,7 +57,20 @@ def test_rounds_combine_into_medians_with_the_measured_spread():
     assert a["epoch_meas_spread_pct"] == pytest.approx(40.0)  # (120 - 80) / 100
     assert a["mem_meas_MiB"] == 100.0 and a["mem_err_pct"] == pytest.approx(-10.0)
     assert a["epoch_meas_iqr_pct"] == 4.0  # the median of the rounds' own spreads
-    assert b["epoch_meas_spread_pct"] == 0.0 and b["epoch_err_pct"] == 0.0
+    assert a["epoch_meas_dev_pct"] == pytest.approx(20.0)  # 120 and 80 are both 20 % from 100
+    assert a["epoch_err_worst_round_pct"] == pytest.approx(25.0)  # round 3: 100 predicted, 80 measured
+    assert b["epoch_meas_spread_pct"] == 0.0 and b["epoch_err_pct"] == 0.0 and b["epoch_meas_dev_pct"] == 0.0
+
+
+def test_summary_reports_the_noise_floor_of_the_rounds():
+    rounds = [[_row((100.0, 40.0, 60.0), (100.0, 40.0, 60.0)), _row((50.0, 20.0, 30.0), (50.0, 20.0, 30.0), bits="4")],
+              [_row((110.0, 40.0, 70.0), (100.0, 40.0, 60.0)), _row((60.0, 20.0, 40.0), (50.0, 20.0, 30.0), bits="4")]]
+    s = summarize(combine_rounds(rounds), Grid(), cores=4)
+    # medians 105 and 55: the rounds sit 5/105 and 5/55 from them; the predictions miss 110 and 60 most
+    assert s["noise_floor_pct"]["max"] == pytest.approx(500 / 55)
+    assert s["noise_floor_pct"]["median"] == pytest.approx((500 / 105 + 500 / 55) / 2)
+    assert s["worst_round_err_pct"]["max"] == pytest.approx((1 - 50 / 60) * 100)
+    assert summarize(rounds[0], Grid(), cores=4)["noise_floor_pct"] == {}  # one round: no floor to report
 
 
 def test_measured_phases_take_the_slowest_rank_after_warmup_and_the_epochs_spread():
