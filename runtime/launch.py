@@ -140,12 +140,15 @@ def _child_main(spec, rank, world, args, backend, addr, port, timeout_s, env, co
         import torch
         import torch.distributed as dist
 
+        from adaqp.runtime.transport import release_direction_groups
+
         if "OMP_NUM_THREADS" in env:  # torch may already be loaded (the parent's main module)
             torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
         fn = _resolve(spec)
         dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank,
                                 world_size=world, timeout=timedelta(seconds=timeout_s))
         value = fn(rank, world, *args)
+        release_direction_groups()
         dist.destroy_process_group()
         conn.send(("ok", value))
     except BaseException as e:  # noqa: BLE001 - everything is reported to the parent

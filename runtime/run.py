@@ -123,6 +123,7 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
     from adaqp.runtime.objects import all_gather_json
     from adaqp.runtime.prepare import prepare_plan
     from adaqp.runtime.trainer import train_rank
+    from adaqp.runtime.transport import release_direction_groups
     from adaqp.runtime.placement import check_agreement, placement_for
 
     # every rank decides from its own host (LOCAL_RANK / LOCAL_WORLD_SIZE), before the group exists
@@ -150,6 +151,7 @@ def run_torchrun(cfg: TrainConfig, out: Path | None) -> dict | None:
         result = train_rank(rank, world, cfg.to_dict(), str(plan_dir))
     results = all_gather_json(result)
     dist.barrier()  # no rank closes its sockets while a peer may still be reading the last gather
+    release_direction_groups()
     dist.destroy_process_group()
     return summarize_and_write(cfg, results, out) if rank == 0 else None
 

@@ -49,6 +49,14 @@ def direction_groups() -> tuple:
     return _DIRECTION_GROUPS[world]
 
 
+def release_direction_groups() -> None:
+    """Forget the direction groups; call it before ``destroy_process_group``. They belong to the
+    process group being destroyed: a group initialised later in the same process needs its own,
+    and dropping them here frees their connections while the process group still exists, rather
+    than at interpreter exit."""
+    _DIRECTION_GROUPS.clear()
+
+
 def duplex_all_to_all(recv: torch.Tensor, send: torch.Tensor, recv_splits: list[int], send_splits: list[int]):
     """``all_to_all_single`` as isend/irecv per peer on :func:`direction_groups`; returns the work."""
     up, down = direction_groups()
