@@ -383,8 +383,8 @@ def combine_rounds(rounds: list[list[dict]]) -> list[dict]:
     move too), errors recomputed from those medians, and ``epoch_meas_spread_pct``: the measured
     epoch's (max - min) / median over the rounds, the noise a single round carries;
     ``epoch_meas_dev_pct``: the largest |round / median - 1| of the measured epoch, what a
-    prediction equal to the median measurement would miss by in its worst round (the floor no
-    prediction can beat in a one-round run); ``epoch_err_worst_round_pct``: the largest
+    prediction equal to the median measurement would miss by in its worst round (the error
+    noise alone gives a one-round run); ``epoch_err_worst_round_pct``: the largest
     single-round |epoch error| of the prediction."""
     by_key: dict[tuple, list[dict]] = {}
     for rows in rounds:

@@ -36,7 +36,7 @@ def add_parser(sub) -> None:
                    help="measure the whole grid this many times, one round after another, and report each "
                         "configuration's median with epoch_meas_spread_pct, its measured epoch's (max - min) / "
                         "median over the rounds, and the noise floor: how far a single round sits from the "
-                        "median, which no prediction can beat in a one-round run (default: 1)")
+                        "median, the error noise alone gives a one-round run (default: 1)")
     p.add_argument("--corun-rounds", type=positive_int, default=None,
                    help="rounds of the co-run micro-benchmark run before each workload trains on CPU ranks; "
                         "fewer is faster and noisier (default: 15)")
