@@ -14,25 +14,23 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import warnings
 
 
 def make_step(rows: int, width: int, degree: int = 10, seed: int = 0):
-    """A closure running one step: ``relu((A @ x) @ W)`` with ``A`` a random CSR of ``degree``
-    non-zeros per row; returns the step's seconds."""
+    """A closure running one step: ``relu(spmm(A, x) @ W)`` with the profile's random CSR of
+    ``degree`` non-zeros per row and the SpMM training runs; returns the step's seconds."""
     import torch
 
+    from adaqp.runtime.aggregate import csr_tensor, spmm
+    from adaqp.runtime.profiling.ranks import random_csr
+
+    a = csr_tensor(*random_csr(rows, rows * degree, seed=seed), (rows, rows), "cpu")
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, rows, (rows * degree,), generator=g)
-    crow = torch.arange(0, rows * degree + 1, degree)
-    with warnings.catch_warnings():  # torch's "sparse CSR is beta" notice, once per process
-        warnings.simplefilter("ignore", UserWarning)
-        a = torch.sparse_csr_tensor(crow, idx, torch.full((rows * degree,), 1.0 / degree), (rows, rows))
     x, w = torch.randn(rows, width, generator=g), torch.randn(width, width, generator=g)
 
     def step() -> float:
         t = time.perf_counter()
-        torch.relu_((a @ x) @ w)
+        torch.relu_(spmm(a, x) @ w)
         return time.perf_counter() - t
 
     return step

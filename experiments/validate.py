@@ -349,6 +349,7 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
     from adaqp.costmodel.coverage import warn_extrapolated
     from adaqp.costmodel.profile import load_profile
     from adaqp.experiments.validate_corun import Corun
+    from adaqp.experiments.validate_report import error_stats  # imports this module: not at the top
 
     if grid.profile_for:
         grid = profile_for_grid(grid, work, log)
@@ -368,8 +369,9 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
             rows.extend(cell)
         rounds.append(rows)
         if grid.rounds > 1 and rows:  # each round is what a one-round run would have reported
-            errs = sorted(abs(r["epoch_err_pct"]) for r in rows)
-            log(f"round {k + 1}/{grid.rounds}: median |error| {statistics.median(errs):.1f} %, max {errs[-1]:.1f} %")
+            st = error_stats(rows)
+            log(f"round {k + 1}/{grid.rounds}: median |error| {st['median_abs_err_pct']:.1f} %, "
+                f"max {st['max_abs_err_pct']:.1f} %")
     extrapolated = warn_extrapolated(load_profile(grid.profile), calls, log=lambda m: log(m))
     return (rounds[0] if grid.rounds == 1 else combine_rounds(rounds)), extrapolated
 
