@@ -86,3 +86,26 @@ def corun_step(stats, width: int) -> dict[str, int]:
     require(rows > 0 and nnz > 0 and width > 0, f"corun_step: a rank needs rows, edges and a width, got "
                                                 f"{rows} rows, {nnz} non-zeros, width {width}")
     return {"rows": rows, "nnz": nnz, "width": int(width)}
+
+
+def epoch_sequences(stats, shape, schedule: str = "quant", bits: int = 4,
+                    profile: HardwareProfile | None = None) -> list[list[tuple[str, dict]]]:
+    """Per rank, the ``(op, sizes)`` calls of one epoch's compute in the order
+    :func:`~adaqp.costmodel.program.build_program` costs them (the runtime's order): what
+    ``runtime.profiling.epoch_loop`` runs back to back. Per-rank arrays are split by rank; a
+    call with a zero size (an op the rank does not run) is left out of that rank's list."""
+    from adaqp.costmodel.program import build_program
+
+    profile = profile if profile is not None else load_profile("cpu-2core")
+    with record_ops() as calls:
+        build_program(stats, shape, schedule, profile, bits=bits)
+    P = stats.num_parts
+    out: list[list[tuple[str, dict]]] = [[] for _ in range(P)]
+    for op, sizes in calls:
+        keys = [k for k in SIZE_KEYS if k in sizes]
+        cols = np.broadcast_arrays(*(np.broadcast_to(np.asarray(sizes[k], np.float64), (P,)) for k in keys))
+        for r in range(P):
+            s = {k: int(round(float(c[r]))) for k, c in zip(keys, cols)}
+            if keys and min(s.values()) > 0:
+                out[r].append((op, s))
+    return out

@@ -69,6 +69,9 @@ class Grid:
     corun_rounds: int = 15  # rounds of the co-run benchmark per workload (runtime.profiling.ranks.CORUN_ROUNDS)
 
     profile_for: bool = True  # measure the grid's op shapes into the profile before training
+    # cold: each op size alone after evicting the caches (profile --for); in-epoch: besides, each
+    # cell times its workloads' ops in epoch order right before they train (validate_inepoch)
+    op_timing: str = "cold"
 
     def __post_init__(self) -> None:
         require(self.datasets, "validate needs at least one dataset")
@@ -78,6 +81,7 @@ class Grid:
         require(isinstance(self.rounds, int) and self.rounds >= 1, f"rounds must be >= 1, got {self.rounds!r}")
         require(isinstance(self.corun_rounds, int) and self.corun_rounds >= 1,
                 f"corun_rounds must be >= 1, got {self.corun_rounds!r}")
+        require(self.op_timing in ("cold", "in-epoch"), f"op_timing must be cold or in-epoch, got {self.op_timing!r}")
         for s in self.schedules:
             Schedule.parse(s)
         for b in self.bits:
@@ -219,13 +223,14 @@ def plan_dir_for(work: Path, dataset: str, ranks: int) -> Path:
 
 
 def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, cluster=None,
-             calls: list | None = None, corun=None) -> list[dict]:
+             calls: list | None = None, corun=None, in_epoch=None) -> list[dict]:
     """Every workload and point of one (ranks, link) cell: measured, predicted, errors per phase.
     ``cluster``: the ClusterSpec of what runs, when the caller knows it (e.g. k ranks sharing one
     GPU). ``calls`` collects the predictions' op evaluations (for the coverage check). ``corun``:
     the co-run slowdowns measured at each workload's step, right before it trains (a
     :class:`.validate_corun.Corun`; CPU ranks sharing the cores); without it the profile's table
-    predicts."""
+    predicts. ``in_epoch``: a :class:`.validate_inepoch.InEpoch` that times each dataset's ops in
+    epoch order right before it trains, for its predictions."""
     from adaqp.runtime.run import run_configs
 
     if cluster is None:
@@ -239,8 +244,16 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
         cfgs = train_configs(grid, dataset, ranks, cluster_file)
         plan_dir = plan_dir_for(work, dataset, ranks)
         factors = corun.before(cfgs[0], plan_dir, grid.hiddens) if corun is not None else {}
+        prof = None
+        if in_epoch is not None:
+            from adaqp.data.spec import load_dataset
+            from adaqp.runtime.prepare import prepare_plan
+
+            plan_dir.mkdir(parents=True, exist_ok=True)
+            prepare_plan(cfgs[0], plan_dir)  # the partition the runs then load
+            prof = in_epoch.before(cfgs, plan_dir, load_dataset(dataset), model_shape)
         results = (runner or run_configs)(cfgs, plan_dir, link)
-        rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, factors)
+        rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, factors, prof)
     return rows
 
 
@@ -251,14 +264,15 @@ def model_shape(cfg, graph):
     return ModelShape.of(cfg.model, graph.num_features, graph.num_classes)
 
 
-def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun=None) -> list[dict]:
+def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun=None, profile=None) -> list[dict]:
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
     from adaqp.halo import HaloPlan
 
     halo, graph = HaloPlan.load(plan_dir), load_dataset(dataset)
-    stats, profile = PlanStats.from_halo_plan(halo), load_profile(grid.profile)
+    stats = PlanStats.from_halo_plan(halo)
+    profile = profile if profile is not None else load_profile(grid.profile)
     rows = []
     for i, (cfg, per_rank) in enumerate(zip(cfgs, results)):
         shape = model_shape(cfg, graph)
@@ -305,6 +319,13 @@ def memory_row(stats, shape, bits, per_rank: list[dict], device: str, first: boo
             "mem_err_pct": (pred / meas - 1) * 100 if meas > 0 else float("nan")}
 
 
+def grid_bits(grid: Grid) -> tuple[int, ...]:
+    """The uniform widths whose coding the grid's predictions cost: its numeric ``bits``, and 2, 4
+    and 8 when an adaptive BitPlan may use them (8 when the grid names none)."""
+    bits = tuple(int(b) for b in grid.bits if b != "adaptive") or (8,)
+    return tuple(sorted(set(bits) | ({2, 4, 8} if "adaptive" in grid.bits else set())))
+
+
 def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
     """Measure every op shape the grid's workloads ask for into a copy of the grid's profile
     (micro-benchmarks on synthetic tensors, before any training) and return the grid with that
@@ -319,8 +340,7 @@ def profile_for_grid(grid: Grid, work: Path, log=print) -> Grid:
 
     base = load_profile(grid.profile)
     shapes: dict[str, list[dict]] = {}
-    bits = tuple(int(b) for b in grid.bits if b != "adaptive") or (8,)
-    bits = tuple(sorted(set(bits) | ({2, 4, 8} if "adaptive" in grid.bits else set())))
+    bits = grid_bits(grid)
     for dataset in grid.datasets:
         graph = load_dataset(dataset)
         for ranks in grid.ranks:
@@ -349,6 +369,7 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
     from adaqp.costmodel.coverage import warn_extrapolated
     from adaqp.costmodel.profile import load_profile
     from adaqp.experiments.validate_corun import Corun
+    from adaqp.experiments.validate_inepoch import InEpoch
     from adaqp.experiments.validate_report import error_stats  # imports this module: not at the top
 
     if grid.profile_for:
@@ -358,10 +379,11 @@ def run_grid(grid: Grid, work: Path, runner=None, log=print, corun_measure=None)
         rows = []
         with_corun = grid.device == "cpu" and (runner is None or corun_measure is not None)
         corun = Corun(corun_measure, log, grid.corun_rounds) if with_corun else None  # again every round
+        in_epoch = InEpoch(grid.profile, grid_bits(grid), log, grid.device) if grid.op_timing == "in-epoch" else None
         for i, (ranks, link) in enumerate(grid.cells()):
             log(f"[{i + 1}/{len(grid.cells())}{f', round {k + 1}/{grid.rounds}' if grid.rounds > 1 else ''}] "
                 f"{ranks} ranks, link {link or 'loopback'}: {len(grid.workloads()) * len(grid.points())} configurations")
-            cell = run_cell(grid, ranks, link, work, runner, calls=calls, corun=corun)
+            cell = run_cell(grid, ranks, link, work, runner, calls=calls, corun=corun, in_epoch=in_epoch)
             for r in cell:
                 log(f"    {_short(r['dataset']):>6s} h{r['hidden']:<4d} {r['model']:4s} {r['schedule']:7s} "
                     f"bits {r['bits']:>8s}: measured {r['epoch_meas_ms']:9.1f} ms, predicted "

@@ -49,6 +49,10 @@ def add_parser(sub) -> None:
                    help="about a dozen configurations on the first dataset and hidden width, a few minutes")
     p.add_argument("--no-profile-for", dest="profile_for", action="store_false",
                    help="predict with --profile as it is (skip measuring the grid's op shapes first)")
+    p.add_argument("--op-timing", choices=("cold", "in-epoch"), default=None,
+                   help="cold (default): predict with each op size timed alone after evicting the caches; "
+                        "in-epoch: each cell first times its workloads' ops in epoch order, op after op on "
+                        "synthetic tensors, and predicts with those times")
     add_config(p, "validate")
     add_out(p)
     p.set_defaults(run=run)
@@ -63,7 +67,7 @@ def grid_from_args(args):
                                   schedules=args.schedules, bits=args.bits, models=args.models,
                                   epochs=args.epochs, warmup=args.warmup, hiddens=args.hidden,
                                   layers=args.layers, profile=args.profile, rounds=args.rounds,
-                                  corun_rounds=args.corun_rounds).items()
+                                  corun_rounds=args.corun_rounds, op_timing=args.op_timing).items()
             if v is not None}
     over["profile_for"] = args.profile_for
     if args.link is not None:

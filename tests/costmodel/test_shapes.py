@@ -93,3 +93,27 @@ def test_a_profile_without_the_weight_only_backward_costs_it_as_the_forward_gemm
     lacking = dataclasses.replace(p, ops={k: v for k, v in p.ops.items() if k != "gemm_bwd_w"})
     assert lacking.op("gemm_bwd_w", **sizes) == p.op("gemm_fwd", **sizes)  # the same multiply-adds
     assert "gemm_bwd_w" in p.ops and p.op("gemm_bwd_w", **sizes) < p.op("gemm_bwd", **sizes)
+
+
+@pytest.mark.parametrize("schedule,bits", [("vanilla", 32), ("quant", 2), ("overlap", 32)])
+def test_epoch_sequences_cost_what_the_program_costs_per_rank(workload, schedule, bits):
+    """Each rank's sequence is the program's compute, call by call: costed with the same profile
+    it sums to the rank's compute steps (and the compute hidden under exchanges)."""
+    from adaqp.costmodel.program import Compute, Exchange
+    from adaqp.costmodel.shapes import epoch_sequences
+
+    stats, shape = workload
+    p = load_profile("cpu-2core")
+    seqs = epoch_sequences(stats, shape, schedule, bits, p)
+    assert len(seqs) == stats.num_parts
+    prog = build_program(stats, shape, schedule, p, bits=bits, interference=1.0)  # (overlap slows hidden compute)
+    for r, seq in enumerate(seqs):
+        want = sum(float(s.seconds[r]) for s in prog if isinstance(s, Compute))
+        want += sum(float(s.hidden[r]) for s in prog if isinstance(s, Exchange) and s.hidden is not None)
+        assert sum(p.op(op, **sizes) for op, sizes in seq) == pytest.approx(want, rel=1e-9)
+        assert all(min(s.values()) > 0 and all(isinstance(v, int) for v in s.values()) for _, s in seq)
+        # the runtime's order: the input layer's dropout first, the optimizer last
+        assert seq[0] == ("dropout", {"rows": int(stats.inner[r]), "width": 300, "elements": int(stats.inner[r]) * 300})
+        assert seq[-1] == ("adam", {"elements": shape.num_params})
+    coded = {op for seq in seqs for op, _ in seq if "quantize" in op}
+    assert coded == ({"quantize_b2", "dequantize_b2"} if schedule == "quant" else set())

@@ -30,7 +30,8 @@ def test_grid_counts_default_and_quick():
 
 
 @pytest.mark.parametrize("bad", [dict(ranks=(1,)), dict(epochs=3, warmup=3), dict(bits=("3",)),
-                                 dict(models=("gin",)), dict(schedules=("fast",)), dict(rounds=0), dict(corun_rounds=0)])
+                                 dict(models=("gin",)), dict(schedules=("fast",)), dict(rounds=0), dict(corun_rounds=0),
+                                 dict(op_timing="warm")])
 def test_grid_refuses_bad_axes(bad):
     with pytest.raises(AdaqpInputError):
         Grid(**bad)
@@ -110,6 +111,41 @@ def test_tiny_grid_measures_and_predicts(tmp_path):
     assert s["per_workload"]["cora h16"]["configs"] == 3
     assert s["oversubscribed"]["configs"] == 3 and s["within_cores"]["configs"] == 0  # 2 ranks > 1 core
     assert (tmp_path / "r2-loopback" / "cluster.yaml").exists()
+
+
+def test_in_epoch_grid_predicts_with_the_ops_timed_right_before_training(tmp_path, monkeypatch):
+    """``op_timing="in-epoch"``: before the dataset trains, its epochs' ops are timed in order for
+    every model shape and width the cell runs, and the cell's predictions read that profile."""
+    from dataclasses import replace
+
+    from adaqp.runtime.profiling import epoch_loop
+    from adaqp.experiments.validate import cluster_for, plan_dir_for, predicted_phases
+
+    made, real = [], epoch_loop.in_epoch_profile
+
+    def recording(base, sequences, device="cpu", **kw):
+        made.append((real(base, sequences, device, reps=1, note=kw.get("note", "")), len(sequences)))
+        return made[-1][0]
+
+    monkeypatch.setattr(epoch_loop, "in_epoch_profile", recording)
+    logged = []
+    grid = replace(TINY, op_timing="in-epoch")
+    rows, _ = run_grid(grid, tmp_path, log=logged.append, corun_measure=lambda *a, **k: 1.25)
+    # one model shape, 2 ranks: the vanilla epoch and quant at 2, 4 and 8 bits (adaptive may use each)
+    assert len(made) == 1 and made[0][1] == 2 * 4
+    assert any("timed in epoch order" in m for m in logged)
+    prof = replace(made[0][0], corun_by_ranks={**made[0][0].corun_by_ranks, "2": 1.25})
+    from adaqp.costmodel.program import ModelShape
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import HaloPlan
+
+    g = load_dataset("cora")
+    stats = PlanStats.from_halo_plan(HaloPlan.load(plan_dir_for(tmp_path, "cora", 2)))
+    shape = ModelShape.of(ModelConfig("gcn", TINY.layers, 16), g.num_features, g.num_classes)
+    want = predicted_phases(stats, shape, "vanilla", 32, cluster_for(2, None), prof)[0]
+    assert rows[0]["schedule"] == "vanilla" and rows[0]["epoch_pred_ms"] == pytest.approx(want["epoch"] * 1e3, rel=1e-9)
+    assert Grid().op_timing == "cold"
 
 
 def _predicted_with_the_measured_corun(row, work, factor):
