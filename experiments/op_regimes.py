@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -117,8 +118,18 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.ranks < 2 or a.epochs <= a.warmup or a.warmup < 1 or a.hidden < 1:
         ap.error("need --ranks >= 2, --hidden >= 1 and --epochs > --warmup >= 1")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = run(a.dataset, a.ranks, a.link, a.hidden, a.model, a.epochs, a.warmup, Path(tmp))
+    from adaqp.errors import AdaqpInputError
+
+    try:
+        if a.link is not None:
+            from adaqp.runtime.emulate import check_available
+
+            check_available()
+        with tempfile.TemporaryDirectory() as tmp:
+            out = run(a.dataset, a.ranks, a.link, a.hidden, a.model, a.epochs, a.warmup, Path(tmp))
+    except AdaqpInputError as e:  # a bad dataset spec, no root for --link: one line, not a traceback
+        print(f"op_regimes: {e}", file=sys.stderr)
+        return 2
     print("\n".join(table(out["measured"], out["in_epoch"], out["cold"])))
     return 0
 

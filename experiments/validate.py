@@ -252,6 +252,7 @@ def run_cell(grid: Grid, ranks: int, link: str | None, work: Path, runner=None, 
             plan_dir.mkdir(parents=True, exist_ok=True)
             prepare_plan(cfgs[0], plan_dir)  # the partition the runs then load
             prof = in_epoch.before(cfgs, plan_dir, load_dataset(dataset), model_shape)
+            prof.save(cell_dir / f"profile-in-epoch-{plan_dir.name}.json")  # what this cell predicted with
         results = (runner or run_configs)(cfgs, plan_dir, link)
         rows += _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, factors, prof)
     return rows

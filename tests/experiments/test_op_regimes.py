@@ -55,3 +55,9 @@ def test_bad_arguments_exit_2():
     with pytest.raises(SystemExit) as e:
         main(["--ranks", "1"])
     assert e.value.code == 2
+
+
+def test_a_bad_dataset_is_one_line_exit_2(capsys):
+    assert main(["--dataset", "nosuchgraph"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("op_regimes: ")

@@ -133,6 +133,7 @@ def test_in_epoch_grid_predicts_with_the_ops_timed_right_before_training(tmp_pat
     rows, _ = run_grid(grid, tmp_path, log=logged.append, corun_measure=lambda *a, **k: 1.25)
     # one model shape, 2 ranks: the vanilla epoch and quant at 2, 4 and 8 bits (adaptive may use each)
     assert len(made) == 1 and made[0][1] == 2 * 4
+    assert list((tmp_path / "r2-loopback").glob("profile-in-epoch-*.json"))  # kept beside the cell's cluster spec
     assert any("timed in epoch order" in m for m in logged)
     prof = replace(made[0][0], corun_by_ranks={**made[0][0].corun_by_ranks, "2": 1.25})
     from adaqp.costmodel.program import ModelShape
