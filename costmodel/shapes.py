@@ -54,17 +54,28 @@ def unique_sizes(calls: Iterable[tuple[str, Mapping[str, Any]]],
     dropped, near-duplicates (every key within ``rel``) kept once, each op's sizes sorted."""
     out: dict[str, list[dict]] = {}
     for op, sizes in calls:
-        keys = [k for k in SIZE_KEYS if k in sizes]
-        if not keys:
+        rows = _per_rank(sizes)
+        if not rows:
             continue
-        cols = np.broadcast_arrays(*(np.asarray(sizes[k], np.float64) for k in keys))
         kept = out.setdefault(op, [])
-        for row in zip(*(c.reshape(-1) for c in cols)):
-            s = {k: int(round(v)) for k, v in zip(keys, row)}
+        for s in rows:
             if min(s.values()) <= 0 or any(_same(s, t, rel) for t in kept):
                 continue
             kept.append(s)
     return {op: sorted(v, key=lambda s: tuple(s[k] for k in SIZE_KEYS if k in s)) for op, v in out.items() if v}
+
+
+def _per_rank(sizes: Mapping[str, Any], ranks: int | None = None) -> list[dict[str, int]]:
+    """One dict of int sizes per rank from a call's sizes (scalars or per-rank arrays; ``ranks``:
+    scalars are broadcast to that many); only the keys of :data:`SIZE_KEYS`, none: []."""
+    keys = [k for k in SIZE_KEYS if k in sizes]
+    if not keys:
+        return []
+    cols = [np.asarray(sizes[k], np.float64) for k in keys]
+    if ranks is not None:
+        cols = [np.broadcast_to(c, (ranks,)) for c in cols]
+    cols = np.broadcast_arrays(*cols)
+    return [{k: int(round(float(v))) for k, v in zip(keys, row)} for row in zip(*(c.reshape(-1) for c in cols))]
 
 
 def _same(a: Mapping[str, int], b: Mapping[str, int], rel: float) -> bool:
@@ -99,13 +110,9 @@ def epoch_sequences(stats, shape, schedule: str = "quant", bits: int = 4,
     profile = profile if profile is not None else load_profile("cpu-2core")
     with record_ops() as calls:
         build_program(stats, shape, schedule, profile, bits=bits)
-    P = stats.num_parts
-    out: list[list[tuple[str, dict]]] = [[] for _ in range(P)]
+    out: list[list[tuple[str, dict]]] = [[] for _ in range(stats.num_parts)]
     for op, sizes in calls:
-        keys = [k for k in SIZE_KEYS if k in sizes]
-        cols = np.broadcast_arrays(*(np.broadcast_to(np.asarray(sizes[k], np.float64), (P,)) for k in keys))
-        for r in range(P):
-            s = {k: int(round(float(c[r]))) for k, c in zip(keys, cols)}
-            if keys and min(s.values()) > 0:
+        for r, s in enumerate(_per_rank(sizes, stats.num_parts)):
+            if min(s.values()) > 0:
                 out[r].append((op, s))
     return out

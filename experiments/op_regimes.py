@@ -50,11 +50,14 @@ def predicted_by_phase(stats, shape, profile) -> list[dict[str, float]]:
 def measured_by_phase(records: list[dict], ranks: int, warmup: int) -> list[dict[str, float]]:
     """Per rank, the median over the epochs after ``warmup`` of each runtime phase (seconds), with
     ``compute``: the epoch less its blocking exchanges and all-reduce."""
+    from adaqp.experiments.validate import measured_phases
+
     out = []
     for r in range(ranks):
-        rs = [x for x in records if x["rank"] == r and x["epoch"] >= warmup]
+        mine = [x for x in records if x["rank"] == r]
+        rs = [x for x in mine if x["epoch"] >= warmup]
         m = {ph: statistics.median(x[f"{ph}_s"] for x in rs) for ph in PHASES}
-        m["compute"] = statistics.median(x["epoch_time_s"] - x["communicate_s"] - x["allreduce_s"] for x in rs)
+        m["compute"] = measured_phases(mine, warmup, overlap=False)["compute"]  # as validate measures it
         out.append(m)
     return out
 

@@ -15,7 +15,6 @@ no autograd graph, no exchange. An op the cost model leaves out of an epoch is l
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -68,19 +67,15 @@ def time_sequences(sequences: Sequence[Sequence[tuple[str, dict]]], device: str 
 
 
 def points_of(times: dict[tuple, list[float]]) -> dict[str, list[dict]]:
-    """``{op: [point, ...]}``: per (op, sizes) the median / p10 / p90 of its timed calls, with
-    ``elements`` for row ops as the profile's points carry it."""
-    import numpy as np
+    """``{op: [point, ...]}``: per (op, sizes) the median / p10 / p90 of its timed calls, with the
+    sizes a profile's points carry (``profiler.point_sizes``)."""
+    from adaqp.runtime.profiling.profiler import point_sizes
+    from adaqp.runtime.profiling.ranks import r4, stats
 
     out: dict[str, list[dict]] = {}
     for (op, *items), ts in times.items():
-        s = dict(items)
-        if "width" in s and "nnz" not in s:
-            s["elements"] = s["rows"] * s["width"]
-        a = np.asarray(ts)
-        out.setdefault(op, []).append({**s, "median_s": float(f"{statistics.median(ts):.4g}"),
-                                       "p10_s": float(f"{np.percentile(a, 10):.4g}"),
-                                       "p90_s": float(f"{np.percentile(a, 90):.4g}")})
+        med, p10, p90 = (r4(v) for v in stats(ts))
+        out.setdefault(op, []).append({**point_sizes(dict(items)), "median_s": med, "p10_s": p10, "p90_s": p90})
     return out
 
 

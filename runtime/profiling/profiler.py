@@ -312,6 +312,11 @@ def op_benchmarks(grid: Grid) -> list[tuple[str, object, list[dict]]]:
     return out
 
 
+def point_sizes(s: Mapping) -> dict:
+    """A measured point's sizes: the setup's, and ``elements`` (rows x width) for the row ops."""
+    return {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
+
+
 def _measure_points(setup, sizes, device, grid, bar=None) -> list[dict]:
     """One point per size: the sizes (row ops also get ``elements``) and median / p10 / p90."""
     points = []
@@ -319,8 +324,7 @@ def _measure_points(setup, sizes, device, grid, bar=None) -> list[dict]:
         fn = setup(device, **s)
         med, p10, p90 = (_r4(v) for v in time_fn(fn, device, grid.warmup, grid.reps, grid.budget_s))
         del fn
-        full = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
-        points.append({**full, "median_s": med, "p10_s": p10, "p90_s": p90})
+        points.append({**point_sizes(s), "median_s": med, "p10_s": p10, "p90_s": p90})
         if bar is not None:
             bar.update(1)
     return points
@@ -564,7 +568,7 @@ def estimate_grid_s(grid: Grid, profile: HardwareProfile) -> dict[str, float]:
     for op, _, sizes in op_benchmarks(grid):
         total = 0.0
         for s in sizes:
-            q = {**s, "elements": s["rows"] * s["width"]} if "width" in s and "nnz" not in s else dict(s)
+            q = point_sizes(s)
             t = float(profile.op(op, **q))
             total += grid.warmup * t + n_reps(t, grid.reps, grid.budget_s) * t
             if op.startswith("spmm"):

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from helpers.graphs import two_part_stats
 
 from adaqp.costmodel.profile import load_profile, record_ops
 from adaqp.costmodel.program import ModelShape, build_program
 from adaqp.costmodel.shapes import SAME_SIZE_REL, count, unique_sizes, workload_shapes
-from adaqp.costmodel.workload import PlanStats
 from adaqp.errors import AdaqpInputError
 
 
@@ -18,12 +18,7 @@ def _same_within_tolerance(kept, wanted):
 
 @pytest.fixture(scope="module")
 def workload():
-    from adaqp.data.spec import load_dataset
-    from adaqp.halo import build_halo_plan
-    from adaqp.partition import partition_graph
-
-    g = load_dataset("sbm:nodes=400,classes=3,feat=300,deg=6,seed=2")
-    stats = PlanStats.from_halo_plan(build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes")))
+    stats = two_part_stats("sbm:nodes=400,classes=3,feat=300,deg=6,seed=2")
     return stats, ModelShape("gcn", (300, 32, 32, 3))
 
 

@@ -1,21 +1,16 @@
 """experiments.op_regimes: training's phase timers beside the cost model's phases per regime."""
 
 import pytest
+from helpers.graphs import two_part_stats
 
 from adaqp.costmodel.profile import load_profile
 from adaqp.costmodel.program import Compute, ModelShape, build_program
-from adaqp.costmodel.workload import PlanStats
 from adaqp.experiments.op_regimes import PHASES, main, measured_by_phase, predicted_by_phase, table
 
 
 @pytest.fixture(scope="module")
 def workload():
-    from adaqp.data.spec import load_dataset
-    from adaqp.halo import build_halo_plan
-    from adaqp.partition import partition_graph
-
-    g = load_dataset("sbm:nodes=300,classes=3,feat=20,deg=5,seed=1")
-    stats = PlanStats.from_halo_plan(build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes")))
+    stats = two_part_stats("sbm:nodes=300,classes=3,feat=20,deg=5,seed=1")
     return stats, ModelShape("gcn", (20, 8, 8, 3))
 
 

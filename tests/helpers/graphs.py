@@ -18,3 +18,14 @@ def random_graph(n=80, m=320, seed=0, directed=True, name="g", feat=4):
     mask = np.zeros(n, dtype=bool)
     return Graph.from_edge_index(name, np.stack([src, dst]), x, np.zeros(n, dtype=np.int64),
                                  mask, mask, mask, make_undirected=not directed)
+
+
+def two_part_stats(spec: str):
+    """``PlanStats`` of the dataset ``spec`` split into 2 METIS parts (balanced by nodes)."""
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.halo import build_halo_plan
+    from adaqp.partition import partition_graph
+
+    g = load_dataset(spec)
+    return PlanStats.from_halo_plan(build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes")))

@@ -3,23 +3,18 @@
 from dataclasses import replace
 
 import pytest
+from helpers.graphs import two_part_stats
 
 from adaqp.costmodel.profile import load_profile
 from adaqp.costmodel.program import ModelShape
 from adaqp.costmodel.shapes import epoch_sequences
-from adaqp.costmodel.workload import PlanStats
 from adaqp.errors import AdaqpInputError
 from adaqp.runtime.profiling.epoch_loop import in_epoch_profile, points_of, time_sequences
 
 
 @pytest.fixture(scope="module")
 def sequences():
-    from adaqp.data.spec import load_dataset
-    from adaqp.halo import build_halo_plan
-    from adaqp.partition import partition_graph
-
-    g = load_dataset("sbm:nodes=400,classes=3,feat=24,deg=6,seed=2")
-    stats = PlanStats.from_halo_plan(build_halo_plan(g, partition_graph(g, 2, "metis", 0, "nodes")))
+    stats = two_part_stats("sbm:nodes=400,classes=3,feat=24,deg=6,seed=2")
     return epoch_sequences(stats, ModelShape("gcn", (24, 16, 16, 3)), "quant", 4, load_profile("cpu-2core"))
 
 
