@@ -73,6 +73,22 @@ def table(measured, in_epoch, cold) -> list[str]:
     return lines
 
 
+def prepare_workload(grid, work: Path):
+    """``(cfg, plan_dir, stats, shape)`` of the one configuration ``grid`` holds, partitioned under ``work``."""
+    from adaqp.costmodel.workload import PlanStats
+    from adaqp.data.spec import load_dataset
+    from adaqp.experiments.validate import model_shape, plan_dir_for, train_configs
+    from adaqp.halo import HaloPlan
+    from adaqp.runtime.prepare import prepare_plan
+
+    dataset, ranks = grid.datasets[0], grid.ranks[0]
+    cfg = train_configs(grid, dataset, ranks, None)[0]
+    graph, plan_dir = load_dataset(dataset), plan_dir_for(work, dataset, ranks)
+    plan_dir.mkdir(parents=True, exist_ok=True)
+    prepare_plan(cfg, plan_dir, graph)
+    return cfg, plan_dir, PlanStats.from_halo_plan(HaloPlan.load(plan_dir)), model_shape(cfg, graph)
+
+
 def run(dataset: str, ranks: int, link: str | None, hidden: int, model: str, epochs: int, warmup: int,
         work: Path, log=print) -> dict:
     """The three regimes of one workload; returns ``{"measured", "in_epoch", "cold"}`` per rank."""
@@ -80,22 +96,14 @@ def run(dataset: str, ranks: int, link: str | None, hidden: int, model: str, epo
 
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.shapes import epoch_sequences, workload_shapes
-    from adaqp.costmodel.workload import PlanStats
-    from adaqp.data.spec import load_dataset
-    from adaqp.experiments.validate import Grid, model_shape, plan_dir_for, train_configs
-    from adaqp.halo import HaloPlan
-    from adaqp.runtime.prepare import prepare_plan
+    from adaqp.experiments.validate import Grid
     from adaqp.runtime.profiling.epoch_loop import in_epoch_profile
     from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.runtime.run import run_configs
 
     grid = replace(Grid(), datasets=(dataset,), ranks=(ranks,), links=(link,), schedules=("vanilla",),
                    models=(model,), hiddens=(hidden,), epochs=epochs, warmup=warmup, profile_for=False)
-    cfg = train_configs(grid, dataset, ranks, None)[0]
-    graph, plan_dir = load_dataset(dataset), plan_dir_for(work, dataset, ranks)
-    plan_dir.mkdir(parents=True, exist_ok=True)
-    prepare_plan(cfg, plan_dir, graph)
-    stats, shape = PlanStats.from_halo_plan(HaloPlan.load(plan_dir)), model_shape(cfg, graph)
+    cfg, plan_dir, stats, shape = prepare_workload(grid, work)
     base = load_profile(grid.profile)
     log("timing the workload's op sizes alone, cold (profile --for) ...")
     cold = measure_shapes(base, workload_shapes(stats, shape, (4,), base), progress=False)
@@ -107,20 +115,32 @@ def run(dataset: str, ranks: int, link: str | None, hidden: int, model: str, epo
             "in_epoch": predicted_by_phase(stats, shape, warm), "cold": predicted_by_phase(stats, shape, cold)}
 
 
-def main(argv=None) -> int:
+def workload_parser(prog: str, description: str, ranks: int, hidden: int, link: str | None,
+                    link_help: str) -> argparse.ArgumentParser:
+    """The one-workload flags these experiments share: dataset, ranks, link, hidden, model, epochs."""
     from adaqp.experiments.validate import DEFAULT_DATASET
 
-    ap = argparse.ArgumentParser(prog="python3 -m adaqp.experiments.op_regimes", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog=prog, description=description)
     ap.add_argument("--dataset", default=DEFAULT_DATASET)
-    ap.add_argument("--ranks", type=int, default=2)
-    ap.add_argument("--link", default=None, help="e.g. 100mbit (root: emulated hosts); default loopback")
-    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--ranks", type=int, default=ranks)
+    ap.add_argument("--link", default=link, help=link_help)
+    ap.add_argument("--hidden", type=int, default=hidden)
     ap.add_argument("--model", default="gcn", choices=("gcn", "sage"))
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=3)
+    return ap
+
+
+def parse_workload(ap: argparse.ArgumentParser, argv) -> argparse.Namespace:
     a = ap.parse_args(argv)
     if a.ranks < 2 or a.epochs <= a.warmup or a.warmup < 1 or a.hidden < 1:
         ap.error("need --ranks >= 2, --hidden >= 1 and --epochs > --warmup >= 1")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_workload(workload_parser("python3 -m adaqp.experiments.op_regimes", __doc__.split("\n")[0], 2, 64,
+                                       None, "e.g. 100mbit (root: emulated hosts); default loopback"), argv)
     from adaqp.errors import AdaqpInputError
 
     try:
