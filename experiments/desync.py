@@ -10,7 +10,8 @@ measured at its own step. It prints, measured beside simulated:
 
 - per exchange of the epoch, how far apart the ranks come out of it (the last rank's end less the
   first's), the median over the epochs after warm-up;
-- of the time at least one rank computes, the share during which k ranks compute at once.
+- of the time at least one rank computes, the share during which k ranks compute at once;
+- the epoch, its compute and its exposed communication (as ``adaqp validate`` reports them).
 
 A rank computes while its main track has a span open and none of its exchange (``communicate``),
 ``wait`` or all-reduce spans is. That holds for the schedules whose compute waits for the
@@ -106,8 +107,10 @@ def exchange_spreads(events: list[dict], min_epoch: int = 0) -> list[list[float]
     return out
 
 
-def report(measured: list[dict], simulated: list[dict], ranks: int, warmup: int) -> list[str]:
-    """Lines: exchange spreads and compute concurrency, measured beside simulated."""
+def report(measured: list[dict], simulated: list[dict], ranks: int, warmup: int,
+           phases: dict | None = None) -> list[str]:
+    """Lines: exchange spreads and compute concurrency, measured beside simulated; with ``phases``
+    (``{"measured" | "simulated": {"epoch" | "compute" | "comm": seconds}}``) the epoch too."""
     m_sp, s_sp = exchange_spreads(measured, warmup), exchange_spreads(simulated)
     lines = [f"{'exchange':>8}  {'measured spread':>16}  {'simulated':>10}   (ms; last rank out less first)"]
     for i, vals in enumerate(m_sp):
@@ -117,18 +120,22 @@ def report(measured: list[dict], simulated: list[dict], ranks: int, warmup: int)
     lines.append(f"{'ranks computing':>15}  {'measured':>9}  {'simulated':>9}   (share of the time any rank computes)")
     for k in range(1, ranks + 1):
         lines.append(f"{k:>15}  {m_c.get(k, 0.0):9.1%}  {s_c.get(k, 0.0):9.1%}")
+    if phases:
+        lines.append(f"{'epoch phase':>15}  {'measured':>9}  {'simulated':>9}   (ms; slowest rank, median after warm-up)")
+        for ph, label in (("epoch", "epoch"), ("compute", "compute"), ("comm", "exposed comm")):
+            lines.append(f"{label:>15}  {phases['measured'][ph] * 1e3:9.1f}  {phases['simulated'][ph] * 1e3:9.1f}")
     return lines
 
 
 def run(dataset: str, ranks: int, link: str, hidden: int, model: str, schedule: str, bits: int,
-        epochs: int, warmup: int, work: Path, log=print) -> tuple[list[dict], list[dict]]:
-    """Train and simulate one workload; returns the measured and the simulated span events."""
+        epochs: int, warmup: int, work: Path, log=print) -> dict:
+    """Train and simulate one workload: ``{"measured", "simulated"}`` span events and ``"phases"``."""
     from dataclasses import replace
 
     from adaqp.costmodel.profile import load_profile
     from adaqp.costmodel.shapes import workload_shapes
     from adaqp.experiments.op_regimes import prepare_workload
-    from adaqp.experiments.validate import Grid, cluster_for, measure_network
+    from adaqp.experiments.validate import Grid, cluster_for, measure_network, measured_phases
     from adaqp.experiments.validate_corun import Corun
     from adaqp.runtime.profiling.profiler import measure_shapes
     from adaqp.runtime.run import run_configs
@@ -148,7 +155,11 @@ def run(dataset: str, ranks: int, link: str, hidden: int, model: str, schedule: 
     log(f"training {ranks} ranks, {schedule}, {epochs} epochs ...")
     per_rank = run_configs([cfg], plan_dir, link)[0]
     sim = simulate(stats, shape, schedule, cluster, prof, bits if schedule != "vanilla" else 32)
-    return [ev for res in per_rank for ev in res["events"]], [ev for evs in sim.events for ev in evs]
+    meas = measured_phases([r for res in per_rank for r in res["records"]], warmup, overlap=False)
+    return {"measured": [ev for res in per_rank for ev in res["events"]],
+            "simulated": [ev for evs in sim.events for ev in evs],
+            "phases": {"measured": meas, "simulated": {"epoch": sim.epoch_time_s, "compute": sim.compute_time_s,
+                                                       "comm": sim.exposed_comm_s}}}
 
 
 def main(argv=None) -> int:
@@ -166,12 +177,12 @@ def main(argv=None) -> int:
 
         check_available()
         with tempfile.TemporaryDirectory() as tmp:
-            measured, simulated = run(a.dataset, a.ranks, a.link, a.hidden, a.model, a.schedule, a.bits,
-                                      a.epochs, a.warmup, Path(tmp))
+            out = run(a.dataset, a.ranks, a.link, a.hidden, a.model, a.schedule, a.bits, a.epochs, a.warmup,
+                      Path(tmp))
     except AdaqpInputError as e:  # a bad dataset or link, no root: one line, not a traceback
         print(f"desync: {e}", file=sys.stderr)
         return 2
-    print("\n".join(report(measured, simulated, a.ranks, a.warmup)))
+    print("\n".join(report(out["measured"], out["simulated"], a.ranks, a.warmup, out["phases"])))
     return 0
 
 

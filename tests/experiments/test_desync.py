@@ -60,6 +60,10 @@ def test_the_simulator_lets_two_ranks_out_of_every_exchange_together():
     assert len(sp) == 5 and all(s == [0.0] for s in sp)  # 3 layers forward, 2 backward
     lines = report(evs, evs, ranks=2, warmup=0)
     assert lines[1].split() == ["1", "0.00", "0.00"] and lines[-2].split()[0] == "1"
+    ph = {"epoch": sim.epoch_time_s, "compute": sim.compute_time_s, "comm": sim.exposed_comm_s}
+    with_phases = report(evs, evs, ranks=2, warmup=0, phases={"measured": ph, "simulated": ph})
+    assert with_phases[:len(lines)] == lines and with_phases[-3].split()[0] == "epoch"
+    assert with_phases[-1].split()[-2:] == [f"{sim.exposed_comm_s * 1e3:.1f}"] * 2
 
 
 def test_bad_arguments_exit_2():
