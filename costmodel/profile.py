@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -355,6 +355,11 @@ class HardwareProfile:
             return table[ranks]
         top = max(table)
         return table[top] * ranks / top if ranks > top else 0.0
+
+    def with_corun(self, ranks: int, factor: float) -> "HardwareProfile":
+        """This profile with ``corun_by_ranks[ranks]`` set to ``factor`` (a co-run slowdown measured
+        at a workload's own step)."""
+        return replace(self, corun_by_ranks={**self.corun_by_ranks, str(ranks): float(factor)})
 
     def core_load(self, running: int) -> float | None:
         """Threads per core with ``running`` ranks computing at once (``meta.compute_threads``

@@ -31,6 +31,10 @@ from pathlib import Path
 NOT_COMPUTE = ("communicate", "wait", "allreduce")
 
 
+def _epoch(ev: dict) -> int:
+    return ev.get("epoch") or 0  # simulated spans and spans before the first epoch mark: 0
+
+
 def _merge(iv: list[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for a, b in sorted(iv):
@@ -63,7 +67,7 @@ def compute_intervals(events: list[dict], min_epoch: int = 0) -> dict[int, list[
     ``min_epoch`` on): its main-track spans less its own exchange, wait and all-reduce spans."""
     main, cut = defaultdict(list), defaultdict(list)
     for ev in events:
-        if (ev.get("epoch") or 0) < min_epoch:
+        if _epoch(ev) < min_epoch:
             continue
         span = (ev["start_ns"], ev["end_ns"])
         if ev["name"] in NOT_COMPUTE:
@@ -92,8 +96,8 @@ def exchange_spreads(events: list[dict], min_epoch: int = 0) -> list[list[float]
     ran that exchange."""
     ends: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for ev in sorted(events, key=lambda e: e["start_ns"]):
-        if ev["name"] == "communicate" and (ev.get("epoch") or 0) >= min_epoch:
-            ends[ev.get("epoch") or 0][ev["rank"]].append(ev["end_ns"])
+        if ev["name"] == "communicate" and _epoch(ev) >= min_epoch:
+            ends[_epoch(ev)][ev["rank"]].append(ev["end_ns"])
     ranks = {ev["rank"] for ev in events}
     out: list[list[float]] = []
     for per_rank in ends.values():
@@ -151,10 +155,10 @@ def run(dataset: str, ranks: int, link: str, hidden: int, model: str, schedule: 
     log("timing the workload's op sizes alone, cold (profile --for) ...")
     prof = measure_shapes(base, workload_shapes(stats, shape, (bits,), base), progress=False)
     corun = Corun(None, log, grid.corun_rounds).before(cfg, plan_dir, (hidden,))[hidden]
-    prof = replace(prof, corun_by_ranks={**prof.corun_by_ranks, str(ranks): corun})
+    prof = prof.with_corun(ranks, corun)
     log(f"training {ranks} ranks, {schedule}, {epochs} epochs ...")
     per_rank = run_configs([cfg], plan_dir, link)[0]
-    sim = simulate(stats, shape, schedule, cluster, prof, bits if schedule != "vanilla" else 32)
+    sim = simulate(stats, shape, schedule, cluster, prof, cfg.uniform_bits)
     meas = measured_phases([r for res in per_rank for r in res["records"]], warmup, overlap=False)
     return {"measured": [ev for res in per_rank for ev in res["events"]],
             "simulated": [ev for evs in sim.events for ev in evs],

@@ -282,7 +282,7 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun
         k = str(cfg.nprocs)
         prof = profile
         if corun and cfg.model.hidden in corun:  # measured at this workload's step just before it trained
-            prof = replace(profile, corun_by_ranks={**profile.corun_by_ranks, k: corun[cfg.model.hidden]})
+            prof = profile.with_corun(cfg.nprocs, corun[cfg.model.hidden])
         pred, used = predicted_phases(stats, shape, cfg.schedule, _bits_of(cfg, per_rank[0]), cluster, prof)
         if calls is not None:
             calls.extend(used)

@@ -249,7 +249,7 @@ def _corun_for(prof, stats, parts: int, hidden: int):
     entries = list(prof.meta.get("measured_for", []))
     entries[-1] = {**entries[-1], "corun": {"ranks": parts, "step": step, "factor": factor,
                                             "before": prof.corun_by_ranks.get(k)}}
-    return replace(prof, corun_by_ranks={**prof.corun_by_ranks, k: factor}, meta={**prof.meta, "measured_for": entries})
+    return replace(prof.with_corun(parts, factor), meta={**prof.meta, "measured_for": entries})
 
 
 def _for(args) -> int:

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from helpers.graphs import two_part_stats
+from helpers.graphs import two_part_workload
 
 from adaqp.costmodel.profile import load_profile, record_ops
-from adaqp.costmodel.program import ModelShape, build_program
+from adaqp.costmodel.program import build_program
 from adaqp.costmodel.shapes import SAME_SIZE_REL, count, unique_sizes, workload_shapes
 from adaqp.errors import AdaqpInputError
 
@@ -18,8 +18,7 @@ def _same_within_tolerance(kept, wanted):
 
 @pytest.fixture(scope="module")
 def workload():
-    stats = two_part_stats("sbm:nodes=400,classes=3,feat=300,deg=6,seed=2")
-    return stats, ModelShape("gcn", (300, 32, 32, 3))
+    return two_part_workload("sbm:nodes=400,classes=3,feat=300,deg=6,seed=2", (300, 32, 32, 3))
 
 
 def test_sizes_are_the_models_widths_and_the_plans_counts(workload):

@@ -1,11 +1,10 @@
 """experiments.desync: how far apart ranks leave each exchange, and how many compute at once."""
 
 import pytest
-from helpers.graphs import two_part_stats
+from helpers.graphs import TINY_SBM, two_part_workload
 
 from adaqp.cluster import ClusterSpec
 from adaqp.costmodel.profile import load_profile
-from adaqp.costmodel.program import ModelShape
 from adaqp.experiments.desync import compute_intervals, concurrency, exchange_spreads, main, report
 from adaqp.simulator import simulate
 
@@ -52,8 +51,7 @@ def test_an_epoch_a_rank_did_not_finish_is_left_out():
 
 def test_the_simulator_lets_two_ranks_out_of_every_exchange_together():
     """A simulated send is done when it has arrived, so two ranks wait for the same two flows."""
-    stats = two_part_stats("sbm:nodes=300,classes=3,feat=20,deg=5,seed=1")
-    sim = simulate(stats, ModelShape("gcn", (20, 8, 8, 3)), "vanilla", ClusterSpec.emulated(2, 12.5e6),
+    sim = simulate(*two_part_workload(TINY_SBM, (20, 8, 8, 3)), "vanilla", ClusterSpec.emulated(2, 12.5e6),
                    load_profile("cpu-2core"))
     evs = [e for per_rank in sim.events for e in per_rank]
     sp = exchange_spreads(evs)

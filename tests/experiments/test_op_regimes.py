@@ -1,17 +1,16 @@
 """experiments.op_regimes: training's phase timers beside the cost model's phases per regime."""
 
 import pytest
-from helpers.graphs import two_part_stats
+from helpers.graphs import TINY_SBM, two_part_workload
 
 from adaqp.costmodel.profile import load_profile
-from adaqp.costmodel.program import Compute, ModelShape, build_program
+from adaqp.costmodel.program import Compute, build_program
 from adaqp.experiments.op_regimes import PHASES, main, measured_by_phase, predicted_by_phase, table
 
 
 @pytest.fixture(scope="module")
 def workload():
-    stats = two_part_stats("sbm:nodes=300,classes=3,feat=20,deg=5,seed=1")
-    return stats, ModelShape("gcn", (20, 8, 8, 3))
+    return two_part_workload(TINY_SBM, (20, 8, 8, 3))
 
 
 def test_predicted_phases_sum_to_the_programs_compute_per_rank(workload):

@@ -20,6 +20,16 @@ def random_graph(n=80, m=320, seed=0, directed=True, name="g", feat=4):
                                  mask, mask, mask, make_undirected=not directed)
 
 
+TINY_SBM = "sbm:nodes=300,classes=3,feat=20,deg=5,seed=1"  # a graph of a fraction of a second
+
+
+def two_part_workload(spec: str, widths: tuple[int, ...]):
+    """``(PlanStats, ModelShape)``: ``spec`` in 2 METIS parts, and a GCN of those layer widths."""
+    from adaqp.costmodel.program import ModelShape
+
+    return two_part_stats(spec), ModelShape("gcn", widths)
+
+
 def two_part_stats(spec: str):
     """``PlanStats`` of the dataset ``spec`` split into 2 METIS parts (balanced by nodes)."""
     from adaqp.costmodel.workload import PlanStats

@@ -3,10 +3,9 @@
 from dataclasses import replace
 
 import pytest
-from helpers.graphs import two_part_stats
+from helpers.graphs import two_part_workload
 
 from adaqp.costmodel.profile import load_profile
-from adaqp.costmodel.program import ModelShape
 from adaqp.costmodel.shapes import epoch_sequences
 from adaqp.errors import AdaqpInputError
 from adaqp.runtime.profiling.epoch_loop import in_epoch_profile, points_of, time_sequences
@@ -14,8 +13,8 @@ from adaqp.runtime.profiling.epoch_loop import in_epoch_profile, points_of, time
 
 @pytest.fixture(scope="module")
 def sequences():
-    stats = two_part_stats("sbm:nodes=400,classes=3,feat=24,deg=6,seed=2")
-    return epoch_sequences(stats, ModelShape("gcn", (24, 16, 16, 3)), "quant", 4, load_profile("cpu-2core"))
+    return epoch_sequences(*two_part_workload("sbm:nodes=400,classes=3,feat=24,deg=6,seed=2", (24, 16, 16, 3)),
+                           "quant", 4, load_profile("cpu-2core"))
 
 
 def _count(sequences):
