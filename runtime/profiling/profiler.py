@@ -29,7 +29,7 @@ from adaqp.costmodel.profile import OP_FEATURES, QUANT_BITS, HardwareProfile
 from adaqp.runtime.hostmem import state as hostmem_state
 from adaqp.runtime.profiling.gpu import SHARED_METHOD, gpu_quick_grid, measure_shared_gpu
 from adaqp.runtime.profiling.ranks import (interference_summary, measure_copies, measure_links,
-                                           measure_sync, n_reps,
+                                           measure_sync, n_reps, SYNC_SPMM,
                                            r4 as _r4, random_csr, stats)
 from adaqp.errors import require
 from adaqp.rng import KeyStream
@@ -56,6 +56,8 @@ class Grid:
     interference: dict = field(default_factory=dict)
     shared_ranks: tuple = (2, 4)  # CUDA: ranks sharing the GPU through the host-staged exchange
     sync_reps: int = 300  # CPU: loop iterations of the sync-floor benchmark per rank count
+    sync_spmm: tuple = SYNC_SPMM  # CPU: (rows, nnz) of the compute between two synchronising steps
+    host_ranks: int | None = None  # CPU: sync and co-run tables for 2 .. this many ranks (None: 2 x cores)
 
 
 # Widths (features per node) reach 2048 and GEMM input widths 4096: a graph's input layer is as wide
@@ -392,6 +394,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     cpu = not device.startswith("cuda")
     grid = grid or ((quick_grid() if cpu else gpu_quick_grid()) if quick else full_grid())
     threads = max(1, (os.cpu_count() or 1) // nprocs)
+    host_ranks = grid.host_ranks or max(2, 2 * (os.cpu_count() or 1))
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
     benches = {op: (setup, sizes) for op, setup, sizes in op_benchmarks(grid)}
     steps = [*benches] + (["links", "sync", "corun"] if cpu else ["shared", "copies"])
@@ -410,9 +413,9 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
                 elif step == "copies":
                     links.update(measure_copies(grid, device))
                 elif step == "sync":  # ranks time-sharing the cores, up to 2 per core
-                    sync = measure_sync(max(2, 2 * (os.cpu_count() or 1)), reps=grid.sync_reps)
+                    sync = measure_sync(host_ranks, reps=grid.sync_reps, spmm=grid.sync_spmm)
                 elif step == "corun":  # the same rank counts, all computing at once
-                    corun_by_ranks = corun_table(grid, max(2, 2 * (os.cpu_count() or 1)))
+                    corun_by_ranks = corun_table(grid, host_ranks)
                 else:
                     ops[step], errors[step] = measure_op(step, *benches[step], device, grid)
     finally:

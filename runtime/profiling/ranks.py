@@ -378,18 +378,19 @@ def sync_worker(rank: int, world: int, cfg: dict) -> dict[str, list[list[float]]
     return out
 
 
-def measure_sync(max_ranks: int, reps: int = 100) -> tuple[dict[str, float], dict[str, float], dict]:
+def measure_sync(max_ranks: int, reps: int = 100,
+                 spmm: tuple = SYNC_SPMM) -> tuple[dict[str, float], dict[str, float], dict]:
     """``HardwareProfile.sync_s``, ``allreduce_sync_s`` and ``sync_by_gap``: for 2 .. ``max_ranks``
     ranks on this host (each with cores / k threads, as the launcher gives them), the delay an
     exchange and an all-reduce (32k floats) add under load, beyond their cost on an idle host, by
-    the compute between two of them (:data:`SYNC_SPMM`); ``sync_s`` / ``allreduce_sync_s`` keep
+    the compute between two of them (``spmm``, :data:`SYNC_SPMM` by default); ``sync_s`` / ``allreduce_sync_s`` keep
     the figure after the longest compute."""
     import os
 
     from adaqp.runtime.launch import spawn
 
     cores = os.cpu_count() or 1
-    cfg = {"spmm": SYNC_SPMM, "width": 32, "reps": reps, "allreduce_floats": 32_768}
+    cfg = {"spmm": tuple(spmm), "width": 32, "reps": reps, "allreduce_floats": 32_768}
     exchange, allreduce, by_gap = {}, {}, {"exchange": {}, "allreduce": {}}
     for k in range(2, max_ranks + 1):
         env = {"OMP_NUM_THREADS": str(max(1, cores // k))}

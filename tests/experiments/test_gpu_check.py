@@ -27,6 +27,9 @@ def test_dry_run_writes_json_csv_and_predictions(tmp_path):
     for key in ("gpu", "date", "torch", "triton", "python", "profile_source", "rows", "stages"):
         assert key in data
     assert data["profile_source"] == "measured by stage profile" and (tmp_path / "profile.json").exists()
+    prof = json.loads((tmp_path / "profile.json").read_text())  # the dry grid's host tables: 2 ranks, 1 size
+    assert set(prof["corun_by_ranks"]) == {"2"} and set(prof["sync_s"]) == {"2"}
+    assert [len(v) for v in prof["sync_by_gap"]["exchange"].values()] == [1]
     rows = list(csv.DictReader((tmp_path / "gpu_check.csv").open()))
     assert [(r["ranks"], r["schedule"], r["bits"]) for r in rows] == [("2", "vanilla", "32"), ("2", "adaqp", "4")]
     for r in rows:

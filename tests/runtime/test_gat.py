@@ -132,17 +132,18 @@ def test_one_sided_halo_exchanges_without_deadlock(tmp_path):
     assert len(diffs) == 2
 
 
-def test_cora_gat_paper_configuration_on_4_ranks(tmp_path):
+def test_cora_gat_paper_configuration_reaches_the_published_accuracy(tmp_path):
     """Velickovic et al. 2018 on Cora: 2 layers, 8 heads x 8 hidden, 1 output head, dropout 0.6
     on inputs and attention, lr 0.005, weight decay 5e-4, row-normalised features; test accuracy
-    at the epoch of best validation accuracy (published: 83.0 %)."""
+    at the epoch of best validation accuracy (published: 83.0 %). On 2 ranks: the rank count does
+    not change the model (fp32 runs equal the single-process one, above)."""
     model = ModelConfig("gat", layers=2, hidden=8, dropout=0.6, layer_norm=False, heads=8, out_heads=1,
                         attn_dropout=0.6)
-    cfg = TrainConfig(dataset="cora", nprocs=4, model=model, epochs=200, lr=0.005, weight_decay=5e-4,
+    cfg = TrainConfig(dataset="cora", nprocs=2, model=model, epochs=200, lr=0.005, weight_decay=5e-4,
                       feature_norm="row", eval_every=1, progress=False, seed=0)
     prepare_plan(cfg, tmp_path)
-    res = spawn("adaqp.runtime.trainer:train_rank", 4, (cfg.to_dict(), str(tmp_path)))
+    res = spawn("adaqp.runtime.trainer:train_rank", 2, (cfg.to_dict(), str(tmp_path)))
     s = summarize(cfg, [x for r in res for x in r["records"]], res[0]["evals"])
-    print(f"cora GAT, 4 ranks: test accuracy {s['test_acc_at_best_val']:.4f} at best validation "
+    print(f"cora GAT, 2 ranks: test accuracy {s['test_acc_at_best_val']:.4f} at best validation "
           f"{s['best_val_acc']:.4f}")
     assert s["test_acc_at_best_val"] >= 0.81

@@ -15,7 +15,7 @@ TINY = Grid("tiny", spmm=((1000, 4000, 16), (2000, 40_000, 32), (8000, 32_000, 6
             gemm=((500, 16, 16), (2000, 64, 32), (4000, 32, 64), (1000, 128, 128)),
             elementwise=((500, 16), (4000, 32), (20_000, 64)), adam=(1000, 30_000, 300_000),
             link_bytes=(1024, 65_536, 1 << 20), allreduce_bytes=(4096, 65_536, 1 << 20),
-            warmup=1, reps=3, budget_s=0.05, sync_reps=10,
+            warmup=1, reps=3, budget_s=0.05, sync_reps=10, sync_spmm=((500, 2000), (2000, 10_000)),
             interference={"rows": 20_000, "nnz": 100_000, "width": 32, "reps": 3, "max_bytes": 8 << 20,
                           "corun_window_s": 0.05})
 
