@@ -23,7 +23,10 @@ exchange, ``E`` stored edges, ``a``/``b`` a layer's input/output width. The term
   the logits), plus the working set of the step at the peak: in the forward pass a layer's input
   after dropout, its received halo rows, the two halves of the aggregate and their concatenation;
   in the backward pass the gradients of the layer's output and input, of the halo rows, the
-  gradients received back and their sum. The peak is the larger of the two passes.
+  gradients received back and their sum. Where a layer's messages are quantized and coded by the
+  eager torch path (CPU), encoding and decoding one peer's rows are moments of their own: the
+  coding's temporaries (:data:`EAGER_ENCODE_B`, :data:`EAGER_DECODE_B` bytes per element) beside
+  the layer's input, or its gradients. The peak is the largest of these moments.
 
 On CUDA the peak is the sum of these terms (``max_memory_allocated`` counts live tensors). On CPU
 the measured figure is resident memory, so two terms are added: **allocator slack**, the sum times
@@ -39,8 +42,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from adaqp import wire
 from adaqp.costmodel.program import ModelShape
 from adaqp.costmodel.workload import PlanStats, exchanges
+from adaqp.plans import BitPlan
 
 FP32_B = 4
 FP32_BITS = 32  # a channel at this width sends raw fp32 rows: no per-row width tensors
@@ -52,6 +57,14 @@ CPU_RANK_OVERHEAD_BYTES = 173 * 2**20
 # off: 1.26-1.64 (middle 1.35) over Cora h256 GCN, R-MAT scale 13 h128 SAGE and a 40k-node SBM
 # h256 GCN, 2 ranks, 8 epochs (none of them validate's --quick workload).
 CPU_ALLOCATOR_SLACK = 1.35
+# Bytes per message element live while the eager path (adaqp.message.pack_message, no fused
+# kernel) encodes one peer's rows, counted from adaqp.quant and adaqp.rng: the rows gathered (4,
+# forward only), the scaled values (4), the codes (1), the counter hash and its shift (8 + 8) and
+# the uniform draws (4). Decoding (unpack_message): the packed words unpacked (1; none at 8 bits),
+# the dequantized rows and the message's rows (4 + 4). tests/costmodel/test_memory_coding.py counts
+# both on the code.
+EAGER_ENCODE_B = {"fwd": 29, "bwd": 25}
+EAGER_DECODE_B = {1: 9, 2: 9, 4: 9, 8: 8}
 
 
 def peak_memory_bytes(stats: PlanStats, shape: ModelShape, bits=32, device: str = "cuda",
@@ -60,15 +73,18 @@ def peak_memory_bytes(stats: PlanStats, shape: ModelShape, bits=32, device: str 
     at ``bits`` (an int or a BitPlan), as measured on ``device`` (runtime/memory.py): the live
     bytes on ``cuda``; on ``cpu`` the resident growth, with the process overhead only for the
     ``first_in_process`` run (later runs of one process find it paid). ``adaptive``: rank 0
-    re-solves the BitPlan during training (runtime/adaptive.py)."""
-    live = sum(memory_terms(stats, shape, bits, adaptive).values())
+    re-solves the BitPlan during training (runtime/adaptive.py). CPU ranks code messages with the
+    eager path, GPU ranks with the fused kernels (no temporaries of a message's size)."""
+    live = sum(memory_terms(stats, shape, bits, adaptive, eager_coding=device == "cpu").values())
     if device != "cpu":
         return live
     return live * CPU_ALLOCATOR_SLACK + (CPU_RANK_OVERHEAD_BYTES if first_in_process else 0.0)
 
 
-def memory_terms(stats: PlanStats, shape: ModelShape, bits=32, adaptive: bool = False) -> dict[str, np.ndarray]:
-    """The model's terms per rank, in bytes (they add up to :func:`peak_memory_bytes`)."""
+def memory_terms(stats: PlanStats, shape: ModelShape, bits=32, adaptive: bool = False,
+                 eager_coding: bool = False) -> dict[str, np.ndarray]:
+    """The model's terms per rank, in bytes (they add up to :func:`peak_memory_bytes`);
+    ``eager_coding``: quantized messages are coded by the eager torch path (CPU ranks)."""
     f = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
     n, h, nm = f(stats.inner), f(stats.halo), f(stats.marginal)
     s = f(stats.pair_rows.sum(axis=1))
@@ -79,10 +95,11 @@ def memory_terms(stats: PlanStats, shape: ModelShape, bits=32, adaptive: bool = 
     operators = 2 * (2 * 12 * entries + 8 * (3 * n + nm + h + 6))
     buffers = _buffers(stats, w[:-1], bits) + _buffers(stats, w[:-1], 32)
     saved = [_saved(shape, l, n, E) for l in range(L)]
-    fwd = max((sum(saved[:l]) + _forward_work(l, w, n, h, shape, E) for l in range(L)),
-              key=lambda a: float(a.max()))
-    bwd = max((sum(saved[:l + 1]) + _backward_work(l, w, n, h, s) for l in range(L)),
-              key=lambda a: float(a.max()))
+    coding = _coding_work(stats, shape, bits, n, h, s) if eager_coding else {}
+    fwd = max((sum(saved[:l]) + np.maximum(_forward_work(l, w, n, h, shape, E), coding.get((l, "fwd"), 0))
+               for l in range(L)), key=lambda a: float(a.max()))
+    bwd = max((sum(saved[:l + 1]) + np.maximum(_backward_work(l, w, n, h, s), coding.get((l, "bwd"), 0))
+               for l in range(L)), key=lambda a: float(a.max()))
     data, plan = FP32_B * n * w[0] + 11 * n, 20 * n + 8 * h + 16 * s + 16 * E
     # an adaptive run's re-solve loads the whole graph and every rank's plan again, on rank 0
     solver = np.where(np.arange(len(n)) == 0, float((data + plan).sum()), 0.0) if adaptive else np.zeros_like(n)
@@ -143,6 +160,45 @@ def _backward_work(l: int, w, n, h, s) -> np.ndarray:
     a, b = w[l], w[l + 1]
     halo_grads = FP32_B * a * (h + s) if l > 0 else 0
     return FP32_B * (2 * n * b + 3 * n * a) + halo_grads
+
+
+def _coded_rows(stats: PlanStats, bits, layer: int, direction: str) -> np.ndarray:
+    """Quantized rows per ordered pair ``[sender, receiver]`` of one exchange."""
+    if isinstance(bits, BitPlan):
+        out = np.zeros((stats.num_parts, stats.num_parts))
+        for (lay, d, snd, rcv) in bits.channels():
+            if (lay, d) == (layer, direction):
+                out[snd, rcv] = np.isin(bits.channel(lay, d, snd, rcv), wire.QUANT_BITS).sum()
+        return out
+    rows = stats.pair_rows if direction == "fwd" else stats.pair_rows.T
+    return rows.astype(np.float64) if wire.check_bits(bits) in wire.QUANT_BITS else np.zeros(rows.shape)
+
+
+def _coding_work(stats: PlanStats, shape: ModelShape, bits, n, h, s) -> dict[tuple[int, str], np.ndarray]:
+    """Live while a rank encodes its largest peer's rows and while it decodes its largest peer's,
+    per quantized exchange ``(layer, direction)``: forward beside the layer's input after dropout
+    (and the halo rows being filled, when decoding); backward beside the gradients of the layer's
+    output, inner and halo rows (and the rows received back, when decoding)."""
+    w, out = shape.widths, {}
+    dec_b = max(EAGER_DECODE_B[b] for b in wire.QUANT_BITS)  # a plan's widths vary per row: the widest temporaries
+    if not isinstance(bits, BitPlan) and wire.check_bits(bits) in wire.QUANT_BITS:
+        dec_b = EAGER_DECODE_B[wire.check_bits(bits)]
+    for layer in range(shape.layers):
+        for d in ("fwd",) if layer == 0 else ("fwd", "bwd"):
+            rows = _coded_rows(stats, bits, layer, d)
+            if not rows.any():
+                continue
+            a, b = w[layer], w[layer + 1]
+            if d == "fwd":
+                base = FP32_B * n * a + (n * a if shape.dropout else 0)
+                got = FP32_B * h * a
+            else:
+                base = FP32_B * (n * b + a * (n + h))
+                got = FP32_B * s * a
+            encode = base + EAGER_ENCODE_B[d] * a * rows.max(axis=1)
+            decode = base + got + dec_b * a * rows.max(axis=0)
+            out[(layer, d)] = np.maximum(encode, decode)
+    return out
 
 
 def summary(per_rank: np.ndarray, device: str) -> dict:
