@@ -70,3 +70,19 @@ def test_fp32_messages_and_fused_kernels_add_nothing():
     gpu, cpu = M.peak_memory_bytes(STATS, GCN, 2, "cuda"), M.peak_memory_bytes(STATS, GCN, 2, "cpu")
     assert np.allclose(gpu, sum(M.memory_terms(STATS, GCN, 2).values()))
     assert np.all(cpu > gpu * M.CPU_ALLOCATOR_SLACK + M.CPU_RANK_OVERHEAD_BYTES)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_the_tracker_counts_new_storages_until_collected():
+    """The counter the coding bytes rest on: dense and sparse results, views and in-place ops."""
+    x = torch.ones(1000)
+    with LiveBytes() as m:
+        y = x * 2  # 4,000 B new
+        v = y[:10]  # a view: nothing new
+        y.add_(1)  # in place: nothing new
+        del y, v  # collected: back to 0
+        crow, col, val = torch.tensor([0, 1, 2]), torch.tensor([0, 1]), torch.ones(2)
+        s = torch.sparse_csr_tensor(crow, col, val, (2, 2), check_invariants=True) * 3  # a new CSR tensor: its three arrays
+        live_sparse = m.live
+    assert m.peak == max(4000, live_sparse) and live_sparse >= 3 * 8 + 2 * 8 + 2 * 4
+    del s

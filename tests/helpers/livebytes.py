@@ -30,19 +30,33 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        inputs = {s.data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)
+                  for s in _storages(t)}
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor):
                 continue
-            storage = t.untyped_storage()
-            key = storage.data_ptr()
-            if key in self._refs:
-                self._refs[key][0] += 1
-            elif key in inputs or storage.nbytes() == 0:
-                continue
-            else:
-                self._refs[key] = [1, storage.nbytes()]
-                self.live += storage.nbytes()
-                self.peak = max(self.peak, self.live)
-            weakref.finalize(t, self._drop, key)
+            for storage in _storages(t):
+                key = storage.data_ptr()
+                if key in self._refs:
+                    self._refs[key][0] += 1
+                elif key in inputs or storage.nbytes() == 0:
+                    continue
+                else:
+                    self._refs[key] = [1, storage.nbytes()]
+                    self.live += storage.nbytes()
+                    self.peak = max(self.peak, self.live)
+                weakref.finalize(t, self._drop, key)
         return out
+
+
+def _storages(t: torch.Tensor) -> list:
+    """The storages a tensor holds: one if strided, its index and value arrays if sparse."""
+    if t.layout == torch.strided:
+        return [t.untyped_storage()]
+    if t.layout == torch.sparse_csr:
+        parts = (t.crow_indices(), t.col_indices(), t.values())
+    elif t.layout == torch.sparse_coo:
+        parts = (t._indices(), t._values())
+    else:
+        return []
+    return [p.untyped_storage() for p in parts]
