@@ -49,14 +49,16 @@ from adaqp.plans import BitPlan
 
 FP32_B = 4
 FP32_BITS = 32  # a channel at this width sends raw fp32 rows: no per-row width tensors
-# RSS a CPU rank adds whatever its graph: modules it imports when it loads its data (~75 MiB),
-# shared-library pages its first epoch touches (~90 MiB) and thread pools (~8 MiB). Measured as the
-# RSS growth of a rank training a 400-node, 8-feature graph (torch 2.13 CPU, Linux, glibc).
-CPU_RANK_OVERHEAD_BYTES = 173 * 2**20
-# Resident over modelled live bytes on CPU, the rest of the RSS growth once the overhead is taken
-# off: 1.26-1.64 (middle 1.35) over Cora h256 GCN, R-MAT scale 13 h128 SAGE and a 40k-node SBM
-# h256 GCN, 2 ranks, 8 epochs (none of them validate's --quick workload).
-CPU_ALLOCATOR_SLACK = 1.35
+# RSS a CPU rank adds whatever its graph: modules it imports when it loads its data, shared-library
+# pages its first epoch touches and thread pools. Resident over modelled live bytes on CPU: glibc
+# keeps freed blocks in per-thread arenas and cannot always reuse them for the next, differently
+# sized tensor. Both measured by `python3 -m adaqp.experiments.memory_constants` (2026-12-07, the
+# 2-core machine of the `cpu-2core` profile, torch 2.13, glibc with adaqp's allocator settings),
+# on graphs validate never runs: the slack is the median growth over live bytes of a second fp32
+# run in one process (CiteSeer GCN 3 x 256, 1.35; a 40k-node SBM GCN 3 x 256, 1.47; an R-MAT
+# scale 12 SAGE 3 x 128, 1.78), the overhead a 400-node graph's growth less its scaled live bytes.
+CPU_RANK_OVERHEAD_BYTES = 170 * 2**20
+CPU_ALLOCATOR_SLACK = 1.49
 # Bytes per message element live while the eager path (adaqp.message.pack_message, no fused
 # kernel) encodes one peer's rows, counted from adaqp.quant and adaqp.rng: the rows gathered (4,
 # forward only), the scaled values (4), the codes (1), the counter hash and its shift (8 + 8) and
