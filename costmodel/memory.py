@@ -55,10 +55,11 @@ FP32_BITS = 32  # a channel at this width sends raw fp32 rows: no per-row width 
 # sized tensor. Both measured by `python3 -m adaqp.experiments.memory_constants` (2026-12-07, the
 # 2-core machine of the `cpu-2core` profile, torch 2.13, glibc with adaqp's allocator settings),
 # on graphs validate never runs: the slack is the median growth over live bytes of a second fp32
-# run in one process (CiteSeer GCN 3 x 256, 1.35; a 40k-node SBM GCN 3 x 256, 1.47; an R-MAT
-# scale 12 SAGE 3 x 128, 1.78), the overhead a 400-node graph's growth less its scaled live bytes.
-CPU_RANK_OVERHEAD_BYTES = 170 * 2**20
-CPU_ALLOCATOR_SLACK = 1.49
+# run in one process (CiteSeer GCN 3 x 256, 1.60; a 40k-node SBM GCN 3 x 256, 1.54; an R-MAT
+# scale 12 SAGE 3 x 128, 1.76; a second measurement the same day gave 1.63 overall), the overhead a
+# 400-node graph's growth less its scaled live bytes.
+CPU_RANK_OVERHEAD_BYTES = 172 * 2**20
+CPU_ALLOCATOR_SLACK = 1.60
 # Bytes per message element live while the eager path (adaqp.message.pack_message, no fused
 # kernel) encodes one peer's rows, counted from adaqp.quant and adaqp.rng: the rows gathered (4,
 # forward only), the scaled values (4), the codes (1), the counter hash and its shift (8 + 8) and
@@ -158,10 +159,12 @@ def _forward_work(l: int, w, n, h, shape: ModelShape, E) -> np.ndarray:
 
 def _backward_work(l: int, w, n, h, s) -> np.ndarray:
     """Live during layer ``l``'s backward: gradients of the output (through ReLU and LayerNorm)
-    and of the aggregate, of the halo rows, the rows received back, the local part and the sum."""
+    and of the aggregate, of the halo rows, the rows received back, the local part and the sum.
+    Layer 0's input (the features) needs no gradient: autograd stops at its weights."""
     a, b = w[l], w[l + 1]
-    halo_grads = FP32_B * a * (h + s) if l > 0 else 0
-    return FP32_B * (2 * n * b + 3 * n * a) + halo_grads
+    if l == 0:
+        return FP32_B * 2 * n * b
+    return FP32_B * (2 * n * b + 3 * n * a) + FP32_B * a * (h + s)
 
 
 def _coded_rows(stats: PlanStats, bits, layer: int, direction: str) -> np.ndarray:

@@ -29,7 +29,7 @@ def test_terms_by_hand():
     saved0, saved1 = 4 * n * 10 + 4 * n * 8, n * 8 + 4 * n * 8 + 4 * n * 3
     fwd1 = saved0 + 4 * 8 * (3 * n + h) + n * 8
     bwd1 = saved0 + saved1 + 4 * (2 * n * 3 + 3 * n * 8) + 4 * 8 * (h + s)
-    bwd0 = saved0 + 4 * (2 * n * 8 + 3 * n * 10)
+    bwd0 = saved0 + 4 * 2 * n * 8  # layer 0's input (the features) gets no gradient
     fwd0 = 4 * 10 * (3 * n + h) + n * 10
     assert t["activations"][0] == max(fwd0, fwd1, bwd0, bwd1)
     assert float(M.peak_memory_bytes(STATS, GCN)[0]) == sum(float(v[0]) for v in t.values())

@@ -86,3 +86,21 @@ def test_the_tracker_counts_new_storages_until_collected():
         live_sparse = m.live
     assert m.peak == max(4000, live_sparse) and live_sparse >= 3 * 8 + 2 * 8 + 2 * 4
     del s
+
+
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+def test_layer_0_backward_allocates_no_gradient_of_the_input(model):
+    """The model's layer-0 backward holds only the output's gradients: the features need none, so
+    autograd computes no gradient of width ``w0`` (one would be 4 n w0 bytes)."""
+    from adaqp.data.spec import load_dataset
+    from adaqp.runtime.model import GNN, ModelConfig
+    from adaqp.runtime.reference import FullGraphAggregator
+
+    g = load_dataset("sbm:nodes=1000,classes=4,feat=512,deg=6,seed=1")
+    net = GNN(ModelConfig(model, layers=2, hidden=16), g.num_features, g.num_classes)
+    logits = net(torch.as_tensor(g.features), FullGraphAggregator(g))
+    loss = logits.sum()
+    with LiveBytes() as m:
+        loss.backward()
+    one_input_gradient = 4 * g.num_nodes * g.num_features
+    assert m.peak < one_input_gradient / 4, (m.peak, one_input_gradient)
