@@ -59,6 +59,11 @@ class Grid:
     sync_spmm: tuple = SYNC_SPMM  # CPU: (rows, nnz) of the compute between two synchronising steps
     host_ranks: int | None = None  # CPU: sync and co-run tables for 2 .. this many ranks (None: 2 x cores)
 
+    def max_host_ranks(self) -> int:
+        """The most ranks the CPU host tables cover: ``host_ranks``, or two per core (the most
+        ranks sharing this host's cores that a prediction may ask about)."""
+        return self.host_ranks or max(2, 2 * (os.cpu_count() or 1))
+
 
 # Widths (features per node) reach 2048 and GEMM input widths 4096: a graph's input layer is as wide
 # as its features (Cora 1,433, CiteSeer 3,703), and a model evaluated far beyond its measured
@@ -394,7 +399,7 @@ def measure(device: str = "cpu", quick: bool = False, nprocs: int = 2, progress:
     cpu = not device.startswith("cuda")
     grid = grid or ((quick_grid() if cpu else gpu_quick_grid()) if quick else full_grid())
     threads = max(1, (os.cpu_count() or 1) // nprocs)
-    host_ranks = grid.host_ranks or max(2, 2 * (os.cpu_count() or 1))
+    host_ranks = grid.max_host_ranks()
     t_start, load = time.perf_counter(), [round(v, 2) for v in os.getloadavg()]  # other work skews timings
     benches = {op: (setup, sizes) for op, setup, sizes in op_benchmarks(grid)}
     steps = [*benches] + (["links", "sync", "corun"] if cpu else ["shared", "copies"])

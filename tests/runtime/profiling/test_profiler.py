@@ -15,7 +15,7 @@ TINY = Grid("tiny", spmm=((1000, 4000, 16), (2000, 40_000, 32), (8000, 32_000, 6
             gemm=((500, 16, 16), (2000, 64, 32), (4000, 32, 64), (1000, 128, 128)),
             elementwise=((500, 16), (4000, 32), (20_000, 64)), adam=(1000, 30_000, 300_000),
             link_bytes=(1024, 65_536, 1 << 20), allreduce_bytes=(4096, 65_536, 1 << 20),
-            warmup=1, reps=3, budget_s=0.05, sync_reps=10, sync_spmm=((500, 2000), (2000, 10_000)),
+            warmup=1, reps=3, budget_s=0.05, sync_reps=10, sync_spmm=((500, 2000), (2000, 10_000)), host_ranks=3,
             interference={"rows": 20_000, "nnz": 100_000, "width": 32, "reps": 3, "max_bytes": 8 << 20,
                           "corun_window_s": 0.05})
 
@@ -42,8 +42,14 @@ def test_tiny_measure_is_a_valid_complete_profile(tiny_profile):
     assert set(net.pairs) == {"0->1", "1->0"} and net.bw_Bps > 0 and net.latency_s >= 0
     assert [pt["nbytes"] for pt in net.points] == list(TINY.link_bytes)
     assert 0 <= p.meta["interference"]["per_rank"][0]["comm_outlasted_frac"] <= 1
-    ks = {str(k) for k in range(2, max(2, 2 * (os.cpu_count() or 1)) + 1)}  # up to 2 x cores ranks
-    assert set(p.corun_by_ranks) == ks and min(p.corun_by_ranks.values()) >= 1.0
+    assert set(p.corun_by_ranks) == {"2", "3"} and min(p.corun_by_ranks.values()) >= 1.0
+    assert set(p.sync_s) == set(p.allreduce_sync_s) == {"2", "3"}
+
+
+def test_host_tables_cover_two_ranks_per_core_unless_the_grid_says():
+    cores = os.cpu_count() or 1
+    assert Grid("g").max_host_ranks() == max(2, 2 * cores)
+    assert Grid("g", host_ranks=3).max_host_ranks() == 3
 
 
 def test_tiny_profile_round_trips_through_json(tiny_profile, tmp_path):
