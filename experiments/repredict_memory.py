@@ -6,14 +6,16 @@ The measured peaks stay as they were; each uniform-width row gets its prediction
 partition ``validate`` made (re-made here: METIS with the grid's seed is deterministic) and
 ``costmodel.memory.peak_memory_bytes``, with the process overhead on the first configuration of
 each (dataset, ranks, link) cell, as ``validate`` runs them. Rows with adaptive widths are left
-out: the BitPlan each run solved is not in the table. Prints the median and max |error| before
-and after, overall and per schedule. Nothing is fitted: the model only reads the plans.
+out (the BitPlan each run solved is not in the table), and so are rows without a measured peak.
+Prints the median and max |error| before and after, overall and per schedule. Nothing is
+fitted: the model only reads the plans.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import statistics
 import sys
 import tempfile
@@ -54,8 +56,8 @@ def repredict(rows: list[dict], layers: int, work: Path) -> list[dict]:
 
     plans, out = {}, []
     for r, first in zip(rows, first_of_cell(rows)):
-        if r["bits"] == "adaptive":
-            continue
+        if r["bits"] == "adaptive" or not _positive(r["mem_meas_MiB"]):
+            continue  # no stored BitPlan; no measured peak (a platform without resident-set figures)
         ds, k = r["dataset"], int(r["ranks"])
         grid = Grid(datasets=(ds,), ranks=(k,), hiddens=(int(r["hidden"]),), layers=layers, models=(r["model"],),
                     schedules=(r["schedule"],), bits=(r["bits"] if r["bits"] != "32" else "4",), profile_for=False)
@@ -73,6 +75,13 @@ def repredict(rows: list[dict], layers: int, work: Path) -> list[dict]:
         meas = float(r["mem_meas_MiB"])
         out.append({**r, "mem_repred_MiB": pred, "mem_repred_err_pct": (pred / meas - 1) * 100})
     return out
+
+
+def _positive(text: str) -> bool:
+    try:
+        return math.isfinite(float(text)) and float(text) > 0
+    except ValueError:
+        return False
 
 
 def _err(r: dict, pred_key: str) -> float:

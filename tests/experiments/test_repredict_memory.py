@@ -51,6 +51,7 @@ def test_rows_are_predicted_as_the_model_predicts_their_plan(tmp_path, capsys):
     (lambda p: p / "none.csv", "no such file"),
     (lambda p: _table(p / "t.csv", [r[:3] for r in ROWS], HEAD[:3]), "missing columns"),
     (lambda p: _table(p / "t.csv", [ROWS[2]]), "no uniform-width rows"),
+    (lambda p: _table(p / "t.csv", [ROWS[0][:-1] + ["nan"], ROWS[1][:-1] + [""]]), "no uniform-width rows"),
 ])
 def test_bad_tables_are_one_line_and_exit_2(tmp_path, capsys, make, words):
     assert R.main([str(make(tmp_path))]) == 2
