@@ -40,6 +40,8 @@ no activations), the CUDA context and the caching allocator's reserve.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from adaqp import wire
@@ -56,7 +58,7 @@ FP32_BITS = 32  # a channel at this width sends raw fp32 rows: no per-row width 
 # 2-core machine of the `cpu-2core` profile, torch 2.13, glibc with adaqp's allocator settings),
 # on graphs validate never runs: the slack is the median growth over live bytes of a second fp32
 # run in one process (CiteSeer GCN 3 x 256, 1.60; a 40k-node SBM GCN 3 x 256, 1.54; an R-MAT
-# scale 12 SAGE 3 x 128, 1.76; a second measurement the same day gave 1.63 overall), the overhead a
+# scale 12 SAGE 3 x 128, 1.76; two more runs that day gave 1.63 and 1.47 overall), the overhead a
 # 400-node graph's growth less its scaled live bytes.
 CPU_RANK_OVERHEAD_BYTES = 172 * 2**20
 CPU_ALLOCATOR_SLACK = 1.60
@@ -71,17 +73,23 @@ EAGER_DECODE_B = {1: 9, 2: 9, 4: 9, 8: 8}
 
 
 def peak_memory_bytes(stats: PlanStats, shape: ModelShape, bits=32, device: str = "cuda",
-                      first_in_process: bool = True, adaptive: bool = False) -> np.ndarray:
+                      first_in_process: bool = True, adaptive: bool = False,
+                      cpu_memory: Mapping[str, float] | None = None) -> np.ndarray:
     """Predicted peak bytes per rank ``[P]`` for ``shape`` trained on ``stats``'s plan with messages
     at ``bits`` (an int or a BitPlan), as measured on ``device`` (runtime/memory.py): the live
     bytes on ``cuda``; on ``cpu`` the resident growth, with the process overhead only for the
     ``first_in_process`` run (later runs of one process find it paid). ``adaptive``: rank 0
     re-solves the BitPlan during training (runtime/adaptive.py). CPU ranks code messages with the
-    eager path, GPU ranks with the fused kernels (no temporaries of a message's size)."""
+    eager path, GPU ranks with the fused kernels (no temporaries of a message's size).
+    ``cpu_memory``: a profile's measured ``allocator_slack`` / ``rank_overhead_bytes``
+    (``HardwareProfile.cpu_memory``); the module's constants where it has none."""
     live = sum(memory_terms(stats, shape, bits, adaptive, eager_coding=device == "cpu").values())
     if device != "cpu":
         return live
-    return live * CPU_ALLOCATOR_SLACK + (CPU_RANK_OVERHEAD_BYTES if first_in_process else 0.0)
+    cpu_memory = cpu_memory or {}
+    slack = float(cpu_memory.get("allocator_slack", CPU_ALLOCATOR_SLACK))
+    overhead = float(cpu_memory.get("rank_overhead_bytes", CPU_RANK_OVERHEAD_BYTES))
+    return live * slack + (overhead if first_in_process else 0.0)
 
 
 def memory_terms(stats: PlanStats, shape: ModelShape, bits=32, adaptive: bool = False,

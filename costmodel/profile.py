@@ -310,6 +310,10 @@ class HardwareProfile:
     # {k: [[gap_s, extra_s], ...] sorted by gap}}; where present for k, ``sync(k, step, gap_s)``
     # interpolates it (the delay grows with the compute a rank did since its last step).
     sync_by_gap: Mapping[str, Mapping[str, Sequence]] = field(default_factory=dict)
+    # what a CPU rank's resident memory adds to the live bytes the memory model counts, measured
+    # on this host (``experiments.memory_constants``): {"allocator_slack": >= 1,
+    # "rank_overhead_bytes": >= 0}; where absent, ``costmodel.memory``'s constants stand in
+    cpu_memory: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         require(self.kind in KINDS, f"profile kind must be one of {KINDS}, got {self.kind!r}")
@@ -337,6 +341,11 @@ class HardwareProfile:
                 for k, pts in table.items()),
                 f"profile {self.name!r}: sync_by_gap maps exchange/allreduce to {{ranks: [[gap_s, extra_s], "
                 "...]}} with numbers >= 0, gaps increasing")
+        bounds = {"allocator_slack": 1.0, "rank_overhead_bytes": 0.0}
+        for k, v in self.cpu_memory.items():
+            require(k in bounds and isinstance(v, (int, float)) and math.isfinite(v) and v >= bounds[k],
+                    f"profile {self.name!r}: cpu_memory holds allocator_slack (>= 1) and rank_overhead_bytes "
+                    f"(>= 0), got {k!r}: {v!r}")
 
     def sync(self, ranks: int, step: str = "exchange", gap_s: float | None = None) -> float:
         """``sync_s`` (``step="allreduce"``: ``allreduce_sync_s``) for ``ranks`` ranks sharing the
@@ -389,6 +398,7 @@ class HardwareProfile:
                 "corun": self.corun, "sync_s": dict(self.sync_s),
                 "allreduce_sync_s": dict(self.allreduce_sync_s), "corun_by_ranks": dict(self.corun_by_ranks),
                 **({"sync_by_gap": {k: dict(v) for k, v in self.sync_by_gap.items()}} if self.sync_by_gap else {}),
+                **({"cpu_memory": dict(self.cpu_memory)} if self.cpu_memory else {}),
                 "ops": {k: v.to_dict() for k, v in self.ops.items()},
                 "links": {k: v.to_dict() for k, v in self.links.items()}}
 
@@ -407,7 +417,8 @@ class HardwareProfile:
                        {str(k): float(v) for k, v in dict(d.get("allreduce_sync_s", {})).items()},
                        {str(k): float(v) for k, v in dict(d.get("corun_by_ranks", {})).items()},
                        {str(st): {str(k): [list(map(float, pt)) for pt in pts] for k, pts in dict(t).items()}
-                        for st, t in dict(d.get("sync_by_gap", {})).items()})
+                        for st, t in dict(d.get("sync_by_gap", {})).items()},
+                       {str(k): float(v) for k, v in dict(d.get("cpu_memory", {})).items()})
         except KeyError as e:
             raise AdaqpInputError(f"{source}: missing field {e}") from None
         except AdaqpInputError as e:

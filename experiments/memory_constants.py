@@ -1,6 +1,6 @@
 """Measure the two CPU constants of the memory model on this machine, on graphs `validate` never runs.
 
-    python3 -m adaqp.experiments.memory_constants [--epochs 4]
+    python3 -m adaqp.experiments.memory_constants [--epochs 4] [--profile P --out FILE]
 
 ``costmodel.memory`` predicts a CPU rank's resident growth as ``live x CPU_ALLOCATOR_SLACK``,
 plus ``CPU_RANK_OVERHEAD_BYTES`` for the first run in a process. Here each workload (CiteSeer,
@@ -12,7 +12,9 @@ SAGE 3 x 128; none of them in `validate`'s grid) trains twice in one process gro
   by then), the median over workloads and ranks;
 * **overhead**: the tiny graph's growth less its slack-scaled live bytes.
 
-Prints both beside the constants the model carries. Nothing here reads `validate`'s runs.
+Prints both beside the constants the model carries; with ``--out``, writes profile ``P`` (a
+bundled name or a file; default cpu-2core) with both as its ``cpu_memory``, which `estimate`,
+`simulate` and `validate` then predict with. Nothing here reads `validate`'s runs.
 """
 
 from __future__ import annotations
@@ -80,9 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m adaqp.experiments.memory_constants",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=4, help="epochs per run (default 4)")
+    ap.add_argument("--profile", default="cpu-2core", help="with --out: the profile to write them into")
+    ap.add_argument("--out", type=Path, default=None, help="write --profile with the measured cpu_memory here")
     args = ap.parse_args(argv)
     try:
+        from adaqp.costmodel.profile import load_profile
+
         require(args.epochs >= 1, f"--epochs must be >= 1, got {args.epochs}")
+        base = load_profile(args.profile) if args.out is not None else None
         with tempfile.TemporaryDirectory(prefix="adaqp-memconst-") as tmp:
             work = Path(tmp)
             rows = []
@@ -103,7 +110,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"allocator slack {got['slack']:.2f} (the model carries {CPU_ALLOCATOR_SLACK}); "
           f"process overhead {got['overhead_bytes'] / 2**20:.0f} MiB (the model carries "
           f"{CPU_RANK_OVERHEAD_BYTES / 2**20:.0f})")
+    if base is not None:
+        try:
+            write_profile(base, got, args.out, args.epochs)
+        except OSError as e:
+            print(f"memory_constants: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.out} ({base.name} with cpu_memory: slack {got['slack']:.2f}, "
+              f"overhead {got['overhead_bytes'] / 2**20:.0f} MiB)")
     return 0
+
+
+def write_profile(base, got: dict, out: Path, epochs: int) -> Path:
+    """``base`` with the measured constants as its ``cpu_memory``, and how they were measured in
+    its ``meta``."""
+    import dataclasses
+    from datetime import date
+
+    meta = {**base.meta, "cpu_memory": {
+        "measured": date.today().isoformat(), "by": "python3 -m adaqp.experiments.memory_constants",
+        "epochs": epochs, "workloads": [f"{d} {m} 3x{h}" for d, m, h in WORKLOADS],
+        "slack_by_dataset": {d: round(v, 3) for d, v in got["slack_by_dataset"].items()}}}
+    prof = dataclasses.replace(base, meta=meta, cpu_memory={"allocator_slack": round(max(1.0, got["slack"]), 3),
+                                                            "rank_overhead_bytes": float(max(0, round(got["overhead_bytes"])))})
+    return prof.save(out)
 
 
 if __name__ == "__main__":

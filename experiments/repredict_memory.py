@@ -1,6 +1,6 @@
 """Re-predict the peak memory of an ``adaqp validate`` table with the current memory model.
 
-    python3 -m adaqp.experiments.repredict_memory docs/validate.csv [--layers 3] [--out new.csv]
+    python3 -m adaqp.experiments.repredict_memory docs/validate.csv [--layers 3] [--profile P] [--out new.csv]
 
 The measured peaks stay as they were; each uniform-width row gets its prediction again from the
 partition ``validate`` made (re-made here: METIS with the grid's seed is deterministic) and
@@ -46,7 +46,7 @@ def first_of_cell(rows: list[dict]) -> list[bool]:
     return out
 
 
-def repredict(rows: list[dict], layers: int, work: Path) -> list[dict]:
+def repredict(rows: list[dict], layers: int, work: Path, cpu_memory=None) -> list[dict]:
     from adaqp.costmodel.memory import peak_memory_bytes
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
@@ -71,7 +71,7 @@ def repredict(rows: list[dict], layers: int, work: Path) -> list[dict]:
             plans[(ds, k)] = (PlanStats.from_halo_plan(HaloPlan.load(plan_dir)), load_dataset(ds))
         stats, graph = plans[(ds, k)]
         pred = float(peak_memory_bytes(stats, model_shape(cfg, graph), cfg.uniform_bits, "cpu",
-                                       first_in_process=first).max()) / 2**20
+                                       first_in_process=first, cpu_memory=cpu_memory).max()) / 2**20
         meas = float(r["mem_meas_MiB"])
         out.append({**r, "mem_repred_MiB": pred, "mem_repred_err_pct": (pred / meas - 1) * 100})
     return out
@@ -108,13 +108,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m adaqp.experiments.repredict_memory", description=__doc__.split("\n")[0])
     ap.add_argument("table", type=Path, help="a validate.csv")
     ap.add_argument("--layers", type=int, default=3, help="the GNN layers the table was run with (default 3)")
+    ap.add_argument("--profile", default="cpu-2core",
+                    help="the profile whose cpu_memory constants apply, if it has them (default cpu-2core)")
     ap.add_argument("--out", type=Path, default=None, help="write the rows with mem_repred_MiB / _err_pct here")
     args = ap.parse_args(argv)
     try:
+        from adaqp.costmodel.profile import load_profile
+
         require(args.layers >= 1, f"--layers must be >= 1, got {args.layers}")
+        cpu_memory = load_profile(args.profile).cpu_memory
         rows = read_rows(args.table)
         with tempfile.TemporaryDirectory(prefix="adaqp-repredict-") as work:
-            got = repredict(rows, args.layers, Path(work))
+            got = repredict(rows, args.layers, Path(work), cpu_memory)
         require(got, f"{args.table}: no uniform-width rows to re-predict")
     except AdaqpInputError as e:
         print(f"repredict_memory: {e}", file=sys.stderr)

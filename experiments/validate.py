@@ -301,19 +301,21 @@ def _compare(grid, dataset, cfgs, results, plan_dir, cluster, link, calls, corun
             row[f"{ph}_err_pct"] = (pred[ph] / meas[ph] - 1) * 100 if meas[ph] > 0 else float("nan")
         row["epoch_meas_iqr_pct"] = meas["epoch_iqr_pct"]
         row.update(memory_row(stats, shape, _bits_of(cfg, per_rank[0]), per_rank, grid.device, first=i == 0,
-                              adaptive=cfg.adaptive))
+                              adaptive=cfg.adaptive, cpu_memory=prof.cpu_memory))
         rows.append(row)
     return rows
 
 
-def memory_row(stats, shape, bits, per_rank: list[dict], device: str, first: bool, adaptive: bool = False) -> dict:
-    """Peak memory of the busiest rank, predicted (costmodel/memory.py) and measured
-    (runtime/memory.py), in MiB. On CPU the per-process overhead is predicted for the ``first``
-    configuration a process group runs only: later ones find the modules imported, the library
-    pages resident and the thread pools started."""
+def memory_row(stats, shape, bits, per_rank: list[dict], device: str, first: bool, adaptive: bool = False,
+               cpu_memory=None) -> dict:
+    """Peak memory of the busiest rank, predicted (costmodel/memory.py, with the profile's
+    ``cpu_memory`` where it has one) and measured (runtime/memory.py), in MiB. On CPU the
+    per-process overhead is predicted for the ``first`` configuration a process group runs only:
+    later ones find the modules imported, the library pages resident and the thread pools started."""
     from adaqp.costmodel.memory import peak_memory_bytes
 
-    pred = float(peak_memory_bytes(stats, shape, bits, device, first_in_process=first, adaptive=adaptive).max()) / 2**20
+    pred = float(peak_memory_bytes(stats, shape, bits, device, first_in_process=first, adaptive=adaptive,
+                                   cpu_memory=cpu_memory).max()) / 2**20
     measured = [r.get("peak_memory_bytes") for r in per_rank]
     meas = max(measured) / 2**20 if None not in measured else float("nan")
     return {"mem_pred_MiB": pred, "mem_meas_MiB": meas,

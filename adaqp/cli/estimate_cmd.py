@@ -39,7 +39,7 @@ def run(args) -> int:
     print(f"epoch {e.epoch_time_s * 1e3:.2f} ms = compute {e.compute_time_s * 1e3:.2f} + exposed communication "
           f"{e.exposed_comm_s * 1e3:.2f} (all-reduce {e.allreduce_s * 1e3:.2f}); communication alone "
           f"{e.comm_time_s * 1e3:.2f} ms")
-    mem = peak_memory_bytes(sc.stats, sc.shape, bits, sc.profile.device)
+    mem = peak_memory_bytes(sc.stats, sc.shape, bits, sc.profile.device, cpu_memory=sc.profile.cpu_memory)
     print(memory_line(mem, sc.profile.device))
     if out is not None:
         write_csv(out / "exchanges.csv", rows)

@@ -42,7 +42,7 @@ def run(args) -> int:
                          trace=out is not None)
         e = estimate(stats, shape, args.schedule, cluster, profile, bits)
     _print(r, e, graph, cluster, profile, args, format_table)
-    mem = peak_memory_bytes(stats, shape, bits, profile.device)
+    mem = peak_memory_bytes(stats, shape, bits, profile.device, cpu_memory=profile.cpu_memory)
     print("\n" + memory_line(mem, profile.device))
     if out is not None:
         write_csv(out / "utilisation.csv", r.utilisation, ["resource", "kind", "busy_s", "utilisation"])

@@ -49,6 +49,31 @@ def test_cpu_adds_allocator_slack_and_the_process_overhead_once():
     assert np.allclose(later, live * M.CPU_ALLOCATOR_SLACK)
 
 
+def test_a_profiles_measured_cpu_memory_replaces_the_constants():
+    live = M.peak_memory_bytes(STATS, GCN)
+    mine = {"allocator_slack": 2.0, "rank_overhead_bytes": 100.0}
+    assert np.allclose(M.peak_memory_bytes(STATS, GCN, device="cpu", cpu_memory=mine), live * 2.0 + 100.0)
+    half = M.peak_memory_bytes(STATS, GCN, device="cpu", cpu_memory={"allocator_slack": 2.0})
+    assert np.allclose(half, live * 2.0 + M.CPU_RANK_OVERHEAD_BYTES)
+    assert np.allclose(M.peak_memory_bytes(STATS, GCN, device="cuda", cpu_memory=mine), live)
+
+
+def test_estimate_predicts_with_the_profiles_cpu_memory(tmp_path):
+    import dataclasses
+
+    from adaqp.cli.main import main
+    from adaqp.costmodel.profile import load_profile
+
+    argv = ["estimate", "cora", "--parts", "2", "--cluster", "local-cpu", "--layers", "2", "--hidden", "16"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    prof = load_profile("cpu-2core")
+    path = dataclasses.replace(prof, cpu_memory={"allocator_slack": 3.0, "rank_overhead_bytes": 0.0}).save(tmp_path / "p.json")
+    assert main([*argv, "--profile", str(path), "--out", str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "summary.json").read_text())["peak_memory_bytes"]["max"] for d in "ab")
+    live = (a - M.CPU_RANK_OVERHEAD_BYTES) / M.CPU_ALLOCATOR_SLACK
+    assert b == pytest.approx(3.0 * live, rel=1e-6)
+
+
 def test_adaptive_reloads_the_graph_on_rank_0_only():
     base, ad = M.memory_terms(STATS, GCN), M.memory_terms(STATS, GCN, adaptive=True)
     assert ad["solver"][0] == (base["data"] + base["plan"]).sum() and ad["solver"][1] == 0

@@ -35,12 +35,22 @@ def test_round_trip_keeps_every_figure(doc, tmp_path):
     (lambda d: d.update(interference=0.5), "interference must be a number >= 1"),
     (lambda d: d.update(kind="guessed"), "profile kind must be one of"),
     (lambda d: d.pop("ops"), "missing field 'ops'"),
+    (lambda d: d.update(cpu_memory={"allocator_slack": 0.9}), "cpu_memory holds allocator_slack (>= 1)"),
+    (lambda d: d.update(cpu_memory={"slack": 1.2}), "cpu_memory holds"),
 ])
 def test_malformed_profiles_are_refused_with_the_reason(doc, mutate, message):
     d = copy.deepcopy(doc)
     mutate(d)
     with pytest.raises(AdaqpInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         HardwareProfile.from_dict(d, source="p.json")
+
+
+def test_measured_cpu_memory_round_trips(doc, tmp_path):
+    d = copy.deepcopy(doc)
+    d["cpu_memory"] = {"allocator_slack": 1.7, "rank_overhead_bytes": 180.0 * 2**20}
+    q = load_profile(HardwareProfile.from_dict(d).save(tmp_path / "m.json"))
+    assert q.cpu_memory == d["cpu_memory"] and q.to_dict()["cpu_memory"] == d["cpu_memory"]
+    assert "cpu_memory" not in doc  # the bundled profile leaves it to costmodel.memory's constants
 
 
 def test_unknown_name_and_corrupt_file(tmp_path):

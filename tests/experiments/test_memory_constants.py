@@ -32,3 +32,24 @@ def test_bad_epochs_are_one_line_and_exit_2(capsys):
     assert MC.main(["--epochs", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--epochs" in err[0]
+
+
+def test_out_writes_the_profile_with_its_measured_cpu_memory(tmp_path, monkeypatch, capsys):
+    from adaqp.costmodel.profile import load_profile
+
+    def fake(dataset, model, hidden, runs, epochs, work):  # no training: the rows a run would give
+        return [{"dataset": dataset, "run": i, "rank": 0, "rss": 100.0 + 60.0 * (i == 1) + 171.0 * 2**20 * (runs == 1),
+                 "live": 100.0} for i in range(runs)]
+
+    monkeypatch.setattr(MC, "measure", fake)
+    assert MC.main(["--out", str(tmp_path / "p.json")]) == 0
+    p = load_profile(tmp_path / "p.json")
+    assert p.cpu_memory == {"allocator_slack": 1.6, "rank_overhead_bytes": float(171 * 2**20 + 100 - 160)}
+    assert p.meta["cpu_memory"]["by"].endswith("memory_constants") and p.name == "cpu-2core"
+    assert "wrote" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_an_unknown_profile_is_refused_before_anything_trains(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(MC, "measure", lambda *a: pytest.fail("trained"))
+    assert MC.main(["--profile", "no-such-profile", "--out", str(tmp_path / "p.json")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
