@@ -46,7 +46,7 @@ import numpy as np
 
 from adaqp import wire
 from adaqp.costmodel.program import ModelShape
-from adaqp.costmodel.workload import PlanStats, exchanges
+from adaqp.costmodel.workload import PlanStats, directed_pair_rows, exchanges
 from adaqp.plans import BitPlan
 
 FP32_B = 4
@@ -183,7 +183,7 @@ def _coded_rows(stats: PlanStats, bits, layer: int, direction: str) -> np.ndarra
             if (lay, d) == (layer, direction):
                 out[snd, rcv] = np.isin(bits.channel(lay, d, snd, rcv), wire.QUANT_BITS).sum()
         return out
-    rows = stats.pair_rows if direction == "fwd" else stats.pair_rows.T
+    rows = directed_pair_rows(stats, direction)
     return rows.astype(np.float64) if wire.check_bits(bits) in wire.QUANT_BITS else np.zeros(rows.shape)
 
 

@@ -63,8 +63,14 @@ def exchanges(stats: PlanStats, widths: list[int], bits: int | BitPlan) -> list[
     return out
 
 
+def directed_pair_rows(stats: PlanStats, direction: str) -> np.ndarray:
+    """Rows per ordered pair ``[sender, receiver]`` of one exchange: the forward plan's, or its
+    transpose backward (the halo rows' gradients flow back to their owners)."""
+    return stats.pair_rows if direction == "fwd" else stats.pair_rows.T
+
+
 def _exchange(stats: PlanStats, layer: int, direction: str, width: int, bits) -> Exchange:
-    rows = stats.pair_rows if direction == "fwd" else stats.pair_rows.T  # bwd: gradients flow back
+    rows = directed_pair_rows(stats, direction)
     if isinstance(bits, BitPlan):
         return _from_bitplan(bits, layer, direction, width, rows.shape[0])
     b = wire.check_bits(bits)

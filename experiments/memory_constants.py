@@ -125,10 +125,11 @@ def write_profile(base, got: dict, out: Path, epochs: int) -> Path:
     """``base`` with the measured constants as its ``cpu_memory``, and how they were measured in
     its ``meta``."""
     import dataclasses
-    from datetime import date
+    from datetime import datetime, timezone
 
     meta = {**base.meta, "cpu_memory": {
-        "measured": date.today().isoformat(), "by": "python3 -m adaqp.experiments.memory_constants",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "by": "python3 -m adaqp.experiments.memory_constants",
         "epochs": epochs, "workloads": [f"{d} {m} 3x{h}" for d, m, h in WORKLOADS],
         "slack_by_dataset": {d: round(v, 3) for d, v in got["slack_by_dataset"].items()}}}
     prof = dataclasses.replace(base, meta=meta, cpu_memory={"allocator_slack": round(max(1.0, got["slack"]), 3),

@@ -47,11 +47,14 @@ def first_of_cell(rows: list[dict]) -> list[bool]:
 
 
 def repredict(rows: list[dict], layers: int, work: Path, cpu_memory=None) -> list[dict]:
+    from adaqp import wire
     from adaqp.costmodel.memory import peak_memory_bytes
+    from adaqp.costmodel.program import ModelShape
     from adaqp.costmodel.workload import PlanStats
     from adaqp.data.spec import load_dataset
-    from adaqp.experiments.validate import Grid, model_shape, plan_dir_for, train_configs
+    from adaqp.experiments.validate import Grid, plan_dir_for, train_configs
     from adaqp.halo import HaloPlan
+    from adaqp.runtime.model import ModelConfig
     from adaqp.runtime.prepare import prepare_plan
 
     plans, out = {}, []
@@ -59,18 +62,17 @@ def repredict(rows: list[dict], layers: int, work: Path, cpu_memory=None) -> lis
         if r["bits"] == "adaptive" or not _positive(r["mem_meas_MiB"]):
             continue  # no stored BitPlan; no measured peak (a platform without resident-set figures)
         ds, k = r["dataset"], int(r["ranks"])
-        grid = Grid(datasets=(ds,), ranks=(k,), hiddens=(int(r["hidden"]),), layers=layers, models=(r["model"],),
-                    schedules=(r["schedule"],), bits=(r["bits"] if r["bits"] != "32" else "4",), profile_for=False)
-        cfg = next((c for c in train_configs(grid, ds, k, None)
-                    if c.schedule == r["schedule"] and str(c.bits) == r["bits"]), None)
-        require(cfg is not None, f"row {r['dataset']} {r['schedule']} {r['bits']}: not a validate configuration")
-        if (ds, k) not in plans:
+        require(r["bits"].isdigit(), f"row {ds} {r['schedule']}: bits {r['bits']!r} is not a width")
+        if (ds, k) not in plans:  # the partition validate made: its cell's first configuration's
             plan_dir = plan_dir_for(work, ds, k)
             plan_dir.mkdir(parents=True, exist_ok=True)
-            prepare_plan(cfg, plan_dir)
+            grid = Grid(datasets=(ds,), ranks=(k,), layers=layers, profile_for=False)
+            prepare_plan(train_configs(grid, ds, k, None)[0], plan_dir)
             plans[(ds, k)] = (PlanStats.from_halo_plan(HaloPlan.load(plan_dir)), load_dataset(ds))
         stats, graph = plans[(ds, k)]
-        pred = float(peak_memory_bytes(stats, model_shape(cfg, graph), cfg.uniform_bits, "cpu",
+        shape = ModelShape.of(ModelConfig(r["model"], layers, int(r["hidden"])), graph.num_features,
+                              graph.num_classes)
+        pred = float(peak_memory_bytes(stats, shape, wire.check_bits(int(r["bits"])), "cpu",
                                        first_in_process=first, cpu_memory=cpu_memory).max()) / 2**20
         meas = float(r["mem_meas_MiB"])
         out.append({**r, "mem_repred_MiB": pred, "mem_repred_err_pct": (pred / meas - 1) * 100})

@@ -32,6 +32,7 @@ from adaqp.costmodel import durations as D
 from adaqp.costmodel.analytic import device_max
 from adaqp.costmodel.network import allreduce_s, exchange_loads, host_delay_terms, nic_crowding
 from adaqp.costmodel.program import AllReduce, Compute, Exchange, build_program
+from adaqp.costmodel.workload import directed_pair_rows
 from adaqp.solver.groups import Groups
 
 from adaqp.errors import require
@@ -157,7 +158,7 @@ class _Builder:
         gs = self.in_exchange(k)
         if gs.size == 0:
             return _term(floor, np.zeros(0), [], label)
-        flows = self.stats.pair_rows if k[1] == "fwd" else self.stats.pair_rows.T
+        flows = directed_pair_rows(self.stats, k[1])
         _, lat = exchange_loads(self.cluster, self.profile, (flows > 0).astype(float))
         # every flow of the plan carries bytes at any width: the NICs' crowding is a constant here
         crowd = nic_crowding(self.cluster, flows)
